@@ -1,0 +1,57 @@
+"""The root ``f2f`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from f2f_cli import __version__
+from f2f_cli.cli import migrate, serve
+from f2f_cli.cli.unbuilt import add_unbuilt
+
+app = typer.Typer(
+    name="f2f",
+    help=(
+        "Fridge2Fork backend and operations toolkit.\n\n"
+        "Serves the session API, moves live sessions from PostgreSQL to Redis, "
+        "and gives operators tools to inspect sessions, load recipes and measure it all.\n\n"
+        "Configuration comes from F2F_* environment variables (or a .env file); "
+        "with none set, f2f runs on an embedded SQLite file ./f2f.db.\n\n"
+        "Examples:\n\n"
+        "  f2f serve --port 8000\n\n"
+        "  F2F_DATABASE_URL=postgresql://app@db/f2f f2f migrate db upgrade"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"f2f {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Fridge2Fork backend and operations toolkit."""
+
+
+app.command("serve")(serve.serve)
+add_unbuilt(app, "worker", "Run the PostgreSQL backup writer of the redis phase")
+app.add_typer(migrate.app, name="migrate")
+add_unbuilt(app, "sessions", "Inspect, list, expire, purge and restore sessions")
+add_unbuilt(app, "recipes", "Seed and import the recipe catalog, ask for recommendations")
+add_unbuilt(app, "bench", "Measure the stores, the recommender and the HTTP path")
+
+
+def main() -> None:
+    app()

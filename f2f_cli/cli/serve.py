@@ -1,0 +1,58 @@
+"""``f2f serve``: the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from f2f_cli.cli.common import cli_errors, load_settings, stdout
+from f2f_cli.db import migrate as schema
+from f2f_cli.errors import SchemaNotReady
+
+
+@cli_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.", envvar="F2F_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.", envvar="F2F_PORT", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", envvar="F2F_WORKERS", min=1, max=64)] = 1,
+    log_level: Annotated[
+        str | None, typer.Option(help="uvicorn log level (default: F2F_LOG_LEVEL).")
+    ] = None,
+) -> None:
+    """Serve the session API.
+
+    On the embedded default (SQLite, nothing configured) the schema is created
+    or upgraded first. Against PostgreSQL the schema must already be at head:
+    run 'f2f migrate db upgrade' (the Helm chart does it in a hook).
+
+    Examples:
+
+      f2f serve
+
+      F2F_DATABASE_URL=postgresql://app@db/f2f f2f serve --host 0.0.0.0 --workers 4
+    """
+    import uvicorn
+
+    settings = load_settings()
+    if settings.is_sqlite:
+        schema.upgrade(settings.database_url)
+    else:
+        st = schema.state(settings.database_url)
+        if not st.at_head:
+            raise SchemaNotReady(
+                f"database schema is at {st.current or 'empty'}, this f2f needs {st.head}: "
+                "run 'f2f migrate db upgrade' first"
+            )
+    stdout().print(f"f2f serving on http://{host}:{port}{settings.api_prefix} (phase runtime starting)")
+    uvicorn.run(
+        "f2f_cli.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level or settings.log_level,
+        proxy_headers=True,
+        server_header=False,
+        lifespan="on",
+    )

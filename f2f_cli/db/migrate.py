@@ -1,0 +1,107 @@
+"""Schema migrations (Alembic) driven from code, so they work from an installed wheel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import SQLAlchemyError
+
+from f2f_cli.db.engine import create_sync_engine_for
+from f2f_cli.errors import StoreUnavailable
+from f2f_cli.settings import mask_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    revision: str
+    down_revision: str | None
+    message: str
+    is_head: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+
+def _config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' is Alembic's interpolation character; passwords may contain it.
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def _run(database_url: str, action: str, target: str) -> None:
+    engine = create_sync_engine_for(database_url)
+    cfg = _config(database_url)
+    try:
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            if action == "upgrade":
+                command.upgrade(cfg, target)
+            else:
+                command.downgrade(cfg, target)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot migrate {mask_url(database_url)}: {_first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def upgrade(database_url: str, target: str = "head") -> None:
+    _run(database_url, "upgrade", target)
+
+
+def downgrade(database_url: str, target: str = "-1") -> None:
+    _run(database_url, "downgrade", target)
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def state(database_url: str) -> SchemaState:
+    """The revision the database is at, next to the code's head."""
+    engine = create_sync_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot reach {mask_url(database_url)}: {_first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+    return SchemaState(current=current, head=head_revision())
+
+
+def history() -> list[Revision]:
+    """Every revision, newest first."""
+    script = ScriptDirectory.from_config(_config("sqlite://"))
+    heads = set(script.get_heads())
+    return [
+        Revision(
+            revision=rev.revision,
+            down_revision=rev.down_revision if isinstance(rev.down_revision, str) else None,
+            message=(rev.doc or "").strip().splitlines()[0] if rev.doc else "",
+            is_head=rev.revision in heads,
+        )
+        for rev in script.walk_revisions()
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,125 @@
+"""SQLAlchemy Core tables: one ``MetaData`` for every table f2f owns.
+
+The Alembic migrations in ``f2f_cli/migrations`` create exactly these tables;
+``tests/unit/test_schema.py`` checks the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from f2f_cli.db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+SESSION_ID_LENGTH = 64
+INGREDIENT_NAME_LENGTH = 200
+
+fridge_sessions = Table(
+    "fridge_sessions",
+    metadata,
+    Column("session_id", String(SESSION_ID_LENGTH), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("version", BigInteger(), nullable=False),
+    # A deleted session stays as a tombstone (no ingredients) until it would have
+    # expired, so a late, older copy from the other store cannot bring it back.
+    Column("deleted_at", UTCDateTime(), nullable=True),
+    Index("ix_fridge_sessions_expires_at", "expires_at"),
+)
+
+fridge_session_ingredients = Table(
+    "fridge_session_ingredients",
+    metadata,
+    Column(
+        "session_id",
+        String(SESSION_ID_LENGTH),
+        ForeignKey("fridge_sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(INGREDIENT_NAME_LENGTH), primary_key=True),
+    Column("added_at", UTCDateTime(), nullable=False),
+)
+
+# One row (id = 1): the phase every instance must follow.
+f2f_control = Table(
+    "f2f_control",
+    metadata,
+    Column("id", SmallInteger(), primary_key=True, autoincrement=False),
+    Column("phase", String(16), nullable=False),
+    Column("epoch", BigInteger(), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    Column("changed_by", String(200), nullable=False),
+    # False while a failed Redis copy in `dual` awaits repair: every instance then reads SQL.
+    Column("redis_trusted", Boolean(), nullable=False),
+)
+
+f2f_instances = Table(
+    "f2f_instances",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # serve | worker
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("phase_seen", String(16), nullable=False),
+    Column("epoch_seen", BigInteger(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Index("ix_f2f_instances_last_seen", "last_seen"),
+)
+
+# Resumable bulk copies (backfill, restore): where the last committed batch ended.
+f2f_checkpoints = Table(
+    "f2f_checkpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_session_id", String(SESSION_ID_LENGTH), nullable=True),
+    Column("copied", BigInteger(), nullable=False),
+    Column("skipped", BigInteger(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Sessions whose Redis copy failed in `dual`; drained by the repair pass.
+f2f_repair_queue = Table(
+    "f2f_repair_queue",
+    metadata,
+    Column("session_id", String(SESSION_ID_LENGTH), primary_key=True),
+    Column("queued_at", UTCDateTime(), nullable=False),
+    Column("reason", String(200), nullable=False),
+)
+
+# Audit trail of phase steps, shown by `f2f migrate status`.
+f2f_phase_history = Table(
+    "f2f_phase_history",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("from_phase", String(16), nullable=True),
+    Column("to_phase", String(16), nullable=True),
+    Column("epoch", BigInteger(), nullable=True),
+    Column("detail", Text(), nullable=True),
+)

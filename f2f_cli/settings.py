@@ -1,0 +1,218 @@
+"""Configuration from F2F_* environment variables (and an optional ``.env``).
+
+Nothing happens at import time: call :func:`get_settings` (or
+:meth:`Settings.from_env` with an explicit mapping in tests). Any invalid value
+raises :class:`~f2f_cli.errors.ConfigError` naming the variable, which the CLI
+prints as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from f2f_cli.errors import ConfigError
+
+LogFormat = Literal["console", "json"]
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./f2f.db"
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
+_PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the URL forms operators paste to the async drivers f2f uses.
+
+    ``postgres://`` and ``postgresql://`` (Heroku/Kubernetes style) become
+    ``postgresql+psycopg://``; ``sqlite://`` becomes ``sqlite+aiosqlite://``.
+    """
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("expected a URL such as postgresql://user@host/db or sqlite:///./f2f.db")
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    raise ValueError(f"unsupported database scheme {scheme!r} (use postgresql:// or sqlite://)")
+
+
+def sync_database_url(url: str) -> str:
+    """The synchronous twin of an async URL, for Alembic and bulk tools."""
+    if url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+pysqlite://" + url.removeprefix("sqlite+aiosqlite://")
+    return url  # psycopg 3 serves both sync and async under one dialect name
+
+
+def mask_url(url: str | None) -> str:
+    """The URL with any password replaced, safe for logs and status output."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _redis_url(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    scheme = raw.partition("://")[0].lower()
+    if scheme not in _REDIS_SCHEMES or "://" not in raw:
+        raise ValueError(f"unsupported scheme (use one of {', '.join(s + '://' for s in _REDIS_SCHEMES)})")
+    return raw
+
+
+def _api_prefix(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not value.startswith("/"):
+        value = "/" + value
+    if not _PREFIX_RE.match(value):
+        raise ValueError("must look like /v1 (letters, digits, . _ ~ - and slashes)")
+    return value
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("console", "json"):
+        raise ValueError("expected console or json")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("critical", "error", "warning", "info", "debug"):
+        raise ValueError("expected one of critical, error, warning, info, debug")
+    return value
+
+
+def _key_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c in value for c in "{} \t\r\n*?[]"):
+        raise ValueError("must be non-empty without spaces, braces or glob characters")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _env(name: str, parser: Callable[[str], Any], **kwargs: Any) -> Any:
+    metadata = {"env": name, "parser": parser}
+    return field(metadata=metadata, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every F2F_* setting, already validated and normalised."""
+
+    database_url: str = _env("F2F_DATABASE_URL", normalize_database_url, default=DEFAULT_DATABASE_URL)
+    redis_url: str | None = _env("F2F_REDIS_URL", _redis_url, default=None)
+    redis_key_prefix: str = _env("F2F_REDIS_KEY_PREFIX", _key_prefix, default="f2f")
+    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _positive_float, default=0.05)
+    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _positive_float, default=0.05)
+    session_ttl_seconds: int = _env("F2F_SESSION_TTL_SECONDS", _positive_int, default=86400)
+    max_ingredients: int = _env("F2F_MAX_INGREDIENTS", _positive_int, default=100)
+    max_ingredient_length: int = _env("F2F_MAX_INGREDIENT_LENGTH", _positive_int, default=50)
+    max_body_bytes: int = _env("F2F_MAX_BODY_BYTES", _positive_int, default=16384)
+    api_prefix: str = _env("F2F_API_PREFIX", _api_prefix, default="/v1")
+    log_format: LogFormat = _env("F2F_LOG_FORMAT", _log_format, default="console")
+    log_level: str = _env("F2F_LOG_LEVEL", _log_level, default="info")
+    phase_poll_seconds: float = _env("F2F_PHASE_POLL_SECONDS", _positive_float, default=2.0)
+    cookie_secure: bool | None = _env("F2F_COOKIE_SECURE", _parse_bool, default=None)
+    db_pool_size: int = _env("F2F_DB_POOL_SIZE", _positive_int, default=10)
+    cors_origins: tuple[str, ...] = _env("F2F_CORS_ORIGINS", _csv, default=())
+    instance_name: str | None = _env("F2F_INSTANCE_NAME", str.strip, default=None)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file.
+
+        Real environment variables win over the file, as operators expect.
+        """
+        source: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            from dotenv import dotenv_values
+
+            source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        source.update(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = source.get(name)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["parser"](raw)
+            except ValueError as exc:
+                shown = mask_url(raw) if "URL" in name else raw
+                raise ConfigError(f"{name}={shown!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    @staticmethod
+    def known_variables() -> tuple[str, ...]:
+        """Every F2F_* variable these settings read (the Helm chart is checked against it)."""
+        return tuple(f.metadata["env"] for f in fields(Settings))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """The zero-configuration mode: a local SQLite file, no Redis."""
+        return self.is_sqlite and self.redis_url is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are ``Secure`` unless configured otherwise or running embedded."""
+        return (not self.embedded) if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def sync_database_url(self) -> str:
+        return sync_database_url(self.database_url)
+
+
+def get_settings() -> Settings:
+    """The process settings, read from the environment now (never cached at import)."""
+    return Settings.from_env()
