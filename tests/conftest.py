@@ -1,0 +1,105 @@
+"""Shared fixtures: real PostgreSQL, SQLite and Redis, isolated per test run.
+
+Every pytest run creates its own PostgreSQL database (``f2f_test_<random>``)
+and uses its own Redis key prefix, so parallel runs on one machine never see
+each other's rows or keys. Tables are truncated and keys deleted after each
+test that touched them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from f2f_cli.db import migrate as schema
+from f2f_cli.db.schema import metadata
+from f2f_cli.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("F2F_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("F2F_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = secrets.token_hex(4)
+
+
+def _pg_url_for(dbname: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database at schema head, dropped at the end of the run (async URL)."""
+    name = f"f2f_test_{RUN_ID}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = Settings.from_env({"F2F_DATABASE_URL": _pg_url_for(name)}, env_file=None).database_url
+    schema.upgrade(url)
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def truncate_all(database_url: str) -> None:
+    """Empty every f2f table except the control row, which goes back to phase postgres."""
+    from sqlalchemy import text
+
+    from f2f_cli.db.engine import create_sync_engine_for
+
+    engine = create_sync_engine_for(database_url)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name == "f2f_control":
+                conn.execute(text("UPDATE f2f_control SET phase='postgres', epoch=1, redis_trusted=true"))
+            elif table.name in metadata.tables:
+                conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database_url: str) -> Iterator[str]:
+    """The run's PostgreSQL database, emptied after the test."""
+    yield pg_database_url
+    truncate_all(pg_database_url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A new SQLite file at schema head (the test's tmp dir is removed by pytest)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'f2f.db'}"
+    schema.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_url(request: pytest.FixtureRequest) -> str:
+    """Each SQL backend in turn: SQLite file and real PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix no other test or run uses; every key under it is deleted afterwards."""
+    prefix = f"f2ft{RUN_ID}{secrets.token_hex(3)}"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return REDIS_TEST_URL
+
+
+def make_settings(**env: str) -> Settings:
+    """Settings from an explicit mapping only (never the developer's environment or .env)."""
+    return Settings.from_env(env, env_file=None)
