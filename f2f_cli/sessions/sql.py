@@ -193,19 +193,47 @@ class SqlSessionStore:
         return await self._write(session_id, clear_all)
 
     async def delete(self, session_id: str) -> None:
-        """Turn the session into a tombstone: no ingredients, a new version, invisible."""
+        await self.delete_returning_tombstone(session_id)
+
+    async def delete_returning_tombstone(self, session_id: str) -> Session:
+        """Turn the session into a tombstone (no ingredients, a new version, invisible) and return it.
+
+        The tombstone is the copy the other store must receive so the delete wins there too.
+        """
         now = self._clock()
         with translate_db_errors():
             async with self.engine.begin() as conn:
-                result = await conn.execute(
-                    update(sessions_t)
-                    .where(sessions_t.c.session_id == session_id, _live(now))
-                    .values(version=sessions_t.c.version + 1, updated_at=now, deleted_at=now)
-                    .returning(sessions_t.c.version)
-                )
-                if result.first() is None:
+                row = (
+                    await conn.execute(
+                        update(sessions_t)
+                        .where(sessions_t.c.session_id == session_id, _live(now))
+                        .values(version=sessions_t.c.version + 1, updated_at=now, deleted_at=now)
+                        .returning(sessions_t)
+                    )
+                ).first()
+                if row is None:
                     raise SessionNotFound(f"session {session_id} not found or expired")
                 await conn.execute(delete(ingredients_t).where(ingredients_t.c.session_id == session_id))
+        return _session_from(row, [])
+
+    async def read_copy(self, session_id: str) -> Session | None:
+        """The unexpired state this store holds, tombstones included: what a repair copies."""
+        now = self._clock()
+        with translate_db_errors():
+            async with self.engine.connect() as conn:
+                head = (
+                    await conn.execute(
+                        select(sessions_t).where(sessions_t.c.session_id == session_id, sessions_t.c.expires_at > now)
+                    )
+                ).first()
+                if head is None:
+                    return None
+                rows = await conn.execute(
+                    select(ingredients_t.c.name, ingredients_t.c.added_at).where(
+                        ingredients_t.c.session_id == session_id
+                    )
+                )
+                return _session_from(head, [Ingredient(r.name, r.added_at) for r in rows])
 
     async def apply_copy(self, copy: Session) -> bool:
         """Store a full-state copy (or tombstone) made by the version authority, if newer."""
