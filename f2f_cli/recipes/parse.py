@@ -25,7 +25,7 @@ _AMOUNT = re.compile(
     r"|\((?=\s*(?:약\s*)?\d|\s*[" + _FRACTIONS + r"])[^()]*\)(?:\s*\([^()]*\))*"
     r"|약간|적당량|적당히|조금|소량|한\s?줌|한\s?꼬집|반\s?개|반\s?컵|취향껏|넉넉히|기호에\s?따라|필요량"
 )
-_AMOUNT_START = re.compile(r"약\s*\d|\d|[" + _FRACTIONS + r"]|\((?=\s*(?:약\s*)?[\d" + _FRACTIONS + r"])"
+_AMOUNT_START = re.compile(r"(?<![가-힣])약\s*\d|\d|[" + _FRACTIONS + r"]|\((?=\s*(?:약\s*)?[\d" + _FRACTIONS + r"])"
                            r"|약간|적당량|적당히|조금|소량|한\s?줌|한\s?꼬집|반\s?개|반\s?컵|취향껏|넉넉히|기호에\s?따라|필요량")
 _SEPARATORS = re.compile(r"<br\s*/?>|[\n\r●•○◆◇■□▶►★☆※·|,]|\s-\s|^-\s*|\s-(?=\S)")
 _BRACKET_HEADER = re.compile(r"^\s*[\[<【]([^\]>】]*)[\]>】]\s*")
@@ -87,7 +87,7 @@ def _strip_header(piece: str) -> tuple[str | None, str]:
                 # Only a header when something follows that is not itself an amount
                 # ("고명시금치 10g" is, "소스 5g" is an ingredient called 소스).
                 if rest.strip() and not _AMOUNT_START.match(rest.strip()) and (
-                    rest[:1].isspace() or word in ("고명", "재료", "필수재료", "주재료", "부재료")
+                    rest[:1].isspace() or word in ("고명", "장식", "재료", "필수재료", "주재료", "부재료")
                 ):
                     header, piece = word, rest
                     break
@@ -146,10 +146,13 @@ def parse_ingredient_lines(lines: list[str], title: str = "") -> list[ParsedItem
     """Every ingredient found in ``lines`` (the simple format's list, or RCP_PARTS_DTLS lines)."""
     out: list[ParsedItem] = []
     title = nfc(title).strip()
-    for index, raw in enumerate(lines):
+    title_pending = bool(title)
+    for raw in lines:
         text = nfc(raw).replace("&amp;", "&").replace("\u00a0", " ")
-        if index == 0 and title:
+        if title_pending and text.strip():
             text = _strip_title(text, title)
+            # A line that was only the dish name: the next line may still start with it.
+            title_pending = not text.strip()
         for piece in _SEPARATORS.split(text):
             if piece and piece.strip(_TRIM):
                 _scan(piece, out[-1].section if out else "", out)
