@@ -26,7 +26,7 @@ from f2f_cli.recipes.index import IngredientRow, RecipeIndex, Recommendations, S
 from f2f_cli.recipes.normalize import CORE_ROLES
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from f2f_cli.sessions.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Recommender:
         self,
         engine: AsyncEngine,
         *,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         key_prefix: str = "f2f",
         check_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
