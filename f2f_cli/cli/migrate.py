@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from f2f_cli.cli import migrate_phase
 from f2f_cli.cli.common import JSON_HELP, YES_HELP, cli_errors, fail, load_settings, print_json, stdout
 from f2f_cli.db import migrate as schema
 from f2f_cli.errors import EXIT_FAILURE
@@ -27,6 +28,7 @@ db_app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+migrate_phase.register(app)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 

@@ -237,6 +237,10 @@ class RedisSessionStore:
             await _guard(self.client.script_load(APPLY_COPY))
             self._apply_loaded = True
 
+    async def discard(self, session_id: str) -> None:
+        """Remove the key outright, no tombstone: for operator repair of a diverged copy."""
+        await _guard(self.client.delete(self.keys.session(session_id)))
+
     async def ping(self) -> None:
         await _guard(self.client.ping())
 

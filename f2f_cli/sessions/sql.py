@@ -268,6 +268,12 @@ class SqlSessionStore:
                     )
         return True
 
+    async def discard(self, session_id: str) -> None:
+        """Remove the row outright, no tombstone: for operator repair of a diverged copy."""
+        with translate_db_errors():
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(sessions_t).where(sessions_t.c.session_id == session_id))
+
     async def ping(self) -> None:
         with translate_db_errors():
             async with self.engine.connect() as conn:

@@ -1,0 +1,104 @@
+"""Streaming full-state copies out of SQL, for backfill, verify and restore.
+
+A server-side cursor (``stream_results``) keeps memory bounded however many
+sessions there are; rows arrive ordered by session id, so a batch boundary is
+also a resumable checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
+from f2f_cli.db.schema import fridge_sessions as sessions_t
+from f2f_cli.sessions.model import Ingredient, Session, sort_ingredients
+from f2f_cli.sessions.sql import translate_db_errors
+
+ROWS_PER_FETCH = 10_000
+
+
+def _unexpired(now: datetime, after: str | None, since: datetime | None) -> Any:
+    cond = sessions_t.c.expires_at > now
+    if after:
+        cond = and_(cond, sessions_t.c.session_id > after)
+    if since is not None:
+        cond = and_(cond, sessions_t.c.updated_at >= since)
+    return cond
+
+
+async def count_unexpired(engine: AsyncEngine, now: datetime, *, after: str | None = None,
+                          since: datetime | None = None) -> int:
+    """Unexpired sessions (tombstones included) still to copy."""
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            total = await conn.scalar(
+                select(func.count()).select_from(sessions_t).where(_unexpired(now, after, since))
+            )
+    return int(total or 0)
+
+
+async def stream_sql_copies(
+    engine: AsyncEngine,
+    now: datetime,
+    *,
+    batch_size: int,
+    after: str | None = None,
+    since: datetime | None = None,
+) -> AsyncIterator[list[Session]]:
+    """Batches of unexpired sessions (tombstones included) in session-id order, after ``after``."""
+    sessions = (
+        select(
+            sessions_t.c.session_id,
+            sessions_t.c.created_at,
+            sessions_t.c.updated_at,
+            sessions_t.c.expires_at,
+            sessions_t.c.version,
+            sessions_t.c.deleted_at,
+        )
+        .where(_unexpired(now, after, since))
+        .subquery()
+    )
+    query = (
+        select(sessions, ingredients_t.c.name, ingredients_t.c.added_at)
+        .select_from(sessions.outerjoin(ingredients_t, ingredients_t.c.session_id == sessions.c.session_id))
+        .order_by(sessions.c.session_id)
+        .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
+    )
+    batch: list[Session] = []
+    head: Any = None
+    items: list[Ingredient] = []
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            result = await conn.stream(query)
+            async for partition in result.partitions():
+                for row in partition:
+                    if head is None or row.session_id != head.session_id:
+                        if head is not None:
+                            batch.append(_build(head, items))
+                            if len(batch) >= batch_size:
+                                yield batch
+                                batch = []
+                        head, items = row, []
+                    if row.name is not None:
+                        items.append(Ingredient(row.name, row.added_at))
+            if head is not None:
+                batch.append(_build(head, items))
+            if batch:
+                yield batch
+
+
+def _build(head: Any, items: list[Ingredient]) -> Session:
+    return Session(
+        session_id=head.session_id,
+        created_at=head.created_at,
+        updated_at=head.updated_at,
+        expires_at=head.expires_at,
+        version=head.version,
+        ingredients=sort_ingredients(items),
+        deleted=head.deleted_at is not None,
+    )

@@ -1,0 +1,78 @@
+"""What ``f2f migrate status`` shows: the phase, the instances, counts per store, backlog, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from f2f_cli.db.schema import f2f_instances, f2f_phase_history
+from f2f_cli.errors import F2FError
+from f2f_cli.sessions import phase as control
+from f2f_cli.sessions.model import utcnow
+from f2f_cli.sessions.phase import Control, Instance
+from f2f_cli.sessions.redis import RedisSessionStore, _guard
+from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: datetime
+    actor: str
+    action: str
+    from_phase: str | None
+    to_phase: str | None
+    epoch: int | None
+
+
+@dataclass(slots=True)
+class Status:
+    control: Control
+    instances: list[tuple[Instance, bool]]  # (instance, stale)
+    sql_sessions: int | None = None
+    redis_sessions: int | None = None
+    backup_backlog: int | None = None
+    redis_error: str | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+async def backup_backlog(redis: RedisSessionStore) -> int:
+    """Backup-stream entries not yet committed to SQL (the worker deletes each committed entry)."""
+    streams = redis.keys.backup_streams()
+    total = 0
+    for start in range(0, len(streams), 1000):
+        pipe = redis.client.pipeline(transaction=False)
+        for name in streams[start : start + 1000]:
+            pipe.xlen(name)
+        total += sum(int(n) for n in await _guard(pipe.execute()))
+    return total
+
+
+async def collect(
+    engine: AsyncEngine, sql: SqlSessionStore, redis: RedisSessionStore | None, *, window: timedelta,
+    history: int = 10,
+) -> Status:
+    state = await control.get_control(engine)
+    cutoff = utcnow() - window
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(f2f_instances).order_by(f2f_instances.c.host, f2f_instances.c.pid))).all()
+            events = (
+                await conn.execute(select(f2f_phase_history).order_by(f2f_phase_history.c.id.desc()).limit(history))
+            ).all()
+    instances = []
+    for r in rows:
+        inst = Instance(**r._mapping)
+        instances.append((inst, inst.last_seen <= cutoff))
+    status = Status(control=state, instances=instances)
+    status.history = [HistoryEntry(e.at, e.actor, e.action, e.from_phase, e.to_phase, e.epoch) for e in events]
+    status.sql_sessions = await sql.count()
+    if redis is not None:
+        try:
+            status.redis_sessions = await redis.count()
+            status.backup_backlog = await backup_backlog(redis)
+        except F2FError as exc:
+            status.redis_error = exc.message
+    return status

@@ -1,0 +1,195 @@
+"""Compare SQL and Redis session by session, and optionally repair from the trusted store.
+
+Both directions are covered: every unexpired SQL session is looked up in Redis
+(pipelined), and every Redis session key is looked up in SQL. Remaining TTLs
+may differ by ``ttl_tolerance`` seconds (clocks, rounding); ingredients,
+added-at times, versions and deletion must match exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from f2f_cli.db.schema import fridge_sessions as sessions_t
+from f2f_cli.migration.copies import count_unexpired, stream_sql_copies
+from f2f_cli.migration.progress import Progress, SilentProgress
+from f2f_cli.sessions.model import Session, utcnow
+from f2f_cli.sessions.redis import RedisSessionStore
+from f2f_cli.sessions.redis_client import scan_keys
+from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    session_id: str
+    kind: str  # missing_in_redis | missing_in_sql | version | ingredients | deleted | ttl
+    sql: str
+    redis: str
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    compared: int = 0
+    differences: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    first: list[Difference] = field(default_factory=list)
+    sampled: bool = False
+    repaired: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return self.differences == 0
+
+
+def _describe(s: Session | None) -> str:
+    if s is None:
+        return "absent"
+    state = "deleted" if s.deleted else f"{len(s.ingredients)} ingredients"
+    return f"v{s.version}, {state}, expires {s.expires_at:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def compare(sql: Session | None, redis: Session | None, ttl_tolerance: float) -> str | None:
+    """The kind of the first difference between two copies of one session, or None."""
+    if sql is None and redis is None:
+        return None
+    if redis is None:
+        return None if sql is not None and sql.deleted else "missing_in_redis"
+    if sql is None:
+        return None if redis.deleted else "missing_in_sql"
+    if sql.version != redis.version:
+        return "version"
+    if sql.deleted != redis.deleted:
+        return "deleted"
+    if not sql.deleted and sql.ingredients != redis.ingredients:
+        return "ingredients"
+    if abs((sql.expires_at - redis.expires_at).total_seconds()) > ttl_tolerance:
+        return "ttl"
+    return None
+
+
+class _Collector:
+    """Counts differences; a difference is re-read from both stores before it counts, so a write
+    that lands between the two reads of live traffic is not reported as a divergence."""
+
+    def __init__(self, report: VerifyReport, keep: int, sql: SqlSessionStore, redis: RedisSessionStore,
+                 ttl_tolerance: float) -> None:
+        self.report = report
+        self.keep = keep
+        self.sql = sql
+        self.redis = redis
+        self.ttl_tolerance = ttl_tolerance
+        self.pairs: list[tuple[Session | None, Session | None]] = []
+
+    async def add(self, sql_copy: Session | None, redis_copy: Session | None) -> None:
+        self.report.compared += 1
+        if compare(sql_copy, redis_copy, self.ttl_tolerance) is None:
+            return
+        sid = (sql_copy or redis_copy).session_id  # type: ignore[union-attr]
+        sql_copy = await self.sql.read_copy(sid)
+        redis_copy = await self.redis.get_copy(sid)
+        kind = compare(sql_copy, redis_copy, self.ttl_tolerance)
+        if kind is None:
+            return
+        self.report.differences += 1
+        self.report.by_kind[kind] = self.report.by_kind.get(kind, 0) + 1
+        if len(self.report.first) < self.keep:
+            self.report.first.append(Difference(sid, kind, _describe(sql_copy), _describe(redis_copy)))
+        self.pairs.append((sql_copy, redis_copy))
+
+
+async def verify(
+    engine: AsyncEngine,
+    sql_store: SqlSessionStore,
+    redis: RedisSessionStore,
+    *,
+    sample: int | None = None,
+    ttl_tolerance: float = 2.0,
+    batch_size: int = 1000,
+    keep: int = 20,
+    progress: Progress | None = None,
+) -> tuple[VerifyReport, list[tuple[Session | None, Session | None]]]:
+    """The report and every differing pair (for ``repair``)."""
+    progress = progress or SilentProgress()
+    now = utcnow()
+    report = VerifyReport(sampled=sample is not None)
+    found = _Collector(report, keep, sql_store, redis, ttl_tolerance)
+    total = await count_unexpired(engine, now)
+    progress.start("verify", min(total, sample) if sample is not None else total)
+    seen = 0
+    async for batch in stream_sql_copies(engine, now, batch_size=batch_size):
+        if sample is not None:
+            batch = batch[: max(0, sample - seen)]
+        copies = await redis.get_copies([s.session_id for s in batch])
+        for sql_copy, redis_copy in zip(batch, copies, strict=True):
+            await found.add(sql_copy, redis_copy)
+        seen += len(batch)
+        progress.advance("verify", len(batch))
+        if sample is not None and seen >= sample:
+            break
+    progress.finish("verify")
+    # The other direction: Redis keys with no unexpired SQL row.
+    checked = 0
+    async for ids in _redis_id_batches(redis, batch_size):
+        missing = await _absent_in_sql(engine, ids, now)
+        for copy in await redis.get_copies(missing) if missing else []:
+            await found.add(None, copy)
+        checked += len(ids)
+        if sample is not None and checked >= sample:
+            break
+    return report, found.pairs
+
+
+async def repair(
+    pairs: list[tuple[Session | None, Session | None]],
+    *,
+    trust: str,
+    sql_store: SqlSessionStore,
+    redis: RedisSessionStore,
+) -> int:
+    """Make the untrusted store match the trusted one for each differing pair; returns fixes made."""
+    fixed = 0
+    for sql_copy, redis_copy in pairs:
+        if trust == "sql":
+            if sql_copy is None and redis_copy is not None:
+                await redis.discard(redis_copy.session_id)
+                fixed += 1
+            elif sql_copy is not None:
+                await redis.discard(sql_copy.session_id)  # a same-version divergence would block the guard
+                fixed += int(await redis.apply_copy(sql_copy))
+        elif redis_copy is not None:
+            await sql_store.discard(redis_copy.session_id)
+            fixed += int(await sql_store.apply_copy(redis_copy))
+        elif sql_copy is not None:
+            await sql_store.discard(sql_copy.session_id)
+            fixed += 1
+    return fixed
+
+
+async def _redis_id_batches(redis: RedisSessionStore, size: int) -> AsyncIterator[list[str]]:
+    batch: list[str] = []
+    async for key in scan_keys(redis.client, redis.keys.session_pattern, count=size):
+        batch.append(redis.keys.session_id_of(key))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _absent_in_sql(engine: AsyncEngine, ids: list[str], now: datetime) -> list[str]:
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            present = {
+                r.session_id
+                for r in await conn.execute(
+                    select(sessions_t.c.session_id).where(
+                        sessions_t.c.session_id.in_(ids), sessions_t.c.expires_at > now
+                    )
+                )
+            }
+    return [i for i in ids if i not in present]
