@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.migration import checkpoint as checkpoints
-from f2f_cli.migration.copies import count_unexpired, stream_sql_copies
+from f2f_cli.migration.copies import count_unexpired, for_each_copy_batch
 from f2f_cli.migration.progress import Progress, SilentProgress
-from f2f_cli.sessions.model import utcnow
+from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.redis import RedisSessionStore
 
 CHECKPOINT = "backfill"
@@ -86,7 +86,9 @@ async def backfill(
     )
     limiter = RateLimiter(max_rate)
     progress.start("backfill", report.total)
-    async for batch in stream_sql_copies(engine, now, batch_size=batch_size, after=after):
+
+    async def copy(batch: list[Session]) -> bool:
+        nonlocal cp
         statuses = await redis.apply_copies(batch)
         copied = statuses.count(1)
         report.copied += copied
@@ -104,6 +106,9 @@ async def backfill(
         await checkpoints.save(engine, cp)
         progress.advance("backfill", len(batch))
         await limiter.wait(len(batch))
+        return True
+
+    await for_each_copy_batch(engine, now, copy, batch_size=batch_size, after=after)
     progress.finish("backfill")
     await checkpoints.clear(engine, checkpoint_name)
     report.seconds = time.monotonic() - started

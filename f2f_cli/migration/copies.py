@@ -7,7 +7,7 @@ also a resumable checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,15 +42,24 @@ async def count_unexpired(engine: AsyncEngine, now: datetime, *, after: str | No
     return int(total or 0)
 
 
-async def stream_sql_copies(
+BatchHandler = Callable[[list[Session]], Awaitable[bool]]
+
+
+async def for_each_copy_batch(
     engine: AsyncEngine,
     now: datetime,
+    handle: BatchHandler,
     *,
     batch_size: int,
     after: str | None = None,
     since: datetime | None = None,
-) -> AsyncIterator[list[Session]]:
-    """Batches of unexpired sessions (tombstones included) in session-id order, after ``after``."""
+) -> None:
+    """Feed batches of unexpired sessions (tombstones included), in session-id order after
+    ``after``, to ``handle``; it returns False to stop early.
+
+    A callback rather than an async generator: the server-side cursor then always closes
+    inside its own context, whether the handler finishes, stops or raises.
+    """
     sessions = (
         select(
             sessions_t.c.session_id,
@@ -75,21 +84,27 @@ async def stream_sql_copies(
     with translate_db_errors():
         async with engine.connect() as conn:
             result = await conn.stream(query)
-            async for partition in result.partitions():
-                for row in partition:
-                    if head is None or row.session_id != head.session_id:
-                        if head is not None:
-                            batch.append(_build(head, items))
-                            if len(batch) >= batch_size:
-                                yield batch
-                                batch = []
-                        head, items = row, []
-                    if row.name is not None:
-                        items.append(Ingredient(row.name, row.added_at))
-            if head is not None:
-                batch.append(_build(head, items))
-            if batch:
-                yield batch
+            try:
+                async for partition in result.partitions():
+                    for row in partition:
+                        if head is None or row.session_id != head.session_id:
+                            if head is not None:
+                                batch.append(_build(head, items))
+                                if len(batch) >= batch_size:
+                                    if not await handle(batch):
+                                        return
+                                    batch = []
+                            head, items = row, []
+                        if row.name is not None:
+                            items.append(Ingredient(row.name, row.added_at))
+            finally:
+                # Explicitly: SQLAlchemy leaves psycopg's server-side cursor open when the
+                # handler raises, and it would then be closed (with a warning) by the GC.
+                await result.close()
+    if head is not None:
+        batch.append(_build(head, items))
+    if batch:
+        await handle(batch)
 
 
 def _build(head: Any, items: list[Ingredient]) -> Session:

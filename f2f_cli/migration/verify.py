@@ -8,7 +8,8 @@ added-at times, versions and deletion must match exactly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.schema import fridge_sessions as sessions_t
-from f2f_cli.migration.copies import count_unexpired, stream_sql_copies
+from f2f_cli.migration.copies import count_unexpired, for_each_copy_batch
 from f2f_cli.migration.progress import Progress, SilentProgress
 from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.redis import RedisSessionStore
@@ -121,7 +122,9 @@ async def verify(
     total = await count_unexpired(engine, now)
     progress.start("verify", min(total, sample) if sample is not None else total)
     seen = 0
-    async for batch in stream_sql_copies(engine, now, batch_size=batch_size):
+
+    async def check(batch: list[Session]) -> bool:
+        nonlocal seen
         if sample is not None:
             batch = batch[: max(0, sample - seen)]
         copies = await redis.get_copies([s.session_id for s in batch])
@@ -129,18 +132,21 @@ async def verify(
             await found.add(sql_copy, redis_copy)
         seen += len(batch)
         progress.advance("verify", len(batch))
-        if sample is not None and seen >= sample:
-            break
+        return sample is None or seen < sample
+
+    await for_each_copy_batch(engine, now, check, batch_size=batch_size)
     progress.finish("verify")
     # The other direction: Redis keys with no unexpired SQL row.
     checked = 0
-    async for ids in _redis_id_batches(redis, batch_size):
-        missing = await _absent_in_sql(engine, ids, now)
-        for copy in await redis.get_copies(missing) if missing else []:
-            await found.add(None, copy)
-        checked += len(ids)
-        if sample is not None and checked >= sample:
-            break
+    id_batches = _redis_id_batches(redis, batch_size)
+    async with contextlib.aclosing(id_batches):
+        async for ids in id_batches:
+            missing = await _absent_in_sql(engine, ids, now)
+            for copy in await redis.get_copies(missing) if missing else []:
+                await found.add(None, copy)
+            checked += len(ids)
+            if sample is not None and checked >= sample:
+                break
     return report, found.pairs
 
 
@@ -170,7 +176,7 @@ async def repair(
     return fixed
 
 
-async def _redis_id_batches(redis: RedisSessionStore, size: int) -> AsyncIterator[list[str]]:
+async def _redis_id_batches(redis: RedisSessionStore, size: int) -> AsyncGenerator[list[str], None]:
     batch: list[str] = []
     async for key in scan_keys(redis.client, redis.keys.session_pattern, count=size):
         batch.append(redis.keys.session_id_of(key))
