@@ -44,6 +44,17 @@ def pg_database_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A PostgreSQL database with no schema at all, dropped after the test."""
+    name = f"f2f_empty_{RUN_ID}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _pg_url_for(name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def truncate_all(database_url: str) -> None:
     """Empty every f2f table except the control row, which goes back to phase postgres."""
     from sqlalchemy import text

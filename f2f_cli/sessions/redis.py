@@ -71,6 +71,7 @@ class RedisSessionStore:
         self._read_script = client.register_script(READ)
         self._apply_script = client.register_script(APPLY_COPY)
         self._read_loaded = False
+        self._apply_loaded = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, backup_stream: bool = False) -> RedisSessionStore:
@@ -204,6 +205,37 @@ class RedisSessionStore:
                 raise InvalidInput(f"copy of {copy.session_id} holds an invalid ingredient name {item.name!r}")
         reply = await _guard(self._apply_script(keys=[self.keys.session(copy.session_id)], args=copy_arguments(copy)))
         return int(reply) == 1
+
+    async def apply_copies(self, copies: Sequence[Session]) -> list[int]:
+        """``apply_copy`` for many sessions in one pipeline (backfill, restore, repair).
+
+        Per copy: 1 applied, 0 Redis already held that version or newer, 2 already expired.
+        """
+        if not copies:
+            return []
+        await self._load_apply_script()
+        sha = self._apply_script.sha
+        pipe = self.client.pipeline(transaction=False)
+        for copy in copies:
+            pipe.execute_command("EVALSHA", sha, 1, self.keys.session(copy.session_id), *copy_arguments(copy))
+        return [int(r) for r in await _guard(pipe.execute())]
+
+    async def get_copies(self, session_ids: Sequence[str]) -> list[Session | None]:
+        """``get_copy`` for many sessions in one pipeline (verify, inspect)."""
+        if not session_ids:
+            return []
+        await self._load_read_script()
+        sha = self._read_script.sha
+        pipe = self.client.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.execute_command("EVALSHA", sha, 1, self.keys.session(session_id))
+        replies = await _guard(pipe.execute())
+        return [self._decode_read(sid, reply) for sid, reply in zip(session_ids, replies, strict=True)]
+
+    async def _load_apply_script(self) -> None:
+        if not self._apply_loaded:
+            await _guard(self.client.script_load(APPLY_COPY))
+            self._apply_loaded = True
 
     async def ping(self) -> None:
         await _guard(self.client.ping())

@@ -1,0 +1,116 @@
+"""Session and ingredient endpoints."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from f2f_cli.api.responses import JSONResponse, read_json
+from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
+from f2f_cli.api.services import Services
+from f2f_cli.errors import InvalidSessionId, TooManyIngredients
+from f2f_cli.sessions.ids import check_session_id
+from f2f_cli.sessions.model import normalize_ingredient, normalize_ingredients
+
+SESSION_COOKIE = "f2f_session"
+SESSION_HEADER = "x-session-id"
+# Path alias for "the session named by the X-Session-ID header or the cookie".
+CURRENT = "current"
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def session_id_of(request: Request) -> str:
+    """The session id from the path, or for ``current`` from the header, then the cookie.
+
+    The format is checked here, before any store is touched.
+    """
+    raw = request.path_params["session_id"]
+    if raw == CURRENT:
+        raw = request.headers.get(SESSION_HEADER) or request.cookies.get(SESSION_COOKIE)
+        if not raw:
+            raise InvalidSessionId(
+                f"no session id: send the {SESSION_HEADER.title()} header or the {SESSION_COOKIE} cookie"
+            )
+    return check_session_id(raw)
+
+
+async def create_session(request: Request) -> Response:
+    services = _services(request)
+    session = await services.store().create()
+    base = services.settings.api_prefix
+    response = JSONResponse(
+        session_out(session), status_code=201, headers={"Location": f"{base}/sessions/{session.session_id}"}
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.session_id,
+        max_age=services.settings.session_ttl_seconds,
+        path="/",
+        secure=services.settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+async def get_session(request: Request) -> Response:
+    session = await _services(request).store().get(session_id_of(request))
+    return JSONResponse(session_out(session))
+
+
+async def delete_session(request: Request) -> Response:
+    services = _services(request)
+    await services.store().delete(session_id_of(request))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def list_ingredients(request: Request) -> Response:
+    session = await _services(request).store().get(session_id_of(request))
+    return JSONResponse(ingredients_out(session))
+
+
+async def add_ingredients(request: Request) -> Response:
+    services = _services(request)
+    session_id = session_id_of(request)
+    settings = services.settings
+    body = await read_json(request, IngredientsIn, settings.max_body_bytes)
+    names = normalize_ingredients(body.ingredients, settings.max_ingredient_length)
+    if len(names) > settings.max_ingredients:
+        raise TooManyIngredients(f"a session holds at most {settings.max_ingredients} ingredients")
+    mutation = await services.store().add_ingredients(session_id, names)
+    return JSONResponse(ingredients_out(mutation.session, added=mutation.changed))
+
+
+async def remove_ingredients(request: Request) -> Response:
+    """``?name=`` removes one ingredient (absent is fine); without it, clears the fridge."""
+    services = _services(request)
+    session_id = session_id_of(request)
+    name = request.query_params.get("name")
+    store = services.store()
+    if name is None:
+        mutation = await store.clear(session_id)
+    else:
+        mutation = await store.remove_ingredient(
+            session_id, normalize_ingredient(name, services.settings.max_ingredient_length)
+        )
+    return JSONResponse(ingredients_out(mutation.session, removed=mutation.changed))
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/sessions", create_session, methods=["POST"], name="create_session"),
+        Route("/sessions/{session_id}", get_session, methods=["GET"], name="get_session"),
+        Route("/sessions/{session_id}", delete_session, methods=["DELETE"], name="delete_session"),
+        Route("/sessions/{session_id}/ingredients", list_ingredients, methods=["GET"], name="list_ingredients"),
+        Route("/sessions/{session_id}/ingredients", add_ingredients, methods=["POST"], name="add_ingredients"),
+        Route(
+            "/sessions/{session_id}/ingredients", remove_ingredients, methods=["DELETE"], name="remove_ingredients"
+        ),
+    ]

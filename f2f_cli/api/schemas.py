@@ -1,0 +1,101 @@
+"""Request and response bodies. The same Structs generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from f2f_cli.recipes.autocomplete import Suggestion
+from f2f_cli.recipes.index import Recommendation, Recommendations
+from f2f_cli.sessions.model import Session
+
+
+class ErrorOut(msgspec.Struct):
+    """Every error: a stable machine code and a sentence for people."""
+
+    error: str
+    message: str
+
+
+class IngredientOut(msgspec.Struct):
+    name: str
+    added_at: datetime
+
+
+class SessionOut(msgspec.Struct):
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    version: int
+    ingredients: list[IngredientOut]
+
+
+class IngredientsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Ingredient names to add; each is NFC-normalised and trimmed."""
+
+    ingredients: list[str]
+
+
+class IngredientsOut(msgspec.Struct, omit_defaults=True):
+    session_id: str
+    version: int
+    expires_at: datetime
+    ingredients: list[IngredientOut]
+    added: list[str] | None = None
+    removed: list[str] | None = None
+
+
+class HealthOut(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = {}
+    phase: str | None = None
+
+
+def session_out(session: Session) -> SessionOut:
+    return SessionOut(
+        session_id=session.session_id,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+        expires_at=session.expires_at,
+        version=session.version,
+        ingredients=[IngredientOut(i.name, i.added_at) for i in session.ingredients],
+    )
+
+
+def ingredients_out(
+    session: Session, *, added: tuple[str, ...] | None = None, removed: tuple[str, ...] | None = None
+) -> IngredientsOut:
+    return IngredientsOut(
+        session_id=session.session_id,
+        version=session.version,
+        expires_at=session.expires_at,
+        ingredients=[IngredientOut(i.name, i.added_at) for i in session.ingredients],
+        added=list(added) if added is not None else None,
+        removed=list(removed) if removed is not None else None,
+    )
+
+
+class RecommendationsOut(msgspec.Struct):
+    """Recipes for a session's fridge: ready ones first, then missing 1, 2, … core ingredients."""
+
+    session_id: str
+    items: list[Recommendation]
+    considered: int
+    known: list[str]
+    unknown: list[str]
+
+
+class IngredientSuggestionsOut(msgspec.Struct):
+    items: list[Suggestion]
+
+
+def recommendations_out(session_id: str, result: Recommendations) -> RecommendationsOut:
+    return RecommendationsOut(
+        session_id=session_id,
+        items=list(result.items),
+        considered=result.considered,
+        known=list(result.known),
+        unknown=list(result.unknown),
+    )

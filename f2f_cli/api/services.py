@@ -1,0 +1,108 @@
+"""What the app needs at run time, created in the lifespan and reached via ``request.app.state.services``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from f2f_cli.db.engine import create_engine_for
+from f2f_cli.errors import F2FError
+from f2f_cli.recipes.recommender import Recommender
+from f2f_cli.sessions.phase import Phase, new_instance_id
+from f2f_cli.sessions.runtime import PhaseRuntime, RedisStoreFactory
+from f2f_cli.sessions.sql import SqlSessionStore
+from f2f_cli.sessions.store import SessionStore
+from f2f_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from f2f_cli.sessions.redis_client import RedisClient
+
+
+def redis_store_factory(settings: Settings) -> RedisStoreFactory | None:
+    """How to build the Redis store for this process, or None without F2F_REDIS_URL."""
+    if settings.redis_url is None:
+        return None
+    from f2f_cli.sessions.redis_factory import make_redis_store
+
+    def make(backup: bool) -> SessionStore:
+        return make_redis_store(settings, backup_stream=backup)
+
+    return make
+
+
+# The recipe index snapshot is several megabytes: the session timeouts (tens of ms) are too short for it.
+RECIPE_SNAPSHOT_TIMEOUT = 5.0
+
+
+def _recipe_redis(settings: Settings) -> RedisClient | None:
+    """A client for the recommender's index snapshot, or None without F2F_REDIS_URL."""
+    if settings.redis_url is None:
+        return None
+    from f2f_cli.sessions.redis_client import create_redis
+
+    return create_redis(settings, command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
+
+
+class Services:
+    """The engine, the stores and the phase runtime of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine = create_engine_for(settings)
+        self.sql_store = SqlSessionStore(
+            self.engine,
+            ttl_seconds=settings.session_ttl_seconds,
+            max_ingredients=settings.max_ingredients,
+        )
+        self.recipe_redis = _recipe_redis(settings)
+        self.recommender = Recommender(
+            self.engine,
+            redis=self.recipe_redis,
+            key_prefix=settings.redis_key_prefix,
+            check_interval=settings.phase_poll_seconds,
+        )
+        self.runtime = PhaseRuntime(
+            self.engine,
+            self.sql_store,
+            redis_factory=redis_store_factory(settings),
+            poll_seconds=settings.phase_poll_seconds,
+            instance_id=new_instance_id("serve"),
+        )
+
+    @property
+    def phase(self) -> str:
+        return self.runtime.phase.value
+
+    def store(self) -> SessionStore:
+        """The store that serves requests in the current phase (switches between requests)."""
+        return self.runtime.facade
+
+    async def start(self) -> None:
+        await self.runtime.start()
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        if self.recipe_redis is not None:
+            await self.recipe_redis.aclose()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """Check exactly the stores the current phase needs: 'ok' or the reason, per store."""
+        checks: dict[str, str] = {}
+        current = self.runtime.phase
+        if current.needs_sql:
+            checks["sql"] = await _check(self.sql_store)
+        if current is Phase.REDIS:
+            checks["redis"] = await _check(self.runtime.backup_store())
+        return checks
+
+
+async def _check(store: SessionStore) -> str:
+    try:
+        await store.ping()
+    except F2FError as exc:
+        return exc.message
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"

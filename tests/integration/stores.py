@@ -1,0 +1,114 @@
+"""Store factories for the contract suite: one entry per backend.
+
+Each factory takes the pytest request (to reach other fixtures) and the limits
+to use, and yields a ready ``SessionStore`` that it cleans up afterwards.
+Add a backend here and the whole contract suite runs against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import pytest
+
+from f2f_cli.db.engine import create_engine_for
+from f2f_cli.sessions.sql import SqlSessionStore
+from f2f_cli.sessions.store import SessionStore
+from tests.conftest import make_settings
+
+StoreCM = AbstractAsyncContextManager[SessionStore]
+StoreFactory = Callable[[pytest.FixtureRequest, int, int], StoreCM]
+
+
+@asynccontextmanager
+async def _sql(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    settings = make_settings(F2F_DATABASE_URL=url)
+    engine = create_engine_for(settings)
+    try:
+        yield SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
+    finally:
+        await engine.dispose()
+
+
+def sqlite_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _sql(request.getfixturevalue("sqlite_url"), ttl, max_ingredients)
+
+
+def postgres_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _sql(request.getfixturevalue("pg_url"), ttl, max_ingredients)
+
+
+@asynccontextmanager
+async def _dual(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    """SQL (PostgreSQL) as the authority, the shared Redis receiving copies, reads from Redis."""
+    from f2f_cli.sessions import phase
+    from f2f_cli.sessions.breaker import CircuitBreaker
+    from f2f_cli.sessions.dual import DualSessionStore
+    from f2f_cli.sessions.redis import RedisSessionStore
+
+    pg = request.getfixturevalue("pg_url")
+    settings = make_settings(
+        F2F_DATABASE_URL=pg,
+        F2F_REDIS_URL=request.getfixturevalue("redis_url"),
+        F2F_REDIS_KEY_PREFIX=request.getfixturevalue("redis_prefix"),
+        F2F_SESSION_TTL_SECONDS=str(ttl),
+        F2F_MAX_INGREDIENTS=str(max_ingredients),
+        F2F_REDIS_COMMAND_TIMEOUT="5",
+    )
+    engine = create_engine_for(settings)
+    cache = RedisSessionStore.from_settings(settings)
+    sql = SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
+
+    async def copy_failed(session_id: str, reason: str) -> None:
+        await phase.mark_redis_untrusted(engine, session_id, reason)
+
+    try:
+        yield DualSessionStore(sql, cache, read_from_cache=True, breaker=CircuitBreaker(), on_copy_failed=copy_failed)
+    finally:
+        await cache.close()
+        await engine.dispose()
+
+
+def dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _dual(request, ttl, max_ingredients)
+
+
+@asynccontextmanager
+async def _redis(
+    request: pytest.FixtureRequest, mode: str, ttl: int, max_ingredients: int
+) -> AsyncIterator[SessionStore]:
+    """The Redis store alone: the shared Redis, or this suite's own Cluster / Sentinel servers."""
+    from f2f_cli.sessions.redis import RedisSessionStore
+    from tests.integration.conftest import redis_url_for
+
+    settings = make_settings(
+        F2F_REDIS_URL=redis_url_for(request, mode),
+        F2F_REDIS_KEY_PREFIX=request.getfixturevalue("redis_prefix"),
+        F2F_SESSION_TTL_SECONDS=str(ttl),
+        F2F_MAX_INGREDIENTS=str(max_ingredients),
+        F2F_REDIS_COMMAND_TIMEOUT="5",
+        F2F_REDIS_CONNECT_TIMEOUT="5",
+    )
+    store = RedisSessionStore.from_settings(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def redis_store_factory(mode: str) -> StoreFactory:
+    def factory(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+        return _redis(request, mode, ttl, max_ingredients)
+
+    return factory
+
+
+STORE_FACTORIES: dict[str, StoreFactory] = {
+    "sqlite": sqlite_store,
+    "postgres": postgres_store,
+    "dual": dual_store,
+    "redis": redis_store_factory("standalone"),
+    "redis-cluster": redis_store_factory("cluster"),
+    "redis-sentinel": redis_store_factory("sentinel"),
+}
