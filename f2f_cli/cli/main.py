@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from f2f_cli import __version__
-from f2f_cli.cli import bench, migrate, recipes, serve
+from f2f_cli.cli import bench, migrate, recipes, serve, worker
 from f2f_cli.cli.unbuilt import add_unbuilt
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def root(
 
 
 app.command("serve")(serve.serve)
-add_unbuilt(app, "worker", "Run the PostgreSQL backup writer of the redis phase")
+app.command("worker")(worker.worker)
 app.add_typer(migrate.app, name="migrate")
 add_unbuilt(app, "sessions", "Inspect, list, expire, purge and restore sessions")
 app.add_typer(recipes.app, name="recipes", help="Seed and import the recipe catalog, ask for recommendations.")

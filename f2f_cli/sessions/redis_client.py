@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, unquote
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -41,6 +41,8 @@ from f2f_cli.settings import Settings, mask_url
 RedisClient: TypeAlias = "Redis | RedisCluster"
 Mode = Literal["standalone", "sentinel", "cluster"]
 
+DEFAULT_MAX_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 2.0
 _TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 
 
@@ -196,7 +198,11 @@ def create_redis_for_url(
     if max_connections is not None:
         common["max_connections"] = max_connections
     if target.mode == "standalone":
-        return Redis.from_url(url, **common)
+        # A burst beyond the pool waits briefly for a free connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            url, timeout=POOL_WAIT_SECONDS, **{"max_connections": DEFAULT_MAX_CONNECTIONS, **common}
+        )
+        return Redis.from_pool(pool)
     auth: dict[str, Any] = {"username": target.username, "password": target.password}
     if "client_name" in target.options:
         common["client_name"] = target.options["client_name"]

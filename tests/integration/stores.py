@@ -64,9 +64,7 @@ async def _dual(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) 
         await phase.mark_redis_untrusted(engine, session_id, reason)
 
     try:
-        yield DualSessionStore(
-            sql, cache, read_from_cache=True, breaker=CircuitBreaker(), on_copy_failed=copy_failed
-        )
+        yield DualSessionStore(sql, cache, read_from_cache=True, breaker=CircuitBreaker(), on_copy_failed=copy_failed)
     finally:
         await cache.close()
         await engine.dispose()
@@ -76,8 +74,41 @@ def dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -
     return _dual(request, ttl, max_ingredients)
 
 
+@asynccontextmanager
+async def _redis(
+    request: pytest.FixtureRequest, mode: str, ttl: int, max_ingredients: int
+) -> AsyncIterator[SessionStore]:
+    """The Redis store alone: the shared Redis, or this suite's own Cluster / Sentinel servers."""
+    from f2f_cli.sessions.redis import RedisSessionStore
+    from tests.integration.conftest import redis_url_for
+
+    settings = make_settings(
+        F2F_REDIS_URL=redis_url_for(request, mode),
+        F2F_REDIS_KEY_PREFIX=request.getfixturevalue("redis_prefix"),
+        F2F_SESSION_TTL_SECONDS=str(ttl),
+        F2F_MAX_INGREDIENTS=str(max_ingredients),
+        F2F_REDIS_COMMAND_TIMEOUT="5",
+        F2F_REDIS_CONNECT_TIMEOUT="5",
+    )
+    store = RedisSessionStore.from_settings(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def redis_store_factory(mode: str) -> StoreFactory:
+    def factory(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+        return _redis(request, mode, ttl, max_ingredients)
+
+    return factory
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite": sqlite_store,
     "postgres": postgres_store,
     "dual": dual_store,
+    "redis": redis_store_factory("standalone"),
+    "redis-cluster": redis_store_factory("cluster"),
+    "redis-sentinel": redis_store_factory("sentinel"),
 }

@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 
+import hypothesis
 import msgspec
 import pytest
+from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from f2f_cli.errors import InvalidSessionId, SessionNotFound, StoreUnavailable, TooManyIngredients
@@ -276,3 +278,33 @@ async def test_full_backup_stream_refuses_writes(redis_settings: Settings) -> No
         assert (await store.get(s.session_id)).version == 2
     finally:
         await store.close()
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(st.permutations(list(range(1, 9))))
+def test_apply_copy_in_any_order_keeps_the_newest(order: list[int]) -> None:
+    async def scenario() -> None:
+        from tests.conftest import REDIS_TEST_URL, RUN_ID, make_settings
+
+        prefix = f"f2ft{RUN_ID}hyp" + "".join(map(str, order))
+        settings = make_settings(
+            F2F_REDIS_URL=REDIS_TEST_URL,
+            F2F_REDIS_KEY_PREFIX=prefix,
+            F2F_REDIS_CONNECT_TIMEOUT="5",
+            F2F_REDIS_COMMAND_TIMEOUT="5",
+        )
+        store = RedisSessionStore.from_settings(settings)
+        sid = "H" * 32
+        try:
+            newest = 0
+            for version in order:
+                applied = await store.apply_copy(_copy(sid, version, (f"v{version}",), deleted=version == 6))
+                assert applied == (version > newest)
+                newest = max(newest, version)
+            final = await store.get_copy(sid)
+            assert final is not None and final.version == 8 and final.names == {"v8"}
+        finally:
+            await store.client.delete(store.keys.session(sid))
+            await store.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,62 @@
+"""``f2f worker``: the PostgreSQL backup writer of the ``redis`` phase."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stdout
+from f2f_cli.errors import ConfigError
+from f2f_cli.sessions.backup_worker import WorkerOptions, read_lag, run_worker
+
+
+@cli_errors
+def worker(
+    batch_size: Annotated[int, typer.Option(help="Entries per SQL transaction.", min=1, max=10_000)] = 500,
+    block_ms: Annotated[int, typer.Option(help="How long one read waits for new entries.", min=1)] = 1000,
+    claim_idle_ms: Annotated[
+        int, typer.Option(help="Take over entries another worker left pending this long (a dead worker).", min=1)
+    ] = 30_000,
+    consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid-random).")] = None,
+    lag: Annotated[bool, typer.Option("--lag", help="Print the backup backlog and exit.")] = False,
+    json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Drain the Redis backup stream into the SQL database (the redis phase's backup).
+
+    Several workers may run at once; each commits a batch to SQL before
+    acknowledging it, and takes over entries a dead worker left pending.
+    SIGTERM finishes the current batch and exits 0.
+
+    Examples:
+
+      f2f worker
+
+      f2f worker --lag --json
+    """
+    settings = load_settings()
+    if not settings.redis_url:
+        raise ConfigError("f2f worker needs F2F_REDIS_URL")
+    if lag:
+        backlog = asyncio.run(read_lag(settings))
+        if json:
+            print_json({"pending": backlog.pending, "undelivered": backlog.undelivered, "total": backlog.total,
+                        "oldest_age_ms": backlog.oldest_age_ms, "streams": backlog.streams})  # fmt: skip
+        else:
+            age = "-" if backlog.oldest_age_ms is None else f"{backlog.oldest_age_ms} ms"
+            stdout().print(
+                f"backlog {backlog.total} (pending {backlog.pending}, undelivered {backlog.undelivered}), "
+                f"oldest {age}, streams {backlog.streams}"
+            )
+        return
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    options = WorkerOptions(batch_size=batch_size, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
+                            claim_interval=min(5.0, claim_idle_ms / 2000), consumer=consumer)  # fmt: skip
+    stats = asyncio.run(run_worker(settings, options))
+    if json:
+        print_json({"entries": stats.entries, "applied": stats.applied, "reclaimed": stats.reclaimed,
+                    "batches": stats.batches, "errors": stats.errors})  # fmt: skip
+    else:
+        stdout().print(f"worker stopped: {stats.entries} entries, {stats.applied} sessions written")

@@ -1,0 +1,225 @@
+"""``f2f worker``: Redis backup stream -> SQL, version-guarded, acknowledged after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from f2f_cli.db.engine import create_engine_for, create_sync_engine_for
+from f2f_cli.db.schema import f2f_instances, fridge_session_ingredients, fridge_sessions
+from f2f_cli.sessions.backup_sql import apply_copies
+from f2f_cli.sessions.backup_worker import BackupWorker, WorkerOptions, backup_lag
+from f2f_cli.sessions.model import Ingredient, Session, utcnow
+from f2f_cli.sessions.redis import RedisSessionStore
+from f2f_cli.sessions.redis_keys import BACKUP_GROUP
+from f2f_cli.settings import Settings
+from tests.conftest import make_settings
+from tests.integration.conftest import redis_url_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+
+def sql_state(database_url: str) -> dict[str, tuple[int, bool, frozenset[str]]]:
+    """Every SQL session row: version, tombstone flag, ingredient names."""
+    engine = create_sync_engine_for(database_url)
+    with engine.connect() as conn:
+        names: dict[str, set[str]] = {}
+        ing = fridge_session_ingredients.c
+        for sid, name in conn.execute(select(ing.session_id, ing.name)):
+            names.setdefault(sid, set()).add(name)
+        ses = fridge_sessions.c
+        rows = conn.execute(select(ses.session_id, ses.version, ses.deleted_at))
+        state = {sid: (version, deleted is not None, frozenset(names.get(sid, ()))) for sid, version, deleted in rows}
+    engine.dispose()
+    return state
+
+
+async def redis_state(store: RedisSessionStore) -> dict[str, tuple[int, bool, frozenset[str]]]:
+    return {s.session_id: (s.version, s.deleted, s.names) async for s in store.iter_sessions(include_deleted=True)}
+
+
+async def traffic(store: RedisSessionStore, sessions: int, rounds: int) -> list[str]:
+    ids = [(await store.create()).session_id for _ in range(sessions)]
+    for r in range(rounds):
+        await asyncio.gather(*(store.add_ingredients(sid, [f"재료{r}"]) for sid in ids))
+    await store.remove_ingredient(ids[0], "재료0")
+    await store.delete(ids[1])
+    await store.clear(ids[2])
+    return ids
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+async def backup_setup(
+    request: pytest.FixtureRequest, sql_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[Settings, RedisSessionStore]]:
+    if request.param == "cluster" and "sqlite" in sql_url:
+        pytest.skip("the cluster run uses PostgreSQL only (keeps the suite short)")
+    settings = make_settings(
+        F2F_REDIS_URL=redis_url_for(request, request.param),
+        F2F_REDIS_KEY_PREFIX=redis_prefix,
+        F2F_DATABASE_URL=sql_url,
+        F2F_REDIS_COMMAND_TIMEOUT="5",
+        F2F_REDIS_CONNECT_TIMEOUT="5",
+    )
+    store = RedisSessionStore.from_settings(settings, backup_stream=True)
+    yield settings, store
+    await store.close()
+
+
+async def test_worker_copies_every_write_and_tombstone_to_sql(backup_setup: tuple[Settings, RedisSessionStore]) -> None:
+    settings, store = backup_setup
+    await traffic(store, sessions=20, rounds=5)
+    lag = await backup_lag(store.client, store.keys)
+    assert lag.total == 20 * 6 + 3
+    assert lag.pending == 0
+
+    worker = BackupWorker(settings, WorkerOptions(batch_size=37, block_ms=50, idle_sleep=0.01))
+    try:
+        await worker.prepare()
+        while (await backup_lag(store.client, store.keys)).total:
+            await worker.run_once()
+        await worker._heartbeat(force=True)
+        engine = create_sync_engine_for(settings.database_url)
+        with engine.connect() as conn:
+            kinds = conn.execute(select(f2f_instances.c.kind).where(f2f_instances.c.instance_id == worker.instance_id))
+            assert kinds.scalar_one() == "worker"
+        engine.dispose()
+    finally:
+        await worker.close()
+    assert sql_state(settings.database_url) == await redis_state(store)
+    assert worker.stats.entries == 20 * 6 + 3
+    assert (await backup_lag(store.client, store.keys)).total == 0
+
+
+def _copy(sid: str, version: int, names: tuple[str, ...]) -> Session:
+    now = utcnow()
+    return Session(sid, now, now, now + timedelta(hours=1), version, tuple(Ingredient(n, now) for n in names))
+
+
+async def test_sql_upsert_never_replaces_newer_with_older(sql_url: str) -> None:
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=sql_url))
+    sid = "E" * 32
+    try:
+        async with engine.begin() as conn:
+            assert await apply_copies(conn, [_copy(sid, 3, ("a",)), _copy(sid, 5, ("b", "c")), _copy(sid, 4, ("d",))])
+        async with engine.begin() as conn:
+            assert await apply_copies(conn, [_copy(sid, 4, ("old",))]) == set()
+            assert await apply_copies(conn, [_copy(sid, 5, ("same",))]) == set()
+    finally:
+        await engine.dispose()
+    assert sql_state(sql_url)[sid] == (5, False, frozenset({"b", "c"}))
+
+
+def _worker_process(settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "F2F_REDIS_URL": settings.redis_url or "",
+        "F2F_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "F2F_DATABASE_URL": settings.database_url,
+        "F2F_LOG_LEVEL": "warning",
+        "F2F_REDIS_CONNECT_TIMEOUT": "5",
+        "F2F_REDIS_COMMAND_TIMEOUT": "5",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "f2f_cli", "worker", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _wait_for(predicate: object, what: str, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+@pytest.mark.chaos
+async def test_killed_worker_mid_batch_loses_nothing(pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    settings = make_settings(
+        F2F_REDIS_URL=redis_url, F2F_REDIS_KEY_PREFIX=redis_prefix, F2F_DATABASE_URL=pg_url,
+        F2F_REDIS_COMMAND_TIMEOUT="5", F2F_REDIS_CONNECT_TIMEOUT="5",
+    )  # fmt: skip
+    store = RedisSessionStore.from_settings(settings, backup_stream=True)
+    try:
+        ids = await traffic(store, sessions=200, rounds=15)
+        stream = store.keys.backup_stream(ids[0])
+        # A consumer that read a batch and died before committing it: exactly what SIGKILL leaves behind.
+        ghost = await store.client.xreadgroup(BACKUP_GROUP, "ghost", {stream: ">"}, count=50)
+        assert len(ghost[0][1]) == 50
+
+        first = _worker_process(settings, "--batch-size", "50", "--claim-idle-ms", "300")
+        try:
+            await _wait_for(lambda: _sql_has_rows(pg_url), "the first worker to commit a batch")
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        # More acknowledged writes while no worker runs.
+        for sid in ids[3:50]:
+            await store.add_ingredients(sid, ["막판재료"])
+
+        second = _worker_process(settings, "--batch-size", "50", "--claim-idle-ms", "300")
+        try:
+
+            async def drained() -> bool:
+                return (await backup_lag(store.client, store.keys)).total == 0
+
+            await _wait_for(drained, "the second worker to drain the stream")
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=30) == 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+        assert sql_state(pg_url) == await redis_state(store)
+        pending = await store.client.xpending(stream, BACKUP_GROUP)
+        assert pending["pending"] == 0
+    finally:
+        await store.close()
+
+
+async def _sql_has_rows(database_url: str) -> bool:
+    return len(sql_state(database_url)) > 0
+
+
+async def test_sigterm_stops_the_worker_cleanly_and_removes_its_heartbeat(
+    pg_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    settings = make_settings(
+        F2F_REDIS_URL=redis_url, F2F_REDIS_KEY_PREFIX=redis_prefix, F2F_DATABASE_URL=pg_url,
+        F2F_REDIS_COMMAND_TIMEOUT="5", F2F_REDIS_CONNECT_TIMEOUT="5",
+    )  # fmt: skip
+    proc = _worker_process(settings, "--block-ms", "100", "--consumer", "sigterm-test")
+    try:
+
+        async def registered() -> bool:
+            engine = create_sync_engine_for(pg_url)
+            with engine.connect() as conn:
+                rows = conn.execute(select(f2f_instances.c.instance_id, f2f_instances.c.kind)).all()
+            engine.dispose()
+            return ("worker-sigterm-test", "worker") in [tuple(r) for r in rows]
+
+        await _wait_for(registered, "the worker heartbeat row")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not await registered()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
