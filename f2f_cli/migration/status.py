@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from f2f_cli.db.schema import f2f_instances, f2f_phase_history
 from f2f_cli.errors import F2FError
 from f2f_cli.sessions import phase as control
+from f2f_cli.sessions.backup_worker import backup_lag
 from f2f_cli.sessions.model import utcnow
 from f2f_cli.sessions.phase import Control, Instance
-from f2f_cli.sessions.redis import RedisSessionStore, _guard
+from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
 
 
@@ -39,15 +40,8 @@ class Status:
 
 
 async def backup_backlog(redis: RedisSessionStore) -> int:
-    """Backup-stream entries not yet committed to SQL (the worker deletes each committed entry)."""
-    streams = redis.keys.backup_streams()
-    total = 0
-    for start in range(0, len(streams), 1000):
-        pipe = redis.client.pipeline(transaction=False)
-        for name in streams[start : start + 1000]:
-            pipe.xlen(name)
-        total += sum(int(n) for n in await _guard(pipe.execute()))
-    return total
+    """Backup-stream entries not yet committed to SQL."""
+    return (await backup_lag(redis.client, redis.keys)).total
 
 
 async def collect(

@@ -8,7 +8,9 @@ added-at times, versions and deletion must match exactly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +25,11 @@ from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.redis_client import scan_keys
 from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
+
+# Candidate differences are re-read for this long before they count (writes in flight land).
+SETTLE_SECONDS = 2.0
+SETTLE_PAUSE = 0.1
+SETTLE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +81,13 @@ def compare(sql: Session | None, redis: Session | None, ttl_tolerance: float) ->
 
 
 class _Collector:
-    """Counts differences; a difference is re-read from both stores before it counts, so a write
-    that lands between the two reads of live traffic is not reported as a divergence."""
+    """Collects candidate differences during the scan, then settles them.
+
+    Under live traffic a write can land between the read of one store and the other,
+    so a candidate is read again from both stores, in passes, for up to
+    ``SETTLE_SECONDS``; only what still differs then counts. When there are more than
+    ``SETTLE_LIMIT`` candidates (a flushed Redis, say) they are counted as found.
+    """
 
     def __init__(self, report: VerifyReport, keep: int, sql: SqlSessionStore, redis: RedisSessionStore,
                  ttl_tolerance: float) -> None:
@@ -84,23 +96,38 @@ class _Collector:
         self.sql = sql
         self.redis = redis
         self.ttl_tolerance = ttl_tolerance
+        self.candidates: dict[str, tuple[Session | None, Session | None]] = {}
         self.pairs: list[tuple[Session | None, Session | None]] = []
 
-    async def add(self, sql_copy: Session | None, redis_copy: Session | None) -> None:
+    def add(self, sql_copy: Session | None, redis_copy: Session | None) -> None:
         self.report.compared += 1
-        if compare(sql_copy, redis_copy, self.ttl_tolerance) is None:
-            return
-        sid = (sql_copy or redis_copy).session_id  # type: ignore[union-attr]
-        sql_copy = await self.sql.read_copy(sid)
-        redis_copy = await self.redis.get_copy(sid)
-        kind = compare(sql_copy, redis_copy, self.ttl_tolerance)
-        if kind is None:
-            return
-        self.report.differences += 1
-        self.report.by_kind[kind] = self.report.by_kind.get(kind, 0) + 1
-        if len(self.report.first) < self.keep:
-            self.report.first.append(Difference(sid, kind, _describe(sql_copy), _describe(redis_copy)))
-        self.pairs.append((sql_copy, redis_copy))
+        if compare(sql_copy, redis_copy, self.ttl_tolerance) is not None:
+            sid = (sql_copy or redis_copy).session_id  # type: ignore[union-attr]
+            self.candidates[sid] = (sql_copy, redis_copy)
+
+    async def settle(self) -> None:
+        pending = self.candidates
+        if len(pending) <= SETTLE_LIMIT:
+            deadline = time.monotonic() + SETTLE_SECONDS
+            while pending:
+                fresh: dict[str, tuple[Session | None, Session | None]] = {}
+                ids = list(pending)
+                for sid, redis_copy in zip(ids, await self.redis.get_copies(ids), strict=True):
+                    sql_copy = await self.sql.read_copy(sid)
+                    if compare(sql_copy, redis_copy, self.ttl_tolerance) is not None:
+                        fresh[sid] = (sql_copy, redis_copy)
+                pending = fresh
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(SETTLE_PAUSE)
+        for sid, (sql_copy, redis_copy) in pending.items():
+            kind = compare(sql_copy, redis_copy, self.ttl_tolerance)
+            assert kind is not None
+            self.report.differences += 1
+            self.report.by_kind[kind] = self.report.by_kind.get(kind, 0) + 1
+            if len(self.report.first) < self.keep:
+                self.report.first.append(Difference(sid, kind, _describe(sql_copy), _describe(redis_copy)))
+            self.pairs.append((sql_copy, redis_copy))
 
 
 async def verify(
@@ -129,7 +156,7 @@ async def verify(
             batch = batch[: max(0, sample - seen)]
         copies = await redis.get_copies([s.session_id for s in batch])
         for sql_copy, redis_copy in zip(batch, copies, strict=True):
-            await found.add(sql_copy, redis_copy)
+            found.add(sql_copy, redis_copy)
         seen += len(batch)
         progress.advance("verify", len(batch))
         return sample is None or seen < sample
@@ -143,10 +170,11 @@ async def verify(
         async for ids in id_batches:
             missing = await _absent_in_sql(engine, ids, now)
             for copy in await redis.get_copies(missing) if missing else []:
-                await found.add(None, copy)
+                found.add(None, copy)
             checked += len(ids)
             if sample is not None and checked >= sample:
                 break
+    await found.settle()
     return report, found.pairs
 
 
