@@ -9,6 +9,7 @@ run again without ever replacing a newer copy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -87,7 +88,7 @@ async def backfill(
     limiter = RateLimiter(max_rate)
     progress.start("backfill", report.total)
 
-    async def copy(batch: list[Session]) -> bool:
+    async def apply(batch: list[Session]) -> None:
         nonlocal cp
         statuses = await redis.apply_copies(batch)
         copied = statuses.count(1)
@@ -106,9 +107,27 @@ async def backfill(
         await checkpoints.save(engine, cp)
         progress.advance("backfill", len(batch))
         await limiter.wait(len(batch))
+
+    # One batch is written to Redis while the next is read from SQL; batches still
+    # complete (and checkpoint) strictly in order.
+    in_flight: asyncio.Task[None] | None = None
+
+    async def copy(batch: list[Session]) -> bool:
+        nonlocal in_flight
+        if in_flight is not None:
+            await in_flight
+        in_flight = asyncio.create_task(apply(batch))
         return True
 
-    await for_each_copy_batch(engine, now, copy, batch_size=batch_size, after=after)
+    try:
+        await for_each_copy_batch(engine, now, copy, batch_size=batch_size, after=after)
+        if in_flight is not None:
+            await in_flight
+    finally:
+        if in_flight is not None and not in_flight.done():
+            in_flight.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await in_flight
     progress.finish("backfill")
     await checkpoints.clear(engine, checkpoint_name)
     report.seconds = time.monotonic() - started
