@@ -24,6 +24,7 @@ from f2f_cli.migration.progress import Progress, SilentProgress
 from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.redis_client import scan_keys
+from f2f_cli.sessions.redis_codec import datetime_to_ms
 from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
 
 # Candidate differences are re-read for this long before they count (writes in flight land).
@@ -73,11 +74,17 @@ def compare(sql: Session | None, redis: Session | None, ttl_tolerance: float) ->
         return "version"
     if sql.deleted != redis.deleted:
         return "deleted"
-    if not sql.deleted and sql.ingredients != redis.ingredients:
+    if not sql.deleted and _ms_items(sql) != _ms_items(redis):
         return "ingredients"
     if abs((sql.expires_at - redis.expires_at).total_seconds()) > ttl_tolerance:
         return "ttl"
     return None
+
+
+def _ms_items(session: Session) -> dict[str, int]:
+    """Ingredients with added-at in whole milliseconds: the precision Redis keeps (rows written
+    by older code may carry microseconds)."""
+    return {i.name: datetime_to_ms(i.added_at) for i in session.ingredients}
 
 
 class _Collector:

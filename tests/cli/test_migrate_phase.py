@@ -1,0 +1,156 @@
+"""``f2f migrate status|plan|to|verify|rollback|repair`` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from f2f_cli.db.engine import create_sync_engine_for
+from tests.cli.conftest import Invoke
+
+
+def _env(pg_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    return {"F2F_DATABASE_URL": pg_url, "F2F_REDIS_URL": redis_url, "F2F_REDIS_KEY_PREFIX": redis_prefix,
+            "F2F_PHASE_POLL_SECONDS": "0.5"}
+
+
+def _seed(pg_url: str, n: int) -> None:
+    """n sessions of 3 ingredients, written straight into PostgreSQL."""
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO fridge_sessions SELECT lpad(g::text, 32, '0'), now(), now(), now() + interval '1 hour', 4"
+            " FROM generate_series(1, %s) g", (n,))
+        cur.execute(
+            "INSERT INTO fridge_session_ingredients SELECT lpad(g::text, 32, '0'), n, now()"
+            " FROM generate_series(1, %s) g, unnest(array['두부','계란','대파']) n", (n,))
+
+
+def _phase(pg_url: str) -> str:
+    engine = create_sync_engine_for(pg_url)
+    with engine.connect() as conn:
+        phase = conn.exec_driver_sql("SELECT phase FROM f2f_control").scalar_one()
+    engine.dispose()
+    return str(phase)
+
+
+def test_status_plan_to_dual_verify_rollback(invoke: Invoke, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    _seed(pg_url, 40)
+    r = invoke("migrate", "status", "--json", env=env)
+    assert r.exit_code == 0, r.output
+    status = json.loads(r.output)
+    assert status["control"]["phase"] == "postgres"
+    assert status["sql_sessions"] == 40
+    assert status["redis_sessions"] == 0
+    r = invoke("migrate", "plan", "to", "dual", env=env)
+    assert r.exit_code == 0, r.output
+    assert "backfill" in r.output
+    r = invoke("migrate", "to", "dual", "--dry-run", env=env)
+    assert r.exit_code == 0, r.output
+    assert _phase(pg_url) == "postgres"
+    r = invoke("migrate", "to", "dual", env=env, input="n\n")
+    assert r.exit_code == 1
+    assert "aborted" in r.output
+    assert _phase(pg_url) == "postgres"
+    r = invoke("migrate", "to", "dual", "--yes", "--json", "--batch-size", "7", env=env)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["done"] is True
+    assert out["backfill"]["copied"] == 40
+    assert out["verify"]["differences"] == 0
+    assert _phase(pg_url) == "dual"
+    r = invoke("migrate", "to", "dual", "--yes", env=env)  # twice in a row: nothing to do, still success
+    assert r.exit_code == 0
+    assert "already" in r.output
+    r = invoke("migrate", "verify", "--sample", "10", env=env)
+    assert r.exit_code == 0, r.output
+    r = invoke("migrate", "to", "redis", "--yes", env=env)
+    assert r.exit_code == 1  # no worker heartbeat
+    assert "worker" in r.output
+    assert _phase(pg_url) == "dual"
+    r = invoke("migrate", "rollback", "--yes", "--json", env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["redis_keys_left"] == 40
+    assert _phase(pg_url) == "postgres"
+    r = invoke("migrate", "rollback", "--yes", env=env)
+    assert r.exit_code == 1
+    assert "nothing to roll back" in r.output
+
+
+def test_refusals_exit_1_with_one_line_and_change_nothing(invoke: Invoke, pg_url: str) -> None:
+    env = {"F2F_DATABASE_URL": pg_url, "F2F_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+    r = invoke("migrate", "to", "dual", "--yes", env=env)
+    assert r.exit_code == 1
+    assert "redis reachable" in r.output
+    assert "hunter2" not in r.output
+    assert "Traceback" not in r.output
+    assert _phase(pg_url) == "postgres"
+    r = invoke("migrate", "to", "redis", "--yes", env=env)
+    assert r.exit_code == 1
+    assert "runs from dual" in r.output
+    r = invoke("migrate", "to", "postgres", env=env)
+    assert r.exit_code == 2
+    assert "rollback" in r.output
+    r = invoke("migrate", "plan", "sideways", env=env)
+    assert r.exit_code == 2
+    r = invoke("migrate", "to", "dual", "--batch-size", "0", env=env)
+    assert r.exit_code == 2
+
+
+def test_to_dual_without_redis_url_is_a_clear_refusal(invoke: Invoke, pg_url: str) -> None:
+    r = invoke("migrate", "to", "dual", "--yes", env={"F2F_DATABASE_URL": pg_url})
+    assert r.exit_code == 1
+    assert "F2F_REDIS_URL" in r.output
+    assert _phase(pg_url) == "postgres"
+
+
+@pytest.mark.slow
+def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str, redis_prefix: str,
+                                                    tmp_path: Path) -> None:
+    """SIGKILL 'f2f migrate to dual' during the backfill, then '--resume': everything copied once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | _env(pg_url, redis_url, redis_prefix)
+    _seed(pg_url, 3000)
+    cmd = [sys.executable, "-m", "f2f_cli", "migrate", "to", "dual", "--yes", "--json", "--batch-size", "50",
+           "--max-rate", "1500"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = create_sync_engine_for(pg_url)
+    try:
+        deadline = time.monotonic() + 30
+        copied = 0
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                copied = conn.exec_driver_sql(
+                    "SELECT coalesce(max(copied), 0) FROM f2f_checkpoints WHERE name = 'backfill'").scalar_one()
+            if copied >= 500:
+                break
+            time.sleep(0.05)
+        assert copied >= 500, "the backfill never got going"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        with engine.connect() as conn:
+            last = conn.exec_driver_sql("SELECT last_session_id FROM f2f_checkpoints").scalar_one()
+        assert last is not None
+        assert _phase(pg_url) == "dual-write"  # crashed mid-way: writes already copy, reads stay on SQL
+        resumed = subprocess.run([*cmd[:-2], "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                 timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        out = json.loads(resumed.stdout)
+        assert out["backfill"]["resumed_from"] == last
+        assert out["backfill"]["copied"] + copied >= 3000
+        assert out["backfill"]["copied"] < 3000  # it did not start over
+        assert out["verify"]["differences"] == 0
+        assert out["verify"]["compared"] == 3000
+        assert _phase(pg_url) == "dual"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        engine.dispose()
