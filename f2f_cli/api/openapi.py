@@ -46,13 +46,22 @@ class Operation:
     params: list[dict[str, Any]] = field(default_factory=list)
     errors: tuple[int, ...] = (503,)
     tag: str = "sessions"
+    # A text/plain body instead of a JSON schema (the Prometheus exposition).
+    text: bool = False
 
 
 def session_operations() -> list[Operation]:
     sid = [SESSION_ID_PARAM, SESSION_HEADER_PARAM]
     common = (400, 404, 503)
     return [
-        Operation("post", "/sessions", "Create a session (also sets the f2f_session cookie)", SessionOut, 201),
+        Operation(
+            "post",
+            "/sessions",
+            "Create a session (also sets the f2f_session cookie); limited per client address per minute",
+            SessionOut,
+            201,
+            errors=(429, 503),
+        ),
         Operation("get", "/sessions/{session_id}", "Read a session", SessionOut, params=sid, errors=common),
         Operation("delete", "/sessions/{session_id}", "Delete a session", None, 204, params=sid, errors=common),
         Operation(
@@ -87,6 +96,8 @@ def health_operations() -> list[Operation]:
         Operation("get", "/healthz", "Liveness: the process serves", HealthOut, tag="operations"),
         Operation("get", "/readyz", "Readiness: the stores of the current phase answer", HealthOut,
                   errors=(503,), tag="operations"),
+        Operation("get", "/metrics", "Prometheus metrics (text exposition format)", None,
+                  errors=(), tag="operations", text=True),
     ]
 
 
@@ -101,7 +112,12 @@ def build_openapi(api_prefix: str, prefixed: list[Operation], unprefixed: list[O
     paths: dict[str, dict[str, Any]] = {}
     for path, op in ops:
         responses: dict[str, Any] = {}
-        if op.response is None:
+        if op.text:
+            responses[str(op.status)] = {
+                "description": "OK",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        elif op.response is None:
             responses[str(op.status)] = {"description": "Done"}
         else:
             responses[str(op.status)] = {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import F2FError
 from f2f_cli.sessions.phase import Phase, new_instance_id
 from f2f_cli.sessions.runtime import PhaseRuntime, RedisStoreFactory
 from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.sessions.store import SessionStore
+from f2f_cli.sessions.timed import StoreObserver, TimedStore
 from f2f_cli.settings import Settings
 
 
@@ -28,7 +30,7 @@ def redis_store_factory(settings: Settings) -> RedisStoreFactory | None:
 class Services:
     """The engine, the stores and the phase runtime of one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, store_observer: StoreObserver | None = None) -> None:
         self.settings = settings
         self.engine: AsyncEngine = create_engine_for(settings)
         self.sql_store = SqlSessionStore(
@@ -43,6 +45,10 @@ class Services:
             poll_seconds=settings.phase_poll_seconds,
             instance_id=new_instance_id("serve"),
         )
+        self._api_store: SessionStore = self.runtime.facade
+        if store_observer is not None:
+            self._api_store = TimedStore(self.runtime.facade, store_observer, lambda: self.runtime.store().backend)
+        self.session_limit: SessionCreationLimit | None = session_creation_limit(settings)
 
     @property
     def phase(self) -> str:
@@ -50,13 +56,15 @@ class Services:
 
     def store(self) -> SessionStore:
         """The store that serves requests in the current phase (switches between requests)."""
-        return self.runtime.facade
+        return self._api_store
 
     async def start(self) -> None:
         await self.runtime.start()
 
     async def stop(self) -> None:
         await self.runtime.stop()
+        if self.session_limit is not None:
+            await self.session_limit.close()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, str]:
