@@ -59,7 +59,7 @@ def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Service
 def create_app(settings: Settings) -> Starlette:
     """A new app for ``settings``; stores connect in the lifespan, not here."""
     document = openapi.build_openapi(
-        settings.api_prefix, openapi.session_operations(), openapi.health_operations()
+        settings.api_prefix, openapi.session_operations(settings.api_prefix), openapi.health_operations()
     )
     metrics = Metrics.from_environment(settings.metrics_refresh_seconds)
     running: dict[str, Services] = {}

@@ -48,9 +48,30 @@ class Operation:
     tag: str = "sessions"
     # A text/plain body instead of a JSON schema (the Prometheus exposition).
     text: bool = False
+    # OpenAPI links from the success response: how a client (or a stateful fuzzer) chains calls.
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def session_operations() -> list[Operation]:
+def _session_links(api_prefix: str) -> dict[str, dict[str, Any]]:
+    ids = {"session_id": "$response.body#/session_id"}
+    targets = {
+        "GetSession": ("get", "/sessions/{session_id}"),
+        "DeleteSession": ("delete", "/sessions/{session_id}"),
+        "ListIngredients": ("get", "/sessions/{session_id}/ingredients"),
+        "AddIngredients": ("post", "/sessions/{session_id}/ingredients"),
+        "RemoveIngredients": ("delete", "/sessions/{session_id}/ingredients"),
+    }
+    return {
+        name: {"operationId": operation_id(method, api_prefix + path), "parameters": dict(ids)}
+        for name, (method, path) in targets.items()
+    }
+
+
+def operation_id(method: str, path: str) -> str:
+    return f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+
+
+def session_operations(api_prefix: str = "/v1") -> list[Operation]:
     sid = [SESSION_ID_PARAM, SESSION_HEADER_PARAM]
     common = (400, 404, 503)
     return [
@@ -61,6 +82,7 @@ def session_operations() -> list[Operation]:
             SessionOut,
             201,
             errors=(429, 503),
+            links=_session_links(api_prefix),
         ),
         Operation("get", "/sessions/{session_id}", "Read a session", SessionOut, params=sid, errors=common),
         Operation("delete", "/sessions/{session_id}", "Delete a session", None, 204, params=sid, errors=common),
@@ -75,6 +97,7 @@ def session_operations() -> list[Operation]:
             body=IngredientsIn,
             params=sid,
             errors=(*common, 413, 422),
+            links=_session_links(api_prefix),
         ),
         Operation(
             "delete",
@@ -124,6 +147,8 @@ def build_openapi(api_prefix: str, prefixed: list[Operation], unprefixed: list[O
                 "description": "OK",
                 "content": {"application/json": {"schema": refs[op.response]}},
             }
+        if op.links:
+            responses[str(op.status)]["links"] = op.links
         for status in op.errors:
             responses[str(status)] = {
                 "description": _ERROR_TEXT[status],
@@ -131,7 +156,7 @@ def build_openapi(api_prefix: str, prefixed: list[Operation], unprefixed: list[O
             }
         entry: dict[str, Any] = {
             "summary": op.summary,
-            "operationId": f"{op.method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "operationId": operation_id(op.method, path),
             "tags": [op.tag],
             "parameters": op.params,
             "responses": responses,
