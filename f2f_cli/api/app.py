@@ -19,7 +19,7 @@ from f2f_cli.api import errors, openapi
 from f2f_cli.api.metrics import Metrics
 from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
 from f2f_cli.api.responses import JSONResponse
-from f2f_cli.api.routes import health, sessions
+from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
 from f2f_cli.api.services import Services
 from f2f_cli.settings import Settings, get_settings
@@ -59,7 +59,9 @@ def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Service
 def create_app(settings: Settings) -> Starlette:
     """A new app for ``settings``; stores connect in the lifespan, not here."""
     document = openapi.build_openapi(
-        settings.api_prefix, openapi.session_operations(settings.api_prefix), openapi.health_operations()
+        settings.api_prefix,
+        [*openapi.session_operations(settings.api_prefix), *openapi.recipe_operations()],
+        openapi.health_operations(),
     )
     metrics = Metrics.from_environment(settings.metrics_refresh_seconds)
     running: dict[str, Services] = {}
@@ -69,7 +71,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        services = Services(settings, store_observer=metrics.observe_store)
+        services = Services(
+            settings, store_observer=metrics.observe_store, on_index_loaded=metrics.recommender_index_loaded
+        )
         app.state.services = services
         running["services"] = services
         await services.start()
@@ -83,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
             await services.stop()
             metrics.process_exiting()
 
-    api_routes: list[BaseRoute] = list(sessions.routes())
+    api_routes: list[BaseRoute] = [*sessions.routes(), *recipes.routes()]
     routes: list[BaseRoute] = [
         *health.routes(),
         Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),

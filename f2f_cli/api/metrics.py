@@ -41,6 +41,7 @@ from f2f_cli.sessions.phase import Phase
 
 if TYPE_CHECKING:
     from f2f_cli.api.services import Services
+    from f2f_cli.recipes.index import RecipeIndex
     from f2f_cli.sessions.runtime import PhaseRuntime
 
 log = logging.getLogger("f2f.metrics")
@@ -181,10 +182,19 @@ class Metrics:
         """Where the backup-stream lag comes from (the Redis backup worker's reader); None: not exported."""
         self.backup_lag_source = source
 
+    def recommender_index_loaded(self, index: RecipeIndex, seconds: float, source: str) -> None:
+        """The recommender's ``on_load`` hook."""
+        self.observe_recommender_index(
+            recipes=index.size,
+            ingredients=len(index.ingredient_names),
+            entries=int(index.matrix.nnz),
+            build_seconds=seconds,
+            source=source,
+        )
+
     def observe_recommender_index(
         self, *, recipes: int, ingredients: int, entries: int, build_seconds: float, source: str
     ) -> None:
-        """Called by the recommender each time it loads or builds its index."""
         self.recommender_recipes.set(recipes)
         self.recommender_ingredients.set(ingredients)
         self.recommender_entries.set(entries)

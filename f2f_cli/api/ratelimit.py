@@ -157,19 +157,6 @@ class SessionCreationLimit:
         await self.limiter.close()
 
 
-def _redis_client(settings: Settings) -> Any | None:
-    from redis.asyncio import Redis
-
-    assert settings.redis_url is not None
-    if settings.redis_url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
-        return None
-    return Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=settings.redis_connect_timeout,
-        socket_timeout=settings.redis_command_timeout,
-    )
-
-
 def session_creation_limit(settings: Settings) -> SessionCreationLimit | None:
     """The limit for these settings: None when ``F2F_SESSIONS_PER_MINUTE=0``."""
     per_minute = settings.sessions_per_minute
@@ -177,9 +164,7 @@ def session_creation_limit(settings: Settings) -> SessionCreationLimit | None:
         return None
     limiter: Limiter = MemoryBucket(per_minute)
     if settings.redis_url is not None:
-        client = _redis_client(settings)
-        if client is None:
-            log.warning("session rate limit kept in memory: this Redis URL form is not supported for it yet")
-        else:
-            limiter = RedisBucket(client, settings.redis_key_prefix, per_minute)
+        from f2f_cli.sessions.redis_client import create_redis
+
+        limiter = RedisBucket(create_redis(settings), settings.redis_key_prefix, per_minute)
     return SessionCreationLimit(limiter, per_minute)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -52,7 +53,12 @@ def test_json_access_log_has_request_fields_and_no_secrets(tmp_path: Path, sqlit
         sid = created.json()["session_id"]
         r = httpx.post(f"{base}/v1/sessions/{sid}/ingredients", json={"ingredients": ["고추장"]}, timeout=10)
         assert r.status_code == 200
-        log_text = (tmp_path / f"serve-{port}.log").read_text()
+        log_file = tmp_path / f"serve-{port}.log"
+        # The access line is written just after the response is sent: wait for it.
+        deadline = time.monotonic() + 10
+        while "/v1/sessions/{session_id}/ingredients" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log_text = log_file.read_text()
     lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry["logger"] == "f2f.access"]
     probe = [entry for entry in access if entry.get("request_id") == "probe-1"]
