@@ -139,7 +139,8 @@ def recipe_operations() -> list[Operation]:
             params=[
                 *sid,
                 _query("limit", "How many recipes.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
-                _query("max_missing", "Hide recipes missing more core ingredients.", {"type": "integer", "minimum": 0}),
+                _query("max_missing", "Hide recipes missing more core ingredients.",
+                       {"type": "integer", "minimum": 0, "maximum": 1000}),
                 category,
             ],
             errors=(400, 404, 422, 503), tag="recipes",
@@ -150,14 +151,16 @@ def recipe_operations() -> list[Operation]:
                 _query("search", "Text in the title, or an ingredient name (exact, aliases understood).",
                        {"type": "string", "maxLength": 100}),
                 category,
-                _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1}),
+                _query("page", "Page number, from 1.",
+                       {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}),
                 _query("size", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
             ],
             errors=(422, 503), tag="recipes",
         ),
         Operation(
             "get", "/recipes/{recipe_id}", "One recipe with ingredients, amounts, roles and steps", RecipeDetail,
-            params=[{"name": "recipe_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            params=[{"name": "recipe_id", "in": "path", "required": True,
+                     "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}}],
             errors=(404, 503), tag="recipes",
         ),
         Operation(
