@@ -8,6 +8,7 @@ prints as one line.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from f2f_cli.errors import ConfigError
 
 LogFormat = Literal["console", "json"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./f2f.db"
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
 _MULTI_HOST_PASSWORD = re.compile(r"^([^:/]+://[^:@/]*):[^@/]*@")
@@ -89,6 +91,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _positive_float(raw: str) -> float:
     try:
         value = float(raw.strip())
@@ -143,6 +155,16 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _networks(raw: str) -> tuple[IPNetwork, ...]:
+    networks: list[IPNetwork] = []
+    for part in _csv(raw):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
 def _env(name: str, parser: Callable[[str], Any], **kwargs: Any) -> Any:
     metadata = {"env": name, "parser": parser}
     return field(metadata=metadata, **kwargs)
@@ -169,6 +191,12 @@ class Settings:
     db_pool_size: int = _env("F2F_DB_POOL_SIZE", _positive_int, default=10)
     cors_origins: tuple[str, ...] = _env("F2F_CORS_ORIGINS", _csv, default=())
     instance_name: str | None = _env("F2F_INSTANCE_NAME", str.strip, default=None)
+    # Per client IP (IPv6: per /64); 0 turns the limit off.
+    sessions_per_minute: int = _env("F2F_SESSIONS_PER_MINUTE", _non_negative_int, default=60)
+    # Peers allowed to name the client in X-Forwarded-For (the ingress, the load balancer).
+    trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
+    # How stale the costly /metrics gauges (session count, backup lag) may be.
+    metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _positive_float, default=15.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:

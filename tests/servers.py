@@ -22,7 +22,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def f2f_server(env: dict[str, str], *, cwd: Path | None = None, workers: int = 1) -> Iterator[str]:
+def f2f_server(
+    env: dict[str, str], *, cwd: Path | None = None, workers: int = 1, log_level: str = "warning"
+) -> Iterator[str]:
     """Start ``f2f serve`` with exactly ``env`` (plus PATH/HOME), yield its base URL, stop it."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")}
@@ -31,7 +33,7 @@ def f2f_server(env: dict[str, str], *, cwd: Path | None = None, workers: int = 1
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "f2f_cli", "serve", "--port", str(port), "--workers", str(workers),
-             "--log-level", "warning"],
+             "--log-level", log_level],
             env=full_env,
             cwd=cwd,
             stdout=out,

@@ -2,40 +2,90 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from f2f_cli.api import errors, openapi
+from f2f_cli.api.metrics import Metrics
+from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
 from f2f_cli.api.responses import JSONResponse
 from f2f_cli.api.routes import health, recipes, sessions
+from f2f_cli.api.routes.sessions import SESSION_HEADER
 from f2f_cli.api.services import Services
 from f2f_cli.settings import Settings, get_settings
+
+
+def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Services]) -> list[Middleware]:
+    def current_phase() -> str:
+        services = running.get("services")
+        return services.phase if services is not None else "starting"
+
+    stack = [
+        Middleware(
+            EdgeMiddleware,
+            metrics=metrics,
+            phase=current_phase,
+            trusted_proxies=settings.trusted_proxies,
+            on_error=errors.unexpected_error,
+        )
+    ]
+    if settings.cors_origins:
+        wildcard = "*" in settings.cors_origins
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Content-Type", SESSION_HEADER, REQUEST_ID_HEADER],
+                expose_headers=["Location", "Retry-After", REQUEST_ID_HEADER],
+                # The session cookie must never be readable by any origin at all.
+                allow_credentials=not wildcard,
+                max_age=600,
+            )
+        )
+    return stack
 
 
 def create_app(settings: Settings) -> Starlette:
     """A new app for ``settings``; stores connect in the lifespan, not here."""
     document = openapi.build_openapi(
-        settings.api_prefix, [*openapi.session_operations(), *openapi.recipe_operations()], openapi.health_operations()
+        settings.api_prefix,
+        [*openapi.session_operations(settings.api_prefix), *openapi.recipe_operations()],
+        openapi.health_operations(),
     )
+    metrics = Metrics.from_environment(settings.metrics_refresh_seconds)
+    running: dict[str, Services] = {}
 
     async def openapi_json(_request: Request) -> Response:
         return JSONResponse(document)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        services = Services(settings)
+        services = Services(
+            settings, store_observer=metrics.observe_store, on_index_loaded=metrics.recommender_index_loaded
+        )
         app.state.services = services
+        running["services"] = services
         await services.start()
+        sampler = asyncio.create_task(metrics.run_sampler(services), name="f2f-metrics-sampler")
         try:
             yield {}
         finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
             await services.stop()
+            metrics.process_exiting()
 
     api_routes: list[BaseRoute] = [*sessions.routes(), *recipes.routes()]
     routes: list[BaseRoute] = [
@@ -46,8 +96,14 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Mount(settings.api_prefix, routes=api_routes))
     else:
         routes.extend(api_routes)
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.HANDLERS)
+    app = Starlette(
+        routes=routes,
+        middleware=_middleware(settings, metrics, running),
+        lifespan=lifespan,
+        exception_handlers=errors.HANDLERS,
+    )
     app.state.settings = settings
+    app.state.metrics = metrics
     return app
 
 

@@ -21,7 +21,10 @@ _HTTP_CODES = {
 
 async def f2f_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, F2FError)
-    headers = {"Retry-After": "1"} if exc.http_status == 503 else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is None and exc.http_status == 503:
+        retry_after = 1
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return error_response(exc.http_status, exc.code, exc.message, headers)
 
 
@@ -33,7 +36,9 @@ async def http_error(_request: Request, exc: Exception) -> Response:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     # The trace goes to the log for operators; the client gets no internals.
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The route template, not the path: paths carry session ids.
+    route = request.scope.get("route")
+    log.error("unhandled error on %s %s", request.method, getattr(route, "path", "?"), exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
 
 

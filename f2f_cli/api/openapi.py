@@ -55,13 +55,44 @@ class Operation:
     params: list[dict[str, Any]] = field(default_factory=list)
     errors: tuple[int, ...] = (503,)
     tag: str = "sessions"
+    # A text/plain body instead of a JSON schema (the Prometheus exposition).
+    text: bool = False
+    # OpenAPI links from the success response: how a client (or a stateful fuzzer) chains calls.
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def session_operations() -> list[Operation]:
+def _session_links(api_prefix: str) -> dict[str, dict[str, Any]]:
+    ids = {"session_id": "$response.body#/session_id"}
+    targets = {
+        "GetSession": ("get", "/sessions/{session_id}"),
+        "DeleteSession": ("delete", "/sessions/{session_id}"),
+        "ListIngredients": ("get", "/sessions/{session_id}/ingredients"),
+        "AddIngredients": ("post", "/sessions/{session_id}/ingredients"),
+        "RemoveIngredients": ("delete", "/sessions/{session_id}/ingredients"),
+    }
+    return {
+        name: {"operationId": operation_id(method, api_prefix + path), "parameters": dict(ids)}
+        for name, (method, path) in targets.items()
+    }
+
+
+def operation_id(method: str, path: str) -> str:
+    return f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+
+
+def session_operations(api_prefix: str = "/v1") -> list[Operation]:
     sid = [SESSION_ID_PARAM, SESSION_HEADER_PARAM]
     common = (400, 404, 503)
     return [
-        Operation("post", "/sessions", "Create a session (also sets the f2f_session cookie)", SessionOut, 201),
+        Operation(
+            "post",
+            "/sessions",
+            "Create a session (also sets the f2f_session cookie); limited per client address per minute",
+            SessionOut,
+            201,
+            errors=(429, 503),
+            links=_session_links(api_prefix),
+        ),
         Operation("get", "/sessions/{session_id}", "Read a session", SessionOut, params=sid, errors=common),
         Operation("delete", "/sessions/{session_id}", "Delete a session", None, 204, params=sid, errors=common),
         Operation(
@@ -75,6 +106,7 @@ def session_operations() -> list[Operation]:
             body=IngredientsIn,
             params=sid,
             errors=(*common, 413, 422),
+            links=_session_links(api_prefix),
         ),
         Operation(
             "delete",
@@ -107,7 +139,8 @@ def recipe_operations() -> list[Operation]:
             params=[
                 *sid,
                 _query("limit", "How many recipes.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
-                _query("max_missing", "Hide recipes missing more core ingredients.", {"type": "integer", "minimum": 0}),
+                _query("max_missing", "Hide recipes missing more core ingredients.",
+                       {"type": "integer", "minimum": 0, "maximum": 1000}),
                 category,
             ],
             errors=(400, 404, 422, 503), tag="recipes",
@@ -118,14 +151,16 @@ def recipe_operations() -> list[Operation]:
                 _query("search", "Text in the title, or an ingredient name (exact, aliases understood).",
                        {"type": "string", "maxLength": 100}),
                 category,
-                _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1}),
+                _query("page", "Page number, from 1.",
+                       {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}),
                 _query("size", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
             ],
             errors=(422, 503), tag="recipes",
         ),
         Operation(
             "get", "/recipes/{recipe_id}", "One recipe with ingredients, amounts, roles and steps", RecipeDetail,
-            params=[{"name": "recipe_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            params=[{"name": "recipe_id", "in": "path", "required": True,
+                     "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}}],
             errors=(404, 503), tag="recipes",
         ),
         Operation(
@@ -145,6 +180,8 @@ def health_operations() -> list[Operation]:
         Operation("get", "/healthz", "Liveness: the process serves", HealthOut, tag="operations"),
         Operation("get", "/readyz", "Readiness: the stores of the current phase answer", HealthOut,
                   errors=(503,), tag="operations"),
+        Operation("get", "/metrics", "Prometheus metrics (text exposition format)", None,
+                  errors=(), tag="operations", text=True),
     ]
 
 
@@ -159,13 +196,20 @@ def build_openapi(api_prefix: str, prefixed: list[Operation], unprefixed: list[O
     paths: dict[str, dict[str, Any]] = {}
     for path, op in ops:
         responses: dict[str, Any] = {}
-        if op.response is None:
+        if op.text:
+            responses[str(op.status)] = {
+                "description": "OK",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        elif op.response is None:
             responses[str(op.status)] = {"description": "Done"}
         else:
             responses[str(op.status)] = {
                 "description": "OK",
                 "content": {"application/json": {"schema": refs[op.response]}},
             }
+        if op.links:
+            responses[str(op.status)]["links"] = op.links
         for status in op.errors:
             responses[str(status)] = {
                 "description": _ERROR_TEXT[status],
@@ -173,7 +217,7 @@ def build_openapi(api_prefix: str, prefixed: list[Operation], unprefixed: list[O
             }
         entry: dict[str, Any] = {
             "summary": op.summary,
-            "operationId": f"{op.method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "operationId": operation_id(op.method, path),
             "tags": [op.tag],
             "parameters": op.params,
             "responses": responses,

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import F2FError
-from f2f_cli.recipes.recommender import Recommender
+from f2f_cli.recipes.recommender import IndexLoaded, Recommender
 from f2f_cli.sessions.phase import Phase, new_instance_id
 from f2f_cli.sessions.runtime import PhaseRuntime, RedisStoreFactory
 from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.sessions.store import SessionStore
+from f2f_cli.sessions.timed import StoreObserver, TimedStore
 from f2f_cli.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,7 +49,13 @@ def _recipe_redis(settings: Settings) -> RedisClient | None:
 class Services:
     """The engine, the stores and the phase runtime of one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store_observer: StoreObserver | None = None,
+        on_index_loaded: IndexLoaded | None = None,
+    ) -> None:
         self.settings = settings
         self.engine: AsyncEngine = create_engine_for(settings)
         self.sql_store = SqlSessionStore(
@@ -61,6 +69,7 @@ class Services:
             redis=self.recipe_redis,
             key_prefix=settings.redis_key_prefix,
             check_interval=settings.phase_poll_seconds,
+            on_load=on_index_loaded,
         )
         self.runtime = PhaseRuntime(
             self.engine,
@@ -69,6 +78,10 @@ class Services:
             poll_seconds=settings.phase_poll_seconds,
             instance_id=new_instance_id("serve"),
         )
+        self._api_store: SessionStore = self.runtime.facade
+        if store_observer is not None:
+            self._api_store = TimedStore(self.runtime.facade, store_observer, lambda: self.runtime.store().backend)
+        self.session_limit: SessionCreationLimit | None = session_creation_limit(settings)
 
     @property
     def phase(self) -> str:
@@ -76,13 +89,15 @@ class Services:
 
     def store(self) -> SessionStore:
         """The store that serves requests in the current phase (switches between requests)."""
-        return self.runtime.facade
+        return self._api_store
 
     async def start(self) -> None:
         await self.runtime.start()
 
     async def stop(self) -> None:
         await self.runtime.stop()
+        if self.session_limit is not None:
+            await self.session_limit.close()
         if self.recipe_redis is not None:
             await self.recipe_redis.aclose()
         await self.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -49,6 +50,17 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail("interrupted", 130) from None
 
     return wrapper
+
+
+def configure_cli_logging() -> None:
+    """Logs of a CLI command go to stderr in F2F_LOG_FORMAT; quiet (warnings) unless F2F_LOG_LEVEL says otherwise."""
+    from f2f_cli.logs import configure_logging
+
+    try:
+        settings = get_settings()
+    except F2FError:
+        return  # the command itself reports the bad setting
+    configure_logging(settings.log_format, settings.log_level if "F2F_LOG_LEVEL" in os.environ else "warning")
 
 
 def load_settings() -> Settings:

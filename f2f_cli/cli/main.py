@@ -8,6 +8,7 @@ import typer
 
 from f2f_cli import __version__
 from f2f_cli.cli import bench, migrate, recipes, serve, worker
+from f2f_cli.cli.common import configure_cli_logging
 from f2f_cli.cli.unbuilt import add_unbuilt
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ def root(
     ] = False,
 ) -> None:
     """Fridge2Fork backend and operations toolkit."""
+    configure_cli_logging()
 
 
 app.command("serve")(serve.serve)

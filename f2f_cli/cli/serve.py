@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +15,37 @@ import typer
 from f2f_cli.cli.common import cli_errors, load_settings, stdout
 from f2f_cli.db import migrate as schema
 from f2f_cli.errors import SchemaNotReady
+from f2f_cli.logs import logging_config
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[str | None]:
+    """Set up prometheus-client multiprocess mode for several workers, with a clean directory.
+
+    An operator's ``PROMETHEUS_MULTIPROC_DIR`` is used (its metric files from an
+    earlier run removed); otherwise a private temporary directory is made and
+    removed afterwards. One worker needs none.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers <= 1 and not given:
+        yield None
+        return
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield str(path)
+        return
+    made = tempfile.mkdtemp(prefix="f2f-metrics-")
+    os.environ[MULTIPROC_ENV] = made  # inherited by the worker processes uvicorn spawns
+    try:
+        yield made
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @cli_errors
@@ -44,15 +81,20 @@ def serve(
                 f"database schema is at {st.current or 'empty'}, this f2f needs {st.head}: "
                 "run 'f2f migrate db upgrade' first"
             )
+    level = (log_level or settings.log_level).lower()
     stdout().print(f"f2f serving on http://{host}:{port}{settings.api_prefix} (phase runtime starting)")
-    uvicorn.run(
-        "f2f_cli.api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level or settings.log_level,
-        proxy_headers=True,
-        server_header=False,
-        lifespan="on",
-    )
+    with metrics_directory(workers):
+        uvicorn.run(
+            "f2f_cli.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=logging_config(settings.log_format, level),
+            log_level=level,
+            # f2f logs its own access line and reads X-Forwarded-For only from F2F_TRUSTED_PROXIES.
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            lifespan="on",
+        )

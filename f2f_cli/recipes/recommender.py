@@ -61,6 +61,10 @@ async def load_index_from_sql(conn: AsyncConnection, stamp: CatalogStamp) -> Rec
     )
 
 
+# Told of every index load: the index, the seconds it took, and where it came from ("sql" or "redis").
+IndexLoaded = Callable[[RecipeIndex, float, str], None]
+
+
 class Recommender:
     def __init__(
         self,
@@ -70,8 +74,10 @@ class Recommender:
         key_prefix: str = "f2f",
         check_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        on_load: IndexLoaded | None = None,
     ) -> None:
         self._engine = engine
+        self._on_load = on_load
         self._redis = redis
         self._prefix = key_prefix
         self._interval = check_interval
@@ -91,7 +97,10 @@ class Recommender:
             async with sql_errors("cannot read the recipe catalog"), self._engine.connect() as conn:
                 stamp = await read_stamp(conn)
                 if self._index is None or self._index.stamp != stamp.key:
+                    started = time.perf_counter()
                     self._index = await self._load(conn, stamp)
+                    if self._on_load is not None:
+                        self._on_load(self._index, time.perf_counter() - started, self.last_source)
                 else:
                     self.last_source = "memory"
             self._checked_at = self._clock()

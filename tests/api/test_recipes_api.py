@@ -109,3 +109,15 @@ def test_api_shares_the_index_through_redis(sql_url: str, redis_url: str, redis_
     with TestClient(create_app(settings)) as two:
         assert two.get("/v1/ingredients", params={"search": "두"}).status_code == 200
         assert two.app.state.services.recommender.last_source == "redis"  # type: ignore[attr-defined]
+
+
+def test_fuzz_findings_on_recipe_parameters(sql_url: str) -> None:
+    """Found by schemathesis: a recipe id past 64 bits was a 500; an empty integer parameter was silently ignored."""
+    app = create_app(make_settings(F2F_DATABASE_URL=sql_url, F2F_COOKIE_SECURE="false"))
+    with TestClient(app) as api:
+        huge = api.get(f"/v1/recipes/{2**64 + 7}")
+        assert huge.status_code == 404 and huge.json()["error"] == "recipe_not_found"
+        assert api.get("/v1/recipes/0").status_code == 404
+        for path in ("/v1/recipes?page=", "/v1/recipes?size=", "/v1/ingredients?limit="):
+            r = api.get(path)
+            assert r.status_code == 422 and r.json()["error"] == "invalid_input", path

@@ -106,11 +106,11 @@ def _example(name: str) -> str:
     default = field.default
     if isinstance(default, bool):
         return "true" if default else "false"
-    if isinstance(default, tuple):
-        return ",".join(default) or "https://app.example"
-    if default is not None:
+    if isinstance(default, tuple) and default:
+        return ",".join(default)
+    if default is not None and not isinstance(default, tuple):
         return str(default)
-    for candidate in ("true", "1", "example"):
+    for candidate in ("true", "1", "example", "https://app.example", "10.0.0.0/8"):
         try:
             field.metadata["parser"](candidate)
         except ValueError:

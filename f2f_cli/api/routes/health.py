@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from f2f_cli.api.metrics import CONTENT_TYPE, Metrics
 from f2f_cli.api.responses import JSONResponse
 from f2f_cli.api.schemas import HealthOut
 from f2f_cli.api.services import Services
@@ -26,8 +27,16 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; every worker's figures under ``f2f serve --workers N``."""
+    registry: Metrics = request.app.state.metrics
+    await registry.refresh(request.app.state.services)
+    return Response(registry.exposition(), media_type=CONTENT_TYPE)
+
+
 def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/readyz", readyz, methods=["GET"], name="readyz"),
+        Route("/metrics", metrics, methods=["GET"], name="metrics"),
     ]

@@ -11,9 +11,10 @@ from f2f_cli.api.routes.sessions import session_id_of
 from f2f_cli.api.schemas import IngredientSuggestionsOut, recommendations_out
 from f2f_cli.api.services import Services
 from f2f_cli.errors import InvalidInput
-from f2f_cli.recipes.queries import MAX_PAGE_SIZE, get_recipe, list_recipes
+from f2f_cli.recipes.queries import MAX_PAGE_SIZE, RecipeNotFound, get_recipe, list_recipes
 
 MAX_LIMIT = 100
+MAX_RECIPE_ID = 2**63 - 1
 MAX_SEARCH_LENGTH = 100
 
 
@@ -24,7 +25,7 @@ def _services(request: Request) -> Services:
 
 def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -68,6 +69,9 @@ async def recipes_index(request: Request) -> Response:
 
 async def recipe_detail(request: Request) -> Response:
     recipe_id: int = request.path_params["recipe_id"]
+    if not 1 <= recipe_id <= MAX_RECIPE_ID:
+        # Past a 64-bit id no recipe can exist; the database driver would fail on it.
+        raise RecipeNotFound(f"recipe {recipe_id} not found")
     return JSONResponse(await get_recipe(_services(request).engine, recipe_id))
 
 

@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from f2f_cli.api.clientip import limit_key
+from f2f_cli.api.middleware import CLIENT_ADDRESS_KEY
 from f2f_cli.api.responses import JSONResponse, read_json
 from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
 from f2f_cli.api.services import Services
@@ -41,6 +43,8 @@ def session_id_of(request: Request) -> str:
 
 async def create_session(request: Request) -> Response:
     services = _services(request)
+    if services.session_limit is not None:
+        await services.session_limit.check(limit_key(request.scope.get(CLIENT_ADDRESS_KEY)))
     session = await services.store().create()
     base = services.settings.api_prefix
     response = JSONResponse(

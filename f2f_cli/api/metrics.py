@@ -1,0 +1,273 @@
+"""Prometheus metrics of one API process (``GET /metrics``).
+
+Every app gets its own registry, so several apps in one process (tests) never
+clash. Under ``f2f serve --workers N`` the environment variable
+``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start: prometheus-client
+then keeps every value in a per-process file there and a scrape of any worker
+adds up counters and histograms of all of them (gauges say how in their
+``multiprocess_mode``).
+
+The core never imports Prometheus. Its state is read here: the phase runtime's
+phase, epoch, trust flag, circuit breaker and dual-store counters are copied
+into gauges and counters once a second by a sampler task and again at each
+scrape; the costly gauges (session count, backup-stream lag) are refreshed at
+most every ``F2F_METRICS_REFRESH_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_mp
+
+from f2f_cli.sessions.breaker import BreakerState
+from f2f_cli.sessions.phase import Phase
+
+if TYPE_CHECKING:
+    from f2f_cli.api.services import Services
+    from f2f_cli.recipes.index import RecipeIndex
+    from f2f_cli.sessions.runtime import PhaseRuntime
+
+log = logging.getLogger("f2f.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SAMPLE_SECONDS = 1.0
+SLOW_REFRESH_TIMEOUT = 5.0
+
+
+class BackupLagLike(Protocol):
+    """What the Redis backup-stream lag reader returns (``backup_worker.BackupLag``)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def undelivered(self) -> int: ...
+
+    @property
+    def oldest_age_ms(self) -> int | None: ...
+
+
+BackupLagSource = Callable[[], Awaitable[BackupLagLike]]
+
+
+class Metrics:
+    def __init__(self, *, refresh_seconds: float, multiprocess_dir: str | None = None) -> None:
+        self.refresh_seconds = refresh_seconds
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        if multiprocess_dir is None:
+            # Per-process figures only make sense when one process answers for itself.
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        r = self.registry
+        self.requests = Counter(
+            "f2f_http_requests", "HTTP requests by route template and status.", ["method", "route", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "f2f_http_request_duration_seconds", "HTTP request latency by route template and status.",
+            ["method", "route", "status"], buckets=HTTP_BUCKETS, registry=r,
+        )
+        self.store_seconds = Histogram(
+            "f2f_store_operation_duration_seconds", "Session-store operation latency (backend of the phase).",
+            ["backend", "operation", "outcome"], buckets=STORE_BUCKETS, registry=r,
+        )
+        self.dual_fallbacks = Counter(
+            "f2f_dual_fallbacks", "Reads served from SQL because Redis failed (dual phase).", registry=r
+        )
+        self.dual_read_repairs = Counter(
+            "f2f_dual_read_repairs", "Sessions copied to Redis after a Redis miss (dual phase).", registry=r
+        )
+        self.dual_copy_failures = Counter(
+            "f2f_dual_copy_failures", "SQL writes whose Redis copy failed and went to the repair queue.", registry=r
+        )
+        self.breaker_opened = Counter(
+            "f2f_redis_circuit_opened", "Times the Redis circuit breaker opened.", registry=r
+        )
+        self.breaker_state = Gauge(
+            "f2f_redis_circuit_state", "1 for the current state of the Redis circuit breaker.", ["state"],
+            multiprocess_mode="livemax", registry=r,
+        )
+        self.phase = Gauge(
+            "f2f_phase", "1 for the migration phase this process serves.", ["phase"],
+            multiprocess_mode="livemax", registry=r,
+        )
+        self.epoch = Gauge("f2f_phase_epoch", "The phase epoch this process serves.",
+                           multiprocess_mode="livemax", registry=r)
+        self.redis_trusted = Gauge(
+            "f2f_redis_trusted", "0 while Redis is flagged untrusted (reads go to SQL until repaired).",
+            multiprocess_mode="livemin", registry=r,
+        )
+        self.sessions = Gauge(
+            "f2f_sessions", "Live sessions in the store of the current phase (cached).",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.backup_pending = Gauge(
+            "f2f_backup_stream_pending", "Backup-stream entries delivered to a worker, not yet committed.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.backup_undelivered = Gauge(
+            "f2f_backup_stream_undelivered", "Backup-stream entries no worker has read yet.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.backup_oldest_age = Gauge(
+            "f2f_backup_stream_oldest_age_seconds", "Age of the oldest entry still in the backup stream.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.refresh_errors = Counter(
+            "f2f_metrics_refresh_errors", "Failures reading a cached gauge's source.", ["gauge"], registry=r
+        )
+        self.recommender_recipes = Gauge(
+            "f2f_recommender_index_recipes", "Recipes in the recommender's in-memory index.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.recommender_ingredients = Gauge(
+            "f2f_recommender_index_ingredients", "Ingredient columns in the recommender's index.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.recommender_entries = Gauge(
+            "f2f_recommender_index_entries", "Non-zero recipe x ingredient cells in the index.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.recommender_build_seconds = Gauge(
+            "f2f_recommender_index_build_seconds", "How long the last index load or build took.",
+            multiprocess_mode="mostrecent", registry=r,
+        )
+        self.recommender_builds = Counter(
+            "f2f_recommender_index_builds", "Index loads by source (sql, redis).", ["source"], registry=r
+        )
+        self.backup_lag_source: BackupLagSource | None = None
+        self._seen: dict[str, int] = {}
+        self._slow_at = float("-inf")
+
+    @classmethod
+    def from_environment(cls, refresh_seconds: float) -> Metrics:
+        """Multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` names a directory (set by ``f2f serve``)."""
+        directory = os.environ.get(MULTIPROC_ENV) or None
+        return cls(refresh_seconds=refresh_seconds, multiprocess_dir=directory)
+
+    # -- hot path ------------------------------------------------------------
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.labels(method, route, code).inc()
+        self.request_seconds.labels(method, route, code).observe(seconds)
+
+    def observe_store(self, backend: str, operation: str, outcome: str, seconds: float) -> None:
+        self.store_seconds.labels(backend, operation, outcome).observe(seconds)
+
+    # -- hooks for other parts -------------------------------------------------
+
+    def set_backup_lag_source(self, source: BackupLagSource | None) -> None:
+        """Where the backup-stream lag comes from (the Redis backup worker's reader); None: not exported."""
+        self.backup_lag_source = source
+
+    def recommender_index_loaded(self, index: RecipeIndex, seconds: float, source: str) -> None:
+        """The recommender's ``on_load`` hook."""
+        self.observe_recommender_index(
+            recipes=index.size,
+            ingredients=len(index.ingredient_names),
+            entries=int(index.matrix.nnz),
+            build_seconds=seconds,
+            source=source,
+        )
+
+    def observe_recommender_index(
+        self, *, recipes: int, ingredients: int, entries: int, build_seconds: float, source: str
+    ) -> None:
+        self.recommender_recipes.set(recipes)
+        self.recommender_ingredients.set(ingredients)
+        self.recommender_entries.set(entries)
+        self.recommender_build_seconds.set(build_seconds)
+        self.recommender_builds.labels(source).inc()
+
+    # -- reading the core ------------------------------------------------------
+
+    def sync_runtime(self, runtime: PhaseRuntime) -> None:
+        """Copy the runtime's state into the metrics (cheap: no I/O)."""
+        for p in Phase:
+            self.phase.labels(p.value).set(1 if runtime.phase is p else 0)
+        self.epoch.set(runtime.epoch)
+        self.redis_trusted.set(1 if runtime.redis_trusted else 0)
+        state = runtime.breaker.state
+        for s in BreakerState:
+            self.breaker_state.labels(s.value).set(1 if state is s else 0)
+        events = runtime.dual_events
+        self._advance(self.breaker_opened, "breaker_opened", runtime.breaker.opened_count)
+        self._advance(self.dual_fallbacks, "fallbacks", events.fallbacks)
+        self._advance(self.dual_read_repairs, "read_repairs", events.read_repairs)
+        self._advance(self.dual_copy_failures, "copy_failures", events.copy_failures)
+
+    def _advance(self, counter: Counter, key: str, total: int) -> None:
+        delta = total - self._seen.get(key, 0)
+        if delta > 0:
+            counter.inc(delta)
+        self._seen[key] = total
+
+    async def refresh(self, services: Services, *, force: bool = False) -> None:
+        """Sync the runtime, and the costly gauges when their cache is older than the refresh interval."""
+        self.sync_runtime(services.runtime)
+        now = time.monotonic()
+        if not force and now - self._slow_at < self.refresh_seconds:
+            return
+        self._slow_at = now  # before awaiting: concurrent scrapes do not pile up on the store
+        try:
+            count = await asyncio.wait_for(services.store().count(), SLOW_REFRESH_TIMEOUT)
+        except Exception as exc:
+            self.refresh_errors.labels("sessions").inc()
+            log.debug("session count for /metrics failed: %s", exc)
+        else:
+            self.sessions.set(count)
+        if self.backup_lag_source is not None:
+            try:
+                lag = await asyncio.wait_for(self.backup_lag_source(), SLOW_REFRESH_TIMEOUT)
+            except Exception as exc:
+                self.refresh_errors.labels("backup_lag").inc()
+                log.debug("backup lag for /metrics failed: %s", exc)
+            else:
+                self.backup_pending.set(lag.pending)
+                self.backup_undelivered.set(lag.undelivered)
+                self.backup_oldest_age.set((lag.oldest_age_ms or 0) / 1000)
+
+    async def run_sampler(self, services: Services) -> None:
+        """Keep this worker's copy of the runtime state fresh for scrapes answered by other workers."""
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)
+            try:
+                self.sync_runtime(services.runtime)
+            except Exception:
+                log.exception("metrics sampler failed")
+
+    def exposition(self) -> bytes:
+        """The text format of every metric (all workers' in multiprocess mode)."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        prom_mp.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def process_exiting(self) -> None:
+        """Drop this process's live gauges from the shared directory (a worker shutting down)."""
+        if self.multiprocess_dir is not None:
+            with contextlib.suppress(OSError):
+                prom_mp.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]

@@ -1,0 +1,141 @@
+"""The outermost middleware: request id, client address, security headers, metrics, access log.
+
+One pure-ASGI layer rather than several, because every request pays for each
+layer. It also renders unexpected exceptions itself (with the app's 500
+handler), so a 500 carries the request id and the security headers too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from f2f_cli.api.clientip import client_address
+from f2f_cli.api.metrics import Metrics
+from f2f_cli.logs import request_id_var
+from f2f_cli.settings import IPNetwork
+
+access_log = logging.getLogger("f2f.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+CLIENT_ADDRESS_KEY = "f2f.client_address"
+# Printable, no spaces or quotes: safe to echo in a header and to write in a log line.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+# The API serves JSON only: nothing may be framed, sniffed, scripted or sent on as a referrer.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+ErrorRenderer = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def request_id_from(headers: Headers) -> str:
+    """The caller's ``X-Request-ID`` if it is sane, else a new random one."""
+    given = headers.get(REQUEST_ID_HEADER)
+    if given is not None and _SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return secrets.token_hex(16)
+
+
+def route_template(scope: Scope, entry_root_path: str) -> str:
+    """The matched route as written in the route table (``/v1/sessions/{session_id}``), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if route is None or isinstance(route, Mount) or not isinstance(path, str):
+        return UNMATCHED
+    # Mount adds its prefix to root_path; the route's own path is relative to it.
+    mounted = str(scope.get("root_path", ""))[len(entry_root_path):]
+    return mounted + path
+
+
+class EdgeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        phase: Callable[[], str],
+        trusted_proxies: Sequence[IPNetwork],
+        on_error: ErrorRenderer,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.phase = phase
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = request_id_from(headers)
+        token = request_id_var.set(request_id)
+        peer = scope.get("client")
+        address = client_address(peer[0] if peer else None, headers.getlist("x-forwarded-for"), self.trusted_proxies)
+        scope[CLIENT_ADDRESS_KEY] = address
+        entry_root_path = str(scope.get("root_path", ""))
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                out = MutableHeaders(scope=message)
+                out.append(REQUEST_ID_HEADER, request_id)
+                for name, value in SECURITY_HEADERS:
+                    if name.decode() not in out:
+                        message["headers"].append((name, value))
+                if "cache-control" not in out:
+                    # Session state is private and changes on every write.
+                    out.append("cache-control", "no-store")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            if response_started:
+                raise
+            response = await self.on_error(Request(scope), exc)
+            await response(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = route_template(scope, entry_root_path)
+            self.metrics.observe_request(method, route, status, elapsed)
+            access_log.info(
+                "%s %s %d %.1fms",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "phase": self.phase(),
+                    "client": str(address) if address is not None else None,
+                },
+            )
+            request_id_var.reset(token)
