@@ -116,6 +116,7 @@ async def test_rollout_under_load_loses_no_acknowledged_write(
         "F2F_PHASE_POLL_SECONDS": "0.5",
         "F2F_REDIS_COMMAND_TIMEOUT": "1",
         "F2F_MAX_INGREDIENTS": "1000",
+        "F2F_SESSIONS_PER_MINUTE": "0",  # the writers create sessions far faster than a person would
     }
     settings = make_settings(**env)
     with f2f_server(env, cwd=tmp_path) as a, f2f_server(env, cwd=tmp_path) as b, worker_process(env, tmp_path):
