@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from f2f_cli import __version__
-from f2f_cli.cli import migrate, serve
+from f2f_cli.cli import migrate, serve, sessions
 from f2f_cli.cli.unbuilt import add_unbuilt
 
 app = typer.Typer(
@@ -48,7 +48,7 @@ def root(
 app.command("serve")(serve.serve)
 add_unbuilt(app, "worker", "Run the PostgreSQL backup writer of the redis phase")
 app.add_typer(migrate.app, name="migrate")
-add_unbuilt(app, "sessions", "Inspect, list, expire, purge and restore sessions")
+app.add_typer(sessions.app, name="sessions")
 add_unbuilt(app, "recipes", "Seed and import the recipe catalog, ask for recommendations")
 add_unbuilt(app, "bench", "Measure the stores, the recommender and the HTTP path")
 
