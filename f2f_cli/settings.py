@@ -21,6 +21,7 @@ from f2f_cli.errors import ConfigError
 LogFormat = Literal["console", "json"]
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./f2f.db"
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
+_MULTI_HOST_PASSWORD = re.compile(r"^([^:/]+://[^:@/]*):[^@/]*@")
 _PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 
 
@@ -53,8 +54,13 @@ def mask_url(url: str | None) -> str:
     """The URL with any password replaced, safe for logs and status output."""
     if not url:
         return ""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+        parts.port  # noqa: B018 - raises on multi-host netlocs (Sentinel/Cluster URLs)
+    except ValueError:
+        return _MULTI_HOST_PASSWORD.sub(r"\1:***@", url)
+    if password is None:
         return url
     user = parts.username or ""
     host = parts.hostname or ""

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from f2f_cli.api import errors, openapi
 from f2f_cli.api.responses import JSONResponse
-from f2f_cli.api.routes import health, sessions
+from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.services import Services
 from f2f_cli.settings import Settings, get_settings
 
@@ -21,7 +21,7 @@ from f2f_cli.settings import Settings, get_settings
 def create_app(settings: Settings) -> Starlette:
     """A new app for ``settings``; stores connect in the lifespan, not here."""
     document = openapi.build_openapi(
-        settings.api_prefix, openapi.session_operations(), openapi.health_operations()
+        settings.api_prefix, [*openapi.session_operations(), *openapi.recipe_operations()], openapi.health_operations()
     )
 
     async def openapi_json(_request: Request) -> Response:
@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await services.stop()
 
-    api_routes: list[BaseRoute] = list(sessions.routes())
+    api_routes: list[BaseRoute] = [*sessions.routes(), *recipes.routes()]
     routes: list[BaseRoute] = [
         *health.routes(),
         Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),

@@ -8,7 +8,16 @@ from typing import Any
 import msgspec
 
 from f2f_cli import __version__
-from f2f_cli.api.schemas import ErrorOut, HealthOut, IngredientsIn, IngredientsOut, SessionOut
+from f2f_cli.api.schemas import (
+    ErrorOut,
+    HealthOut,
+    IngredientsIn,
+    IngredientsOut,
+    IngredientSuggestionsOut,
+    RecommendationsOut,
+    SessionOut,
+)
+from f2f_cli.recipes.queries import RecipeDetail, RecipePage
 
 SESSION_ID_PARAM = {
     "name": "session_id",
@@ -78,6 +87,55 @@ def session_operations() -> list[Operation]:
                  "description": "The ingredient to remove; omit to remove all."},
             ],
             errors=(*common, 422),
+        ),
+    ]
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def recipe_operations() -> list[Operation]:
+    sid = [SESSION_ID_PARAM, SESSION_HEADER_PARAM]
+    category = _query("category", "Only this dish category (반찬, 국&찌개, 일품, 밥, 후식, 기타).",
+                      {"type": "string", "maxLength": 100})
+    return [
+        Operation(
+            "get", "/sessions/{session_id}/recommendations",
+            "Recipes for the fridge: grouped by missing core ingredients, IDF-weighted coverage inside a group",
+            RecommendationsOut,
+            params=[
+                *sid,
+                _query("limit", "How many recipes.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+                _query("max_missing", "Hide recipes missing more core ingredients.", {"type": "integer", "minimum": 0}),
+                category,
+            ],
+            errors=(400, 404, 422, 503), tag="recipes",
+        ),
+        Operation(
+            "get", "/recipes", "Search the catalog by title or ingredient, with the total count", RecipePage,
+            params=[
+                _query("search", "Text in the title, or an ingredient name (exact, aliases understood).",
+                       {"type": "string", "maxLength": 100}),
+                category,
+                _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "default": 1}),
+                _query("size", "Page size.", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+            ],
+            errors=(422, 503), tag="recipes",
+        ),
+        Operation(
+            "get", "/recipes/{recipe_id}", "One recipe with ingredients, amounts, roles and steps", RecipeDetail,
+            params=[{"name": "recipe_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            errors=(404, 503), tag="recipes",
+        ),
+        Operation(
+            "get", "/ingredients", "Ingredient autocomplete by prefix or initial consonants (ㄷㅂ → 두부)",
+            IngredientSuggestionsOut,
+            params=[
+                _query("search", "Prefix or initial consonants.", {"type": "string", "maxLength": 100}),
+                _query("limit", "How many suggestions.", {"type": "integer", "minimum": 1, "maximum": 100}),
+            ],
+            errors=(422, 503), tag="recipes",
         ),
     ]
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 import msgspec
 
+from f2f_cli.recipes.autocomplete import Suggestion
+from f2f_cli.recipes.index import Recommendation, Recommendations
 from f2f_cli.sessions.model import Session
 
 
@@ -72,4 +74,28 @@ def ingredients_out(
         ingredients=[IngredientOut(i.name, i.added_at) for i in session.ingredients],
         added=list(added) if added is not None else None,
         removed=list(removed) if removed is not None else None,
+    )
+
+
+class RecommendationsOut(msgspec.Struct):
+    """Recipes for a session's fridge: ready ones first, then missing 1, 2, … core ingredients."""
+
+    session_id: str
+    items: list[Recommendation]
+    considered: int
+    known: list[str]
+    unknown: list[str]
+
+
+class IngredientSuggestionsOut(msgspec.Struct):
+    items: list[Suggestion]
+
+
+def recommendations_out(session_id: str, result: Recommendations) -> RecommendationsOut:
+    return RecommendationsOut(
+        session_id=session_id,
+        items=list(result.items),
+        considered=result.considered,
+        known=list(result.known),
+        unknown=list(result.unknown),
     )

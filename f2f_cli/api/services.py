@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import F2FError
+from f2f_cli.recipes.recommender import Recommender
 from f2f_cli.sessions.phase import Phase, new_instance_id
 from f2f_cli.sessions.runtime import PhaseRuntime, RedisStoreFactory
 from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.sessions.store import SessionStore
 from f2f_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from f2f_cli.sessions.redis_client import RedisClient
 
 
 def redis_store_factory(settings: Settings) -> RedisStoreFactory | None:
@@ -25,6 +31,19 @@ def redis_store_factory(settings: Settings) -> RedisStoreFactory | None:
     return make
 
 
+# The recipe index snapshot is several megabytes: the session timeouts (tens of ms) are too short for it.
+RECIPE_SNAPSHOT_TIMEOUT = 5.0
+
+
+def _recipe_redis(settings: Settings) -> RedisClient | None:
+    """A client for the recommender's index snapshot, or None without F2F_REDIS_URL."""
+    if settings.redis_url is None:
+        return None
+    from f2f_cli.sessions.redis_client import create_redis
+
+    return create_redis(settings, command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
+
+
 class Services:
     """The engine, the stores and the phase runtime of one process."""
 
@@ -35,6 +54,13 @@ class Services:
             self.engine,
             ttl_seconds=settings.session_ttl_seconds,
             max_ingredients=settings.max_ingredients,
+        )
+        self.recipe_redis = _recipe_redis(settings)
+        self.recommender = Recommender(
+            self.engine,
+            redis=self.recipe_redis,
+            key_prefix=settings.redis_key_prefix,
+            check_interval=settings.phase_poll_seconds,
         )
         self.runtime = PhaseRuntime(
             self.engine,
@@ -57,6 +83,8 @@ class Services:
 
     async def stop(self) -> None:
         await self.runtime.stop()
+        if self.recipe_redis is not None:
+            await self.recipe_redis.aclose()
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, str]:

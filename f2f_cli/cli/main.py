@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from f2f_cli import __version__
-from f2f_cli.cli import migrate, serve, sessions
+from f2f_cli.cli import bench, migrate, recipes, serve, sessions
 from f2f_cli.cli.unbuilt import add_unbuilt
 
 app = typer.Typer(
@@ -48,9 +48,9 @@ def root(
 app.command("serve")(serve.serve)
 add_unbuilt(app, "worker", "Run the PostgreSQL backup writer of the redis phase")
 app.add_typer(migrate.app, name="migrate")
-app.add_typer(sessions.app, name="sessions")
-add_unbuilt(app, "recipes", "Seed and import the recipe catalog, ask for recommendations")
-add_unbuilt(app, "bench", "Measure the stores, the recommender and the HTTP path")
+app.add_typer(sessions.app, name="sessions", help="Inspect, list, expire, purge and restore sessions.")
+app.add_typer(recipes.app, name="recipes", help="Seed and import the recipe catalog, ask for recommendations.")
+app.add_typer(bench.app, name="bench", help="Measure the stores, the recommender and the HTTP path.")
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ The Alembic migrations in ``f2f_cli/migrations`` create exactly these tables;
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from f2f_cli.db.types import UTCDateTime
@@ -122,4 +125,72 @@ f2f_phase_history = Table(
     Column("to_phase", String(16), nullable=True),
     Column("epoch", BigInteger(), nullable=True),
     Column("detail", Text(), nullable=True),
+)
+
+
+# ---------------------------------------------------------------------------
+# Recipe catalog (migration 0002)
+
+RECIPE_TITLE_LENGTH = 200
+CANONICAL_NAME_LENGTH = 100
+
+recipes = Table(
+    "recipes",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("title", String(RECIPE_TITLE_LENGTH), nullable=False),
+    Column("category", String(32), nullable=True),
+    Column("method", String(32), nullable=True),
+    Column("kcal", Float(), nullable=True),
+    Column("image_url", Text(), nullable=True),
+    Column("steps", JSON(), nullable=False),
+    # Hash of the normalised record: an import that changes nothing is reported as unchanged.
+    Column("content_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "source_id", name="uq_recipes_source_source_id"),
+    Index("ix_recipes_category", "category"),
+)
+
+ingredients = Table(
+    "ingredients",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("name", String(CANONICAL_NAME_LENGTH), nullable=False, unique=True),
+    Column("category", String(32), nullable=False),
+    # Staples (salt, water, sugar, soy sauce ...) never count as missing.
+    Column("is_staple", Boolean(), nullable=False),
+)
+
+ingredient_aliases = Table(
+    "ingredient_aliases",
+    metadata,
+    Column("alias", String(CANONICAL_NAME_LENGTH), primary_key=True),
+    Column("ingredient_id", Integer(), ForeignKey("ingredients.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # alias (same thing) | parent (a specific form of it)
+)
+
+recipe_ingredients = Table(
+    "recipe_ingredients",
+    metadata,
+    Column("recipe_id", Integer(), ForeignKey("recipes.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", SmallInteger(), primary_key=True, autoincrement=False),
+    Column("ingredient_id", Integer(), ForeignKey("ingredients.id"), nullable=False),
+    Column("raw_text", Text(), nullable=False),
+    Column("name", String(INGREDIENT_NAME_LENGTH), nullable=False),
+    Column("amount", String(INGREDIENT_NAME_LENGTH), nullable=False),
+    Column("role", String(16), nullable=False),  # main | sub | seasoning | garnish
+    Index("ix_recipe_ingredients_ingredient_id", "ingredient_id"),
+)
+
+# One row (id = 1): bumped in the same transaction as every catalog change, so
+# each instance knows when its in-memory recommender index is stale.
+recipe_catalog = Table(
+    "recipe_catalog",
+    metadata,
+    Column("id", SmallInteger(), primary_key=True, autoincrement=False),
+    Column("version", BigInteger(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -24,7 +24,7 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
-        self._trial_running = False
+        self._trial_started: float | None = None
         self.opened_count = 0
 
     @property
@@ -39,19 +39,23 @@ class CircuitBreaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.HALF_OPEN and not self._trial_running:
-            self._trial_running = True
+        now = self._clock()
+        # One trial at a time; a trial whose caller never reported back frees the slot after a while.
+        if state is BreakerState.HALF_OPEN and (
+            self._trial_started is None or now - self._trial_started >= self.reset_seconds
+        ):
+            self._trial_started = now
             return True
         return False
 
     def success(self) -> None:
         self._failures = 0
         self._opened_at = None
-        self._trial_running = False
+        self._trial_started = None
 
     def failure(self) -> None:
         self._failures += 1
-        self._trial_running = False
+        self._trial_started = None
         if self._opened_at is not None or self._failures >= self.threshold:
             if self._opened_at is None:
                 self.opened_count += 1

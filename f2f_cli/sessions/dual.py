@@ -112,7 +112,11 @@ class DualSessionStore:
         await self._copy(await self.sql.delete_returning_tombstone(session_id))
 
     async def apply_copy(self, copy: Session) -> bool:
-        return await self.sql.apply_copy(copy)
+        """Into SQL (the authority) first; Redis gets the same copy when SQL took it."""
+        if not await self.sql.apply_copy(copy):
+            return False
+        await self._copy(copy)
+        return True
 
     async def ping(self) -> None:
         await self.sql.ping()

@@ -50,7 +50,13 @@ class Mutation(msgspec.Struct, frozen=True):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC, at millisecond precision: the precision every store keeps.
+
+    Redis holds times as epoch milliseconds; truncating here makes a session
+    read back identically from SQL and from Redis, so copies compare equal.
+    """
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def sort_ingredients(items: Iterable[Ingredient]) -> tuple[Ingredient, ...]:

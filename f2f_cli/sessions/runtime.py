@@ -206,11 +206,10 @@ class PhaseRuntime:
             if report.trusted:
                 self.redis_trusted = True
                 log.info("repair pass copied %d sessions; Redis trusted again", report.copied)
-        except F2FError as exc:
-            log.info("repair pass postponed: %s", exc.message)
         except Exception as exc:
             self.breaker.failure()
-            log.info("repair pass postponed: redis %s", type(exc).__name__)
+            reason = exc.message if isinstance(exc, F2FError) else type(exc).__name__
+            log.info("repair pass postponed: %s", reason)
         finally:
             self._repairing = False
 

@@ -39,7 +39,45 @@ def postgres_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: in
     return _sql(request.getfixturevalue("pg_url"), ttl, max_ingredients)
 
 
+@asynccontextmanager
+async def _dual(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    """SQL (PostgreSQL) as the authority, the shared Redis receiving copies, reads from Redis."""
+    from f2f_cli.sessions import phase
+    from f2f_cli.sessions.breaker import CircuitBreaker
+    from f2f_cli.sessions.dual import DualSessionStore
+    from f2f_cli.sessions.redis import RedisSessionStore
+
+    pg = request.getfixturevalue("pg_url")
+    settings = make_settings(
+        F2F_DATABASE_URL=pg,
+        F2F_REDIS_URL=request.getfixturevalue("redis_url"),
+        F2F_REDIS_KEY_PREFIX=request.getfixturevalue("redis_prefix"),
+        F2F_SESSION_TTL_SECONDS=str(ttl),
+        F2F_MAX_INGREDIENTS=str(max_ingredients),
+        F2F_REDIS_COMMAND_TIMEOUT="5",
+    )
+    engine = create_engine_for(settings)
+    cache = RedisSessionStore.from_settings(settings)
+    sql = SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
+
+    async def copy_failed(session_id: str, reason: str) -> None:
+        await phase.mark_redis_untrusted(engine, session_id, reason)
+
+    try:
+        yield DualSessionStore(
+            sql, cache, read_from_cache=True, breaker=CircuitBreaker(), on_copy_failed=copy_failed
+        )
+    finally:
+        await cache.close()
+        await engine.dispose()
+
+
+def dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _dual(request, ttl, max_ingredients)
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "sqlite": sqlite_store,
     "postgres": postgres_store,
+    "dual": dual_store,
 }

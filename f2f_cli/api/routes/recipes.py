@@ -1,0 +1,88 @@
+"""Recipe endpoints: recommendations for a session's fridge, the catalog, ingredient autocomplete."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from f2f_cli.api.responses import JSONResponse
+from f2f_cli.api.routes.sessions import session_id_of
+from f2f_cli.api.schemas import IngredientSuggestionsOut, recommendations_out
+from f2f_cli.api.services import Services
+from f2f_cli.errors import InvalidInput
+from f2f_cli.recipes.queries import MAX_PAGE_SIZE, get_recipe, list_recipes
+
+MAX_LIMIT = 100
+MAX_SEARCH_LENGTH = 100
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"'{name}' must be a whole number") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"'{name}' must be between {low} and {high}")
+    return value
+
+
+def _text_param(request: Request, name: str) -> str | None:
+    value = (request.query_params.get(name) or "").strip()
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise InvalidInput(f"'{name}' is limited to {MAX_SEARCH_LENGTH} characters")
+    return value or None
+
+
+async def recommendations(request: Request) -> Response:
+    services = _services(request)
+    session_id = session_id_of(request)
+    limit = _int_param(request, "limit", 20, 1, MAX_LIMIT)
+    max_missing = _int_param(request, "max_missing", None, 0, 1000)
+    category = _text_param(request, "category")
+    session = await services.store().get(session_id)
+    result = await services.recommender.recommend(
+        [i.name for i in session.ingredients], limit=limit or 20, max_missing=max_missing, category=category
+    )
+    return JSONResponse(recommendations_out(session.session_id, result))
+
+
+async def recipes_index(request: Request) -> Response:
+    page = await list_recipes(
+        _services(request).engine,
+        search=_text_param(request, "search"),
+        category=_text_param(request, "category"),
+        page=_int_param(request, "page", 1, 1, 1_000_000) or 1,
+        size=_int_param(request, "size", 20, 1, MAX_PAGE_SIZE) or 20,
+    )
+    return JSONResponse(page)
+
+
+async def recipe_detail(request: Request) -> Response:
+    recipe_id: int = request.path_params["recipe_id"]
+    return JSONResponse(await get_recipe(_services(request).engine, recipe_id))
+
+
+async def ingredients_index(request: Request) -> Response:
+    services = _services(request)
+    found = await services.recommender.suggest(
+        _text_param(request, "search") or "", limit=_int_param(request, "limit", 20, 1, MAX_LIMIT) or 20
+    )
+    return JSONResponse(IngredientSuggestionsOut(items=found))
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/sessions/{session_id}/recommendations", recommendations, methods=["GET"], name="recommendations"),
+        Route("/recipes", recipes_index, methods=["GET"], name="list_recipes"),
+        Route("/recipes/{recipe_id:int}", recipe_detail, methods=["GET"], name="get_recipe"),
+        Route("/ingredients", ingredients_index, methods=["GET"], name="list_ingredients_catalog"),
+    ]

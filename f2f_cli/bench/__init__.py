@@ -1,0 +1,1 @@
+"""Measuring code: each benchmark returns a result object and prints nothing."""

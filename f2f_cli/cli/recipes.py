@@ -1,0 +1,205 @@
+"""``f2f recipes``: seed and import the catalog, browse it, ask for recommendations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from f2f_cli.cli.common import DRY_RUN_HELP, JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
+from f2f_cli.db.engine import create_engine_for
+from f2f_cli.errors import InvalidInput
+from f2f_cli.recipes.builtin import builtin_catalog
+from f2f_cli.recipes.catalog import ImportReport, import_parsed
+from f2f_cli.recipes.formats import FORMATS, SOURCE_SIMPLE, Format, ParsedFile, parse_file
+from f2f_cli.recipes.queries import get_recipe, list_recipes
+from f2f_cli.recipes.recommender import Recommender
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help=(
+        "The recipe catalog and recommendations.\n\n"
+        "Examples:\n\n  f2f recipes seed\n\n  f2f recipes import COOKRCP01.json --format cookrcp01 --dry-run\n\n"
+        "  f2f recipes recommend -i 두부,계란,대파\n\n  f2f recipes ingredients --search ㄷㅂ"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
+
+
+def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    settings = load_settings()
+
+    async def main() -> T:
+        engine = create_engine_for(settings)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _import(parsed: ParsedFile, dry_run: bool, quiet: bool) -> ImportReport:
+    total = len(parsed.records)
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=stderr(), transient=True, disable=quiet or total < 500) as bar:
+        task = bar.add_task("import", total=total)
+        return _run(lambda engine: import_parsed(
+            engine, parsed, dry_run=dry_run, progress=lambda done, _total: bar.update(task, completed=done)))
+
+
+def _render_report(report: ImportReport, what: str, json: bool) -> None:
+    if json:
+        print_json(report)
+        return
+    out = stdout()
+    verb = "would change" if report.dry_run else "changed"
+    out.print(
+        f"{what}: {report.rows} rows, {report.parsed} parsed — {report.inserted} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped; {report.ingredients_changed} ingredient "
+        f"entries {verb}; catalog version {report.catalog_version}" + (" (dry run, nothing saved)"
+                                                                      if report.dry_run else "")
+    )
+    if report.skipped:
+        table = Table("row", "id", "reason", title="skipped rows")
+        for s in report.skipped[:50]:
+            table.add_row(str(s.row), s.source_id or "-", s.reason)
+        out.print(table)
+        if len(report.skipped) > 50:
+            out.print(f"… and {len(report.skipped) - 50} more (use --json for all)")
+
+
+@app.command("seed")
+@cli_errors
+def seed(dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
+    """Load the built-in Korean catalog (990 recipes). Safe to run again: unchanged recipes are left alone."""
+    _render_report(_import(builtin_catalog(), dry_run, json), "built-in catalog", json)
+
+
+@app.command("import")
+@cli_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="A COOKRCP01 API response or a simple JSON list.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="cookrcp01 or simple (default: detected from the file)."),
+    ] = None,
+    source: Annotated[str, typer.Option(help="Source name for simple-format rows without one.")] = SOURCE_SIMPLE,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Import recipes, updating rows with the same (source, id). A malformed file changes nothing."""
+    if fmt is not None and fmt not in FORMATS:
+        raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
+    chosen: Format | None = "cookrcp01" if fmt == "cookrcp01" else "simple" if fmt == "simple" else None
+    parsed = parse_file(file, chosen, source=source)
+    _render_report(_import(parsed, dry_run, json), str(file), json)
+
+
+@app.command("list")
+@cli_errors
+def list_(
+    search: Annotated[str | None, typer.Option("--search", "-s", help="Title text or an ingredient name.")] = None,
+    category: Annotated[str | None, typer.Option(help="Dish category, e.g. 반찬, 국&찌개, 일품, 밥, 후식.")] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    size: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    json: JsonOpt = False,
+) -> None:
+    """List recipes, optionally searching by title or ingredient."""
+    result = _run(lambda engine: list_recipes(engine, search=search, category=category, page=page, size=size))
+    if json:
+        print_json(result)
+        return
+    table = Table("id", "title", "category", "method", "source id",
+                  title=f"recipes {len(result.items)} of {result.total} (page {result.page})")
+    for r in result.items:
+        table.add_row(str(r.id), r.title, r.category or "-", r.method or "-", f"{r.source}:{r.source_id}")
+    stdout().print(table)
+
+
+@app.command("show")
+@cli_errors
+def show(recipe_id: Annotated[int, typer.Argument(help="Recipe id (from 'f2f recipes list').")],
+         json: JsonOpt = False) -> None:
+    """One recipe: ingredients with amounts and roles, and the steps."""
+    recipe = _run(lambda engine: get_recipe(engine, recipe_id))
+    if json:
+        print_json(recipe)
+        return
+    out = stdout()
+    out.print(f"[bold]{recipe.title}[/] (#{recipe.id}, {recipe.category or '-'}, {recipe.method or '-'}"
+              + (f", {recipe.kcal:g} kcal" if recipe.kcal is not None else "") + ")")
+    table = Table("ingredient", "amount", "role", "matches as")
+    for i in recipe.ingredients:
+        table.add_row(i.name, i.amount or "-", i.role + (" (staple)" if i.is_staple else ""), i.ingredient)
+    out.print(table)
+    for n, step in enumerate(recipe.steps, start=1):
+        out.print(f"{n}. {step}" if not step[:1].isdigit() else step)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@app.command("recommend")
+@cli_errors
+def recommend(
+    ingredients: Annotated[
+        list[str], typer.Option("--ingredients", "-i", help="Fridge contents, comma-separated or repeated.")
+    ],
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    max_missing: Annotated[int | None, typer.Option(min=0, help="Hide recipes missing more core ingredients.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this dish category.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Rank recipes for a fridge: ready now first, then missing one ingredient, two, …"""
+    fridge = _split(ingredients)
+    if not fridge:
+        raise InvalidInput("give at least one ingredient with -i")
+    result = _run(lambda engine: Recommender(engine).recommend(
+        fridge, limit=limit, max_missing=max_missing, category=category))
+    if json:
+        print_json(result)
+        return
+    out = stdout()
+    if result.unknown:
+        out.print(f"[yellow]not used by any recipe:[/] {', '.join(result.unknown)}")
+    if not result.items:
+        out.print("no recipe uses any of these ingredients")
+        return
+    table = Table("id", "title", "missing", "score", "have", "need", title=f"top {len(result.items)} recipes")
+    for r in result.items:
+        group = "ready" if r.missing_count == 0 else str(r.missing_count)
+        table.add_row(str(r.recipe_id), r.title, group, f"{r.score:.2f}", ", ".join(r.matched),
+                      ", ".join(r.missing) or "-")
+    out.print(table)
+
+
+@app.command("ingredients")
+@cli_errors
+def ingredients_(
+    search: Annotated[str | None, typer.Option("--search", "-s", help="Prefix or initial consonants (ㄷㅂ).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
+    json: JsonOpt = False,
+) -> None:
+    """Canonical ingredients with how many recipes use them; autocomplete with --search."""
+    found = _run(lambda engine: Recommender(engine).suggest(search or "", limit=limit))
+    if json:
+        print_json(found)
+        return
+    table = Table("ingredient", "category", "recipes", "matched", title="ingredients")
+    for s in found:
+        table.add_row(s.name, s.category + (" (staple)" if s.is_staple else ""), str(s.recipes),
+                      s.matched if s.matched != s.name else "")
+    stdout().print(table)

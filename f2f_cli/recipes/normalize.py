@@ -1,0 +1,129 @@
+"""Map an ingredient name as written to its canonical ingredient.
+
+Matching is by whole names only: preparation words are removed as separate
+words or as known glued prefixes/suffixes, then the name is looked up in the
+alias and parent tables. There is no substring matching anywhere, so 마늘종
+never becomes 마늘 and 양파즙 never becomes 양파.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from f2f_cli.recipes import vocab
+
+_PARENS = re.compile(r"\([^()]*\)|\[[^\]]*\]")
+_SPACES = re.compile(r"\s+")
+_JUNK = re.compile(r"[^\w가-힣]+")
+
+ROLE_MAIN = "main"
+ROLE_SUB = "sub"
+ROLE_SEASONING = "seasoning"
+ROLE_GARNISH = "garnish"
+ROLES = (ROLE_MAIN, ROLE_SUB, ROLE_SEASONING, ROLE_GARNISH)
+CORE_ROLES = (ROLE_MAIN, ROLE_SUB)
+
+
+@dataclass(frozen=True, slots=True)
+class IngredientInfo:
+    """A canonical ingredient and how it takes part in ranking."""
+
+    name: str
+    category: str
+    is_staple: bool
+
+    @property
+    def is_seasoning(self) -> bool:
+        return self.category == "seasoning"
+
+    @property
+    def blocks(self) -> bool:
+        """Whether a fridge without it is missing something."""
+        return not self.is_staple and not self.is_seasoning
+
+
+def _invert(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {variant: canonical for canonical, variants in table.items() for variant in variants}
+
+
+@lru_cache(maxsize=1)
+def _lookup() -> dict[str, str]:
+    # Parents first so an alias of the same key (none today) would win.
+    out = _invert(vocab.PARENTS)
+    out.update(_invert(vocab.ALIASES))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _categories() -> dict[str, str]:
+    return {name: category for category, names in vocab.CATEGORY_WORDS.items() for name in names}
+
+
+def alias_table() -> list[tuple[str, str, str]]:
+    """Every (alias, canonical, kind) pair the vocabulary defines."""
+    rows = [(v, c, "parent") for c, vs in vocab.PARENTS.items() for v in vs]
+    rows += [(v, c, "alias") for c, vs in vocab.ALIASES.items() for v in vs]
+    return rows
+
+
+def _strip_prep(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in vocab.PREP_PREFIXES:
+            if key.startswith(prefix) and len(key) > len(prefix):
+                key, changed = key[len(prefix):], True
+        for suffix in vocab.PREP_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                key, changed = key[: -len(suffix)], True
+    return key
+
+
+@lru_cache(maxsize=65536)
+def canonical_name(name: str) -> str:
+    """The canonical ingredient for a written name ("" when nothing usable is left)."""
+    text = unicodedata.normalize("NFC", name).lower()
+    text = _PARENS.sub(" ", text)
+    words = [w for w in _SPACES.split(_JUNK.sub(" ", text)) if w]
+    kept = [w for w in words if w not in vocab.PREP_WORDS] or words
+    key = "".join(kept)
+    table = _lookup()
+    if key in table:
+        return table[key]
+    stripped = _strip_prep(key)
+    return table.get(stripped, stripped)
+
+
+def info(canonical: str) -> IngredientInfo:
+    """Category and staple flag of a canonical ingredient."""
+    is_staple = canonical in vocab.STAPLES
+    if is_staple:
+        category = "staple"
+    elif canonical in vocab.SEASONINGS or canonical.endswith(vocab.SEASONING_SUFFIXES):
+        category = "seasoning"
+    else:
+        category = _categories().get(canonical) or next(
+            (cat for suffix, cat in vocab.CATEGORY_SUFFIXES if canonical.endswith(suffix)), "other"
+        )
+    return IngredientInfo(canonical, category, is_staple)
+
+
+_CORE_SECTION = re.compile(r"주재료|필수")
+_SUB_SECTION = re.compile(r"부재료|추가|선택")
+_GARNISH_SECTION = re.compile(r"고명|장식|곁들|가니쉬|토핑")
+
+
+def role_for(section: str, ingredient: IngredientInfo) -> str:
+    """main/sub/seasoning/garnish from the section an item sits in and what it is."""
+    if not ingredient.blocks:
+        return ROLE_SEASONING
+    if _GARNISH_SECTION.search(section):
+        return ROLE_GARNISH
+    if _CORE_SECTION.search(section):
+        return ROLE_MAIN
+    if _SUB_SECTION.search(section):
+        return ROLE_SUB
+    return ROLE_MAIN

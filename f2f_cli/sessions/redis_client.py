@@ -1,0 +1,301 @@
+"""Build a ``redis.asyncio`` client from ``F2F_REDIS_URL``, and run commands on every primary.
+
+Accepted forms (the README documents each):
+
+- standalone: ``redis://[[user]:password@]host[:6379][/db][?opts]``, ``rediss://...`` (TLS),
+  ``unix://[[user]:password@]/path/to/redis.sock[?db=0]``;
+- Sentinel: ``redis+sentinel://[[user]:password@]host:26379[,host2:26379]/mymaster[/db][?opts]``
+  (``rediss+sentinel://`` for TLS to the data nodes); the userinfo password is the data nodes'
+  password, ``?sentinel_password=`` / ``?sentinel_username=`` authenticate to the sentinels;
+- Cluster: ``redis+cluster://[[user]:password@]host:7000[,host2:7001][?opts]``
+  (``rediss+cluster://`` for TLS); any reachable node is enough, the rest are discovered.
+
+Options for the Sentinel and Cluster forms: ``ssl_cert_reqs``, ``ssl_ca_certs``,
+``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``, ``client_name``, and
+``db`` (Sentinel only). Standalone URLs go through ``redis.asyncio.from_url``, which
+accepts the same TLS options.
+
+Timeouts are explicit: ``settings.redis_connect_timeout`` bounds opening a
+connection and ``settings.redis_command_timeout`` every command, and no retry is
+made, so a dead or blackholed Redis costs a request at most connect + command
+timeout (~100 ms with the 50 ms defaults). hiredis parses replies when installed
+(it is a dependency: ``redis[hiredis]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+from urllib.parse import parse_qsl, unquote
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+
+from f2f_cli.errors import ConfigError
+from f2f_cli.settings import Settings, mask_url
+
+RedisClient: TypeAlias = "Redis | RedisCluster"
+Mode = Literal["standalone", "sentinel", "cluster"]
+
+_TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """What an ``F2F_REDIS_URL`` names, parsed once."""
+
+    mode: Mode
+    url: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    service_name: str | None = None
+    username: str | None = None
+    password: str | None = None
+    db: int = 0
+    ssl: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        return mask_url(self.url)
+
+
+def _hosts(netloc: str, default_port: int, url: str) -> tuple[tuple[str, int], ...]:
+    hostpart = netloc.rpartition("@")[2]
+    hosts: list[tuple[str, int]] = []
+    for item in hostpart.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):  # [::1]:26379
+            host, _, rest = item[1:].partition("]")
+            port_text = rest.removeprefix(":")
+        else:
+            host, _, port_text = item.partition(":")
+        try:
+            port = int(port_text) if port_text else default_port
+        except ValueError:
+            raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r}: bad port in {item!r}") from None
+        hosts.append((host, port))
+    if not hosts:
+        raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r} names no host")
+    return tuple(hosts)
+
+
+def _credentials(netloc: str) -> tuple[str | None, str | None]:
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at:
+        return None, None
+    user, colon, password = userinfo.partition(":")
+    return (unquote(user) or None), (unquote(password) if colon else None)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Parse any accepted ``F2F_REDIS_URL`` form; raise ``ConfigError`` on anything else."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r} is not a URL")
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisTarget(mode="standalone", url=url, ssl=scheme == "rediss")
+    base, _, kind = scheme.partition("+")
+    if base not in ("redis", "rediss") or kind not in ("sentinel", "cluster"):
+        raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r}: unsupported scheme {scheme!r}")
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    if "?" in netloc:  # redis+cluster://host:7000?opt=1 (no path)
+        netloc, _, query = netloc.partition("?")
+    username, password = _credentials(netloc)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    allowed = {*_TLS_OPTIONS, "client_name"}
+    if kind == "sentinel":
+        allowed |= {"db", "sentinel_password", "sentinel_username"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r}: unknown option(s) {', '.join(unknown)}")
+    db = 0
+    service: str | None = None
+    if kind == "sentinel":
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            raise ConfigError(
+                f"F2F_REDIS_URL={mask_url(url)!r}: name the master, e.g. redis+sentinel://host:26379/mymaster"
+            )
+        service = unquote(parts[0])
+        db_text = parts[1] if len(parts) > 1 else options.pop("db", "0")
+        try:
+            db = int(db_text)
+        except ValueError:
+            raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r}: database must be a number") from None
+    elif path.strip("/"):
+        raise ConfigError(f"F2F_REDIS_URL={mask_url(url)!r}: Redis Cluster has no databases, drop the path")
+    return RedisTarget(
+        mode="cluster" if kind == "cluster" else "sentinel",
+        url=url,
+        hosts=_hosts(netloc, 26379 if kind == "sentinel" else 6379, url),
+        service_name=service,
+        username=username,
+        password=password,
+        db=db,
+        ssl=base == "rediss",
+        options=options,
+    )
+
+
+def _tls_kwargs(target: RedisTarget) -> dict[str, Any]:
+    if not target.ssl:
+        return {}
+    kwargs: dict[str, Any] = {"ssl": True}
+    for name in _TLS_OPTIONS:
+        if name in target.options:
+            value: Any = target.options[name]
+            if name == "ssl_check_hostname":
+                value = value.lower() in ("1", "true", "yes", "on")
+            kwargs[name] = value
+    return kwargs
+
+
+def create_redis(
+    settings: Settings,
+    *,
+    command_timeout: float | None = None,
+    max_connections: int | None = None,
+) -> RedisClient:
+    """A client for ``settings.redis_url``; nothing connects until the first command.
+
+    ``command_timeout`` overrides ``settings.redis_command_timeout`` for callers
+    that block on purpose (the backup worker's XREADGROUP ... BLOCK).
+    """
+    if not settings.redis_url:
+        raise ConfigError("F2F_REDIS_URL is not set")
+    return create_redis_for_url(
+        settings.redis_url,
+        connect_timeout=settings.redis_connect_timeout,
+        command_timeout=settings.redis_command_timeout if command_timeout is None else command_timeout,
+        max_connections=max_connections,
+    )
+
+
+def create_redis_for_url(
+    url: str,
+    *,
+    connect_timeout: float,
+    command_timeout: float,
+    max_connections: int | None = None,
+) -> RedisClient:
+    target = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": command_timeout,
+        # A retry would double what a dead Redis costs a request; callers decide.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if max_connections is not None:
+        common["max_connections"] = max_connections
+    if target.mode == "standalone":
+        return Redis.from_url(url, **common)
+    auth: dict[str, Any] = {"username": target.username, "password": target.password}
+    if "client_name" in target.options:
+        common["client_name"] = target.options["client_name"]
+    if target.mode == "cluster":
+        common.pop("max_connections", None)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+            **auth,
+            **_tls_kwargs(target),
+            **common,
+            max_connections=max_connections or 100,
+        )
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": command_timeout,
+        "username": target.options.get("sentinel_username"),
+        "password": target.options.get("sentinel_password"),
+        **_tls_kwargs(target),
+    }
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **common, **_tls_kwargs(target)
+    )
+    assert target.service_name is not None
+    client = sentinel.master_for(target.service_name, redis_class=SentinelRedis, db=target.db, **auth)
+    assert isinstance(client, SentinelRedis)
+    client.f2f_sentinel = sentinel
+    return client
+
+
+class SentinelRedis(Redis):
+    """A master client that also closes its connections to the sentinels."""
+
+    f2f_sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.f2f_sentinel is not None:
+            for node in self.f2f_sentinel.sentinels:
+                await node.aclose()
+
+
+def is_cluster(client: RedisClient) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+async def close_redis(client: RedisClient) -> None:
+    await client.aclose()
+
+
+async def for_each_primary(client: RedisClient, *command: Any) -> dict[str, Any]:
+    """Run ``command`` on every primary (one node unless Cluster); results by ``host:port``."""
+    if isinstance(client, RedisCluster):
+        results: dict[str, Any] = {}
+        await client.initialize()
+        for node in client.get_primaries():
+            results[node.name] = await client.execute_command(*command, target_nodes=node)
+        return results
+    kwargs = client.get_connection_kwargs()  # type: ignore[no-untyped-call]
+    name = kwargs.get("path") or (f"{kwargs['host']}:{kwargs['port']}" if "host" in kwargs else "primary")
+    return {str(name): await client.execute_command(*command)}  # type: ignore[no-untyped-call]
+
+
+async def primaries(client: RedisClient) -> list[ClusterNode] | None:
+    """The cluster's primary nodes, or ``None`` for a single-primary client."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        return client.get_primaries()
+    return None
+
+
+async def scan_keys(
+    client: RedisClient, match: str, *, count: int = 1000, type_: str | None = None
+) -> AsyncIterator[bytes]:
+    """Every key matching ``match`` on every primary (SCAN, so it never blocks Redis)."""
+    nodes = await primaries(client)
+    extra: list[Any] = ["MATCH", match, "COUNT", count]
+    if type_:
+        extra += ["TYPE", type_]
+    targets: list[ClusterNode | None] = list(nodes) if nodes is not None else [None]
+    for node in targets:
+        cursor: int = 0
+        while True:
+            if node is None:
+                reply = await client.execute_command("SCAN", cursor, *extra)
+            else:
+                reply = await client.execute_command("SCAN", cursor, *extra, target_nodes=node)
+            cursor_raw, keys = _scan_reply(reply)
+            for key in keys:
+                yield key
+            cursor = cursor_raw
+            if cursor == 0:
+                break
+
+
+def _scan_reply(reply: Any) -> tuple[int, list[bytes]]:
+    # redis-py post-processes SCAN into (cursor, keys); cluster wraps it per node.
+    if isinstance(reply, dict):
+        (reply,) = reply.values()
+    cursor, keys = reply
+    if isinstance(cursor, dict):
+        (cursor,) = cursor.values()
+    return int(cursor), list(keys)

@@ -1,0 +1,85 @@
+"""Turn session hashes and backup-stream entries (see ``redis_scripts``) into ``Session`` values.
+
+Redis keeps times in whole milliseconds (its own clock unit); copies coming from
+SQL are truncated to the millisecond. Copies are compared by ``version``, never
+by timestamp, so the truncation cannot reorder anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from f2f_cli.sessions.model import Ingredient, Session, sort_ingredients
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+UNIT_SEPARATOR = "\x1f"
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    return (value - EPOCH) // _MS
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def session_from_hash(session_id: str, flat: Sequence[bytes | str], expires_ms: int) -> Session:
+    """A session from a flat HGETALL reply and the key's PEXPIRETIME."""
+    meta: dict[str, int] = {}
+    offsets: list[tuple[str, int]] = []
+    for i in range(0, len(flat), 2):
+        name = _text(flat[i])
+        if name.startswith(" "):
+            meta[name] = int(flat[i + 1])
+        else:
+            offsets.append((name, int(flat[i + 1])))
+    created = meta[" c"]
+    return Session(
+        session_id=session_id,
+        created_at=ms_to_datetime(created),
+        updated_at=ms_to_datetime(created + meta[" u"]),
+        expires_at=ms_to_datetime(expires_ms),
+        version=meta[" v"],
+        ingredients=sort_ingredients(Ingredient(name, ms_to_datetime(created + off)) for name, off in offsets),
+        deleted=" d" in meta,
+    )
+
+
+def session_from_entry(fields: Mapping[bytes, bytes]) -> Session:
+    """A full-state copy from one backup-stream entry."""
+    created = int(fields[b"c"])
+    packed = fields[b"g"].decode()
+    items: list[Ingredient] = []
+    if packed:
+        parts = packed.split(UNIT_SEPARATOR)
+        items = [Ingredient(parts[i], ms_to_datetime(created + int(parts[i + 1]))) for i in range(0, len(parts), 2)]
+    return Session(
+        session_id=fields[b"i"].decode(),
+        created_at=ms_to_datetime(created),
+        updated_at=ms_to_datetime(int(fields[b"u"])),
+        expires_at=ms_to_datetime(int(fields[b"e"])),
+        version=int(fields[b"v"]),
+        ingredients=sort_ingredients(items),
+        deleted=fields[b"d"] == b"1",
+    )
+
+
+def copy_arguments(copy: Session) -> list[str | int]:
+    """ARGV of the APPLY_COPY script for ``copy``."""
+    args: list[str | int] = [
+        copy.version,
+        datetime_to_ms(copy.created_at),
+        datetime_to_ms(copy.updated_at),
+        datetime_to_ms(copy.expires_at),
+        1 if copy.deleted else 0,
+    ]
+    if not copy.deleted:
+        for item in copy.ingredients:
+            args += [item.name, datetime_to_ms(item.added_at)]
+    return args

@@ -1,0 +1,106 @@
+"""``f2f recipes`` and ``f2f bench recommend`` through the real CLI on a fixture database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from f2f_cli.cli.main import app
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def run(sqlite_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("F2F_DATABASE_URL", sqlite_url)
+    monkeypatch.delenv("F2F_REDIS_URL", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args))
+
+    return invoke
+
+
+def test_seed_then_again(run) -> None:  # type: ignore[no-untyped-def]
+    first = run("recipes", "seed", "--json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["inserted"] >= 500
+    second = run("recipes", "seed")
+    assert second.exit_code == 0 and "0 new, 0 updated" in second.stdout
+
+
+def test_import_dry_run_and_real(run) -> None:  # type: ignore[no-untyped-def]
+    path = str(FIXTURES / "cookrcp01_api.json")
+    dry = run("recipes", "import", path, "--format", "cookrcp01", "--dry-run", "--json")
+    assert dry.exit_code == 0
+    assert json.loads(dry.stdout)["inserted"] == 4
+    assert json.loads(run("recipes", "list", "--json").stdout)["total"] == 0
+    real = run("recipes", "import", path)
+    assert real.exit_code == 0 and "4 new" in real.stdout and "missing title" in real.stdout
+    assert json.loads(run("recipes", "list", "--json").stdout)["total"] == 4
+
+
+def test_malformed_file_is_one_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops", encoding="utf-8")
+    result = run("recipes", "import", str(bad))
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert run("recipes", "import", str(FIXTURES / "cookrcp01_simple.json"), "--format", "xml").exit_code == 2
+    missing = run("recipes", "import", str(tmp_path / "nope.json"))
+    assert missing.exit_code == 2 and "cannot read" in missing.stderr
+
+
+def test_list_show_recommend_ingredients(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("recipes", "import", str(FIXTURES / "cookrcp01_simple.json")).exit_code == 0
+    listed = json.loads(run("recipes", "list", "--search", "두부", "--json").stdout)
+    assert listed["total"] >= 1
+    recipe_id = next(i["id"] for i in listed["items"] if i["title"] == "새우 두부 계란찜")
+    shown = run("recipes", "show", str(recipe_id))
+    assert shown.exit_code == 0 and "칵테일새우" in shown.stdout
+    detail = json.loads(run("recipes", "show", str(recipe_id), "--json").stdout)
+    assert detail["ingredients"][1]["ingredient"] == "새우"
+    assert run("recipes", "show", "999999").exit_code == 1
+
+    rec = json.loads(run("recipes", "recommend", "-i", "연두부,계란,생크림,버터", "-i", "칵테일새우", "--json").stdout)
+    assert rec["items"][0]["title"] == "새우 두부 계란찜" and rec["items"][0]["missing_count"] == 0
+    table = run("recipes", "recommend", "-i", "두부,계란,대파,우주먼지")
+    assert table.exit_code == 0 and "우주먼지" in table.stdout
+    assert run("recipes", "recommend", "-i", " , ").exit_code == 2
+
+    found = json.loads(run("recipes", "ingredients", "--search", "ㅅㅇ", "--json").stdout)
+    assert found[0]["name"] == "새우"
+    assert run("recipes", "ingredients").exit_code == 0
+
+
+def test_missing_schema_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("F2F_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    result = CliRunner().invoke(app, ["recipes", "list"])
+    assert result.exit_code == 1 and "f2f migrate db upgrade" in result.stderr
+
+
+def test_bench_recommend_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("F2F_REDIS_URL", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "recommend", "--recipes", "2000", "--queries", "20",
+                                 "--reference-queries", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["recipes"] == 2000 and data["reference_agrees"] is True and data["speedup"] > 0
+    table = runner.invoke(app, ["bench", "recommend", "--recipes", "1000", "--queries", "5"])
+    assert table.exit_code == 0 and "query p99" in table.stdout
+
+
+@pytest.mark.redis
+def test_bench_recommend_through_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str, redis_prefix: str) -> None:
+    monkeypatch.setenv("F2F_REDIS_URL", redis_url)
+    monkeypatch.setenv("F2F_REDIS_KEY_PREFIX", redis_prefix)
+    result = CliRunner().invoke(app, ["bench", "recommend", "--recipes", "1000", "--queries", "5", "--redis",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["snapshot_store"] == "redis"

@@ -1,0 +1,178 @@
+"""Real Redis servers the tests start and stop themselves: single nodes, a 3-node Cluster, Sentinel.
+
+Only loopback ports 7100-7299 are used (the range this suite owns). Processes
+run in the foreground of a ``subprocess.Popen`` so teardown can stop exactly
+the processes it started, by pid.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+HOST = "127.0.0.1"
+
+
+def _wait(predicate: object, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():  # type: ignore[operator]
+                return
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what} ({last})")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) != 0
+
+
+@dataclass
+class RedisProcess:
+    """One ``redis-server`` (data node or sentinel) owned by a test."""
+
+    port: int
+    workdir: Path
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisProcess:
+        if not port_free(self.port):
+            raise RuntimeError(f"port {self.port} is already in use")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            ["redis-server", *self.args], cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        _wait(self.ping, f"redis-server on port {self.port}")
+        return self
+
+    def ping(self) -> bool:
+        with redis.Redis(host=HOST, port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5) as client:
+            return bool(client.ping())
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop the process this object started (SIGTERM, then SIGKILL)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def data_node(port: int, workdir: Path, *extra: str) -> RedisProcess:
+    args = ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", str(workdir), *extra]
+    return RedisProcess(port, workdir, args)
+
+
+@dataclass
+class RedisClusterServers:
+    ports: tuple[int, ...]
+    nodes: list[RedisProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{HOST}:{p}" for p in self.ports)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_cluster(base: Path, ports: tuple[int, ...] = (7100, 7101, 7102)) -> RedisClusterServers:
+    servers = RedisClusterServers(ports)
+    try:
+        for port in ports:
+            workdir = base / f"cluster-{port}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            node = data_node(
+                port, workdir, "--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf")
+            )
+            servers.nodes.append(node.start())
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"{HOST}:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+        def ready() -> bool:
+            for port in ports:
+                with redis.Redis(host=HOST, port=port) as client:
+                    info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
+                    if info.get("cluster_state") != "ok":
+                        return False
+            return True
+
+        _wait(ready, "cluster_state:ok", timeout=30)
+    except BaseException:
+        servers.stop()
+        raise
+    return servers
+
+
+@dataclass
+class SentinelServers:
+    master: RedisProcess
+    sentinel: RedisProcess
+    service: str = "f2fmaster"
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://{HOST}:{self.sentinel.port}/{self.service}"
+
+    def stop(self) -> None:
+        self.sentinel.stop()
+        self.master.stop()
+
+
+def start_sentinel(base: Path, master_port: int = 7110, sentinel_port: int = 7120) -> SentinelServers:
+    master = data_node(master_port, base / f"master-{master_port}").start()
+    workdir = base / f"sentinel-{sentinel_port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "sentinel.conf"  # sentinel rewrites its own config file, so it must be writable
+    conf.write_text(
+        f"port {sentinel_port}\nbind {HOST}\ndir {workdir}\n"
+        f"sentinel monitor f2fmaster {HOST} {master_port} 1\n"
+        "sentinel down-after-milliseconds f2fmaster 5000\n"
+    )
+    sentinel = RedisProcess(sentinel_port, workdir, [str(conf), "--sentinel"])
+    try:
+        sentinel.start()
+
+        def knows_master() -> bool:
+            with redis.Redis(host=HOST, port=sentinel_port) as client:
+                return client.execute_command("SENTINEL", "get-master-addr-by-name", "f2fmaster") is not None
+
+        _wait(knows_master, "sentinel to know the master")
+    except BaseException:
+        sentinel.stop()
+        master.stop()
+        raise
+    return SentinelServers(master, sentinel)
+
+
+def have_redis_binaries() -> bool:
+    return shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None

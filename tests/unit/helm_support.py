@@ -1,0 +1,239 @@
+"""Rendering and linting the Helm chart offline with the real Helm engine, for the chart tests.
+
+Two libraries embed Helm's Go code: ``helm_python`` (helm-python-sdk: render, lint with
+values, schema validation, value coalescing) and ``helm_sdkpy`` (helm-sdkpy: lint of a chart
+directory). Neither talks to a cluster or the network.
+
+The Bitnami ``redis`` dependency cannot be downloaded here. ``chart_with_redis_stand_in``
+copies the chart and adds an empty subchart named ``redis`` in ``charts/`` so Helm's own
+dependency handling (the ``redis.enabled`` condition, subchart value scoping, the lint
+dependency check) really runs; it renders nothing of Bitnami's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import shlex
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "f2f"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+RELEASE = "rel"
+NAMESPACE = "shop"
+DATABASE_URL = "postgresql://f2f:s3cret@postgresql.db.svc:5432/f2f"
+# The defaults need a database; everything else in them is rendered as shipped.
+DEFAULTS_PLUS_DB: dict[str, Any] = {"database": {"url": DATABASE_URL}}
+
+# Helm lint severities (helm.sh/helm/v4/pkg/chart/common/lint/support).
+INFO, WARNING, ERROR = 1, 2, 3
+MISSING_REDIS = "chart directory is missing these dependencies: redis"
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), f"{path} is not a mapping"
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def chart_with_redis_stand_in(dest: Path) -> Path:
+    """A copy of the chart whose ``charts/`` holds an empty chart named like the dependency."""
+    chart = dest / "f2f"
+    shutil.copytree(CHART, chart)
+    sub = chart / "charts" / "redis"
+    sub.mkdir(parents=True)
+    declared = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    (redis,) = [d for d in declared if d["name"] == "redis"]
+    major = str(redis["version"]).split(".")[0]
+    (sub / "Chart.yaml").write_text(
+        yaml.safe_dump({
+            "apiVersion": "v2",
+            "name": "redis",
+            "version": f"{major}.0.0",
+            "description": "Test stand-in for the Bitnami redis chart: no templates, no values.",
+        })
+    )
+    return chart
+
+
+def render(values: dict[str, Any] | None, chart: Path = CHART) -> dict[str, str]:
+    """Template path -> rendered text, as ``helm template`` would produce (hooks and tests included)."""
+    import helm_python
+
+    with helm_python.Chart.load(chart) as loaded:
+        rendered: dict[str, str] = loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return rendered
+
+
+def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
+    """Every Kubernetes object in a render (NOTES.txt left out)."""
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                assert isinstance(doc, dict), f"{path} rendered a non-object document"
+                docs.append(doc)
+    return docs
+
+
+def notes(rendered: dict[str, str]) -> str:
+    return next(text for path, text in rendered.items() if path.endswith("templates/NOTES.txt"))
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(object, pod spec) for every object that runs pods."""
+    for doc in docs:
+        kind = doc["kind"]
+        if kind == "Pod":
+            yield doc, doc["spec"]
+        elif kind in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+            yield doc, doc["spec"]["template"]["spec"]
+        elif kind == "CronJob":
+            yield doc, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def containers(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for doc, spec in pod_specs(docs):
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            yield doc, container
+
+
+def helm_lint_python(chart: Path, values: dict[str, Any] | None) -> dict[str, Any]:
+    """``helm lint --strict`` with values, through helm-python-sdk."""
+    import helm_python
+
+    report: dict[str, Any] = helm_python.lint(chart, values, strict=True, namespace=NAMESPACE)
+    return report
+
+
+def helm_lint_sdkpy(chart: Path) -> dict[str, Any]:
+    """``helm lint`` of a chart directory (its own values.yaml), through helm-sdkpy."""
+    import helm_sdkpy
+
+    config = helm_sdkpy.Configuration(namespace=NAMESPACE)
+    report: dict[str, Any] = asyncio.run(helm_sdkpy.Lint(config).run(str(chart)))
+    return report
+
+
+def coalesced_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The chart defaults with ``values`` over them, coalesced by Helm itself."""
+    import helm_python
+
+    with helm_python.Chart.load(CHART) as loaded:
+        merged: dict[str, Any] = loaded.merge_values(values)
+    return merged
+
+
+# ---- f2f command lines ----------------------------------------------------------------------
+
+_SHELLS = {"sh", "/bin/sh", "bash", "/bin/bash"}
+_SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "\n"}
+_KEYWORDS = {"if", "then", "else", "elif", "fi", "until", "while", "do", "done", "for", "in", "!"}
+
+
+def f2f_command_lines(argv: list[str]) -> list[list[str]]:
+    """The ``f2f ...`` invocations in a container's command+args, including inside ``sh -c``."""
+    if not argv:
+        return []
+    if Path(argv[0]).name == "f2f":
+        return [argv]
+    if argv[0] in _SHELLS and "-c" in argv[1:]:
+        script = argv[argv.index("-c") + 1]
+        lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lines: list[list[str]] = []
+        current: list[str] = []
+        for token in [*lexer, ";"]:
+            if token in _SEPARATORS or (not current and token in _KEYWORDS):
+                if current and current[0] == "f2f":
+                    lines.append(current)
+                current = []
+                continue
+            # A redirection ends the arguments f2f sees.
+            if token.startswith((">", "<")) or token in ("2>", "1>"):
+                if current and current[0] == "f2f":
+                    lines.append(current)
+                current = ["<redirect>"]
+                continue
+            current.append(token)
+        return lines
+    return []
+
+
+def _cli_errors() -> tuple[type[Exception], ...]:
+    """Usage errors of the click that Typer uses (vendored as typer._click since Typer 0.2x)."""
+    errors: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        errors.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:  # pragma: no cover - Typer no longer needs click itself
+        pass
+    else:
+        errors.append(click.ClickException)
+    return tuple(errors)
+
+
+def is_group(command: Any) -> bool:
+    return hasattr(command, "get_command") and hasattr(command, "list_commands")
+
+
+class CommandProblem(Exception):
+    """A command line that is not a real f2f command (or passes flags it does not take)."""
+
+
+def check_f2f_command(argv: list[str]) -> Any:
+    """Resolve ``f2f ...`` through the real Typer app and parse its flags; raise CommandProblem."""
+    from f2f_cli.cli.main import app
+    from f2f_cli.cli.unbuilt import is_unbuilt
+
+    assert argv and Path(argv[0]).name == "f2f", argv
+    root: Any = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="f2f")
+    command = root
+    args = list(argv[1:])
+    path: list[str] = []
+    while is_group(command):
+        if not args or args[0].startswith("-"):
+            raise CommandProblem(f"'{shlex.join(argv)}' names the group 'f2f {' '.join(path)}', not a command")
+        name = args.pop(0)
+        sub = command.get_command(ctx, name)
+        if sub is None:
+            raise CommandProblem(f"'{shlex.join(argv)}': f2f has no command '{' '.join([*path, name])}'")
+        path.append(name)
+        ctx = sub.context_class(sub, info_name=name, parent=ctx)
+        command = sub
+    if is_unbuilt(command):
+        raise CommandProblem(f"'{shlex.join(argv)}': 'f2f {' '.join(path)}' is still a placeholder in this build")
+    try:
+        # Parses and type-checks every option and argument without running the command.
+        command.make_context(path[-1], args, parent=ctx.parent)
+    except _cli_errors() as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        raise CommandProblem(f"'{shlex.join(argv)}': {message}") from None
+    return command
