@@ -36,8 +36,11 @@ from f2f_cli.sessions.ops.end import Action, EndResult, end_session
 from f2f_cli.sessions.ops.inspect import Inspection, inspect_session
 from f2f_cli.sessions.ops.listing import ListFilter, SessionRow, list_sql, list_store
 from f2f_cli.sessions.ops.purge import DEFAULT_BATCH, purge_expired
-from f2f_cli.sessions.ops.stats import sql_stats
+from f2f_cli.sessions.ops.redis_stats import RedisStats, redis_stats
+from f2f_cli.sessions.ops.restore import restore_redis
+from f2f_cli.sessions.ops.stats import SqlStats, sql_stats
 from f2f_cli.sessions.ops.transfer import export_sessions, import_sessions
+from f2f_cli.sessions.phase import Phase
 
 T = TypeVar("T")
 
@@ -58,7 +61,10 @@ StoreOpt = Annotated[
     str,
     typer.Option("--store", help="sql, redis, or auto (the store reads come from in the current phase)."),
 ]
-IdArg = Annotated[str, typer.Argument(metavar="ID", help="Session id (32 URL-safe characters).")]
+IdArg = Annotated[
+    str,
+    typer.Argument(metavar="ID", help="Session id (32 URL-safe characters; write -- before an id starting with -)."),
+]
 
 TABLE_CHUNK = 1000
 SHOWN_ERRORS = 20
@@ -289,29 +295,86 @@ def purge(
 @cli_errors
 def stats(
     top: Annotated[int, typer.Option("--top", min=1, max=1000, help="How many top ingredients.")] = 10,
+    sample: Annotated[
+        int, typer.Option("--sample", min=0, help="Redis: stop the SCAN pass after N sessions (0: all).")
+    ] = 0,
+    memory_sample: Annotated[
+        int, typer.Option("--memory-sample", min=0, help="Redis: MEMORY USAGE on this many sessions.")
+    ] = 200,
     json: JsonOpt = False,
 ) -> None:
-    """Counts, remaining-TTL histogram, top ingredients, mean ingredients per session."""
-    result = _run(lambda ctx: sql_stats(ctx.engine, top=top))
+    """Counts per store, remaining-TTL histogram, top ingredients, mean ingredients per session,
+    Redis memory per session (sampled) and, in the redis phase, the backup-stream lag."""
+
+    async def work(ctx: OpsContext) -> tuple[str, SqlStats, RedisStats | None]:
+        phase = await ctx.phase()
+        sql = await sql_stats(ctx.engine, top=top)
+        redis = None
+        if ctx.redis_configured:
+            redis = await redis_stats(ctx.redis(), top=top, sample=sample or None, memory_sample=memory_sample,
+                                      with_backup=phase in (Phase.REDIS, Phase.CUTOVER))
+        return phase.value, sql, redis
+
+    phase, sql, redis = _run(work)
     if json:
-        print_json({"sql": result})
+        print_json({"phase": phase, "sql": sql, "redis": redis})
         return
     console = stdout()
-    counts = Table("SQL", "", title="sessions", box=None)
-    counts.add_row("live", str(result.live))
-    counts.add_row("tombstones", str(result.tombstones))
-    counts.add_row("expired, not purged", str(result.expired_unpurged))
-    counts.add_row("ingredients per session", f"{result.mean_ingredients} mean, {result.max_ingredients} max")
+    names = ["SQL"] + (["Redis"] if redis else [])
+    counts = Table("", *names, title=f"sessions (phase {phase})", box=None)
+    counts.add_row("live", str(sql.live), *([f"{redis.live}{'' if redis.complete else ' (sampled)'}"] if redis else []))
+    counts.add_row("tombstones", str(sql.tombstones), *([str(redis.tombstones)] if redis else []))
+    counts.add_row("expired, not purged", str(sql.expired_unpurged), *(["- (Redis expires keys)"] if redis else []))
+    counts.add_row("ingredients per session", f"{sql.mean_ingredients} mean, {sql.max_ingredients} max",
+                   *([f"{redis.mean_ingredients} mean, {redis.max_ingredients} max"] if redis else []))
+    if redis:
+        memory = "-" if redis.memory_mean_bytes is None else (
+            f"{redis.memory_mean_bytes:.0f} B mean, {redis.memory_max_bytes} B max ({redis.memory_sampled} sampled)")
+        counts.add_row("memory per session", "-", memory)
+        if redis.backup is not None:
+            age = redis.backup.oldest_entry_age_seconds
+            counts.add_row("backup lag", "-", f"{redis.backup.entries} entries waiting"
+                           + ("" if age is None else f", oldest {format_duration(age)}"))
     console.print(counts)
-    peak = max((b.sessions for b in result.ttl_histogram), default=0) or 1
-    hist = Table("remaining TTL", "sessions", "", title="TTL histogram (live)", box=None)
-    for b in result.ttl_histogram:
-        hist.add_row(b.label, str(b.sessions), "█" * round(30 * b.sessions / peak))
+    buckets = [(b.label, b.sessions) for b in sql.ttl_histogram]
+    redis_buckets = {b.label: b.sessions for b in redis.ttl_histogram} if redis else {}
+    peak = max([n for _, n in buckets] + list(redis_buckets.values()) + [1])
+    hist = Table("remaining TTL", *names, "", title="TTL histogram (live)", box=None)
+    for label, n in buckets:
+        hist.add_row(label, str(n), *([str(redis_buckets[label])] if redis else []), "█" * round(30 * n / peak))
     console.print(hist)
-    tops = Table("ingredient", "sessions", title=f"top {top} ingredients", box=None)
-    for t in result.top_ingredients:
+    tops = Table("ingredient", "sessions (SQL)", title=f"top {top} ingredients", box=None)
+    for t in sql.top_ingredients:
         tops.add_row(t.name, str(t.sessions))
     console.print(tops)
+
+
+# -- restore ------------------------------------------------------------------
+
+
+@app.command("restore")
+@cli_errors
+def restore(
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DURATION", help="Only sessions changed within e.g. 2h.")
+    ] = None,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Reload Redis from the SQL copy after Redis lost its data, keeping each session's remaining TTL.
+
+    Version-guarded: a session Redis already holds at the same or a newer version is left alone.
+    """
+    window = None if since is None else parse_duration(since, what="--since", allow_zero=False)
+    with progress("restoring sessions into Redis", enabled=not json and not dry_run) as report:
+        result = _run(lambda ctx: restore_redis(ctx, since=window, dry_run=dry_run, progress=report))
+    if json:
+        print_json(result)
+    elif dry_run:
+        stdout().print(f"would copy {result.candidates} sessions from SQL to Redis (phase {result.phase})")
+    else:
+        stdout().print(f"restored {result.applied} sessions into Redis ({result.not_newer} already current, "
+                       f"{result.expired} expired meanwhile) in {result.seconds:.1f}s, {result.per_second:.0f}/s")
 
 
 # -- export / import ----------------------------------------------------------

@@ -65,33 +65,36 @@ def test_list_redis_without_redis_is_a_clear_error(invoke: Invoke, env: dict[str
 
 def test_inspect_exit_codes(invoke: Invoke, env: dict[str, str], sql_url: str) -> None:
     (sid,) = _seed(sql_url, 1)
-    r = invoke("sessions", "inspect", sid, env=env)
+    r = invoke("sessions", "inspect", "--", sid, env=env)
     assert r.exit_code == 0, r.output
     assert "verdict: SQL only: live" in r.output and "김치" in r.output
-    data = json.loads(invoke("sessions", "inspect", sid, "--json", env=env).output)
+    data = json.loads(invoke("sessions", "inspect", "--json", "--", sid, env=env).output)
     assert data["found"] is True and data["stores"][0]["session"]["version"] == 2
-    r = invoke("sessions", "inspect", new_session_id(), env=env)
+    r = invoke("sessions", "inspect", "--", new_session_id(), env=env)
     assert r.exit_code == 1 and "missing" in r.output
+    dash = "-" + new_session_id()[1:]  # ids may start with '-': '--' keeps it from reading as an option
+    assert invoke("sessions", "inspect", "--", dash, env=env).exit_code == 1
     for bad in ("nope", "x" * 33, "a" * 31 + "!"):
-        r = invoke("sessions", "inspect", bad, env=env)
+        r = invoke("sessions", "inspect", "--", bad, env=env)
         assert r.exit_code == 2
         assert "session id must be" in _one_error_line(r.output)
 
 
 def test_expire_and_delete(invoke: Invoke, env: dict[str, str], sql_url: str) -> None:
     a, b = _seed(sql_url, 2)
-    r = invoke("sessions", "expire", a, env=env, input="n\n")
+    r = invoke("sessions", "expire", "--", a, env=env, input="n\n")
     assert r.exit_code == 1 and "aborted" in r.output
-    r = invoke("sessions", "expire", a, "--dry-run", "--json", env=env)
+    r = invoke("sessions", "expire", "--dry-run", "--json", "--", a, env=env)
     assert r.exit_code == 0 and json.loads(r.output)["stores"][0]["outcome"] == "would expire"
-    r = invoke("sessions", "expire", a, "--yes", env=env)
+    r = invoke("sessions", "expire", "--yes", "--", a, env=env)
     assert r.exit_code == 0 and "sql: expired (version 3)" in r.output
-    r = invoke("sessions", "expire", a, "--yes", env=env)
+    r = invoke("sessions", "expire", "--yes", "--", a, env=env)
     assert r.exit_code == 1 and "not found" in _one_error_line(r.output)
-    r = invoke("sessions", "delete", b, env=env, input="y\n")
+    r = invoke("sessions", "delete", "--", b, env=env, input="y\n")
     assert r.exit_code == 0 and "sql: deleted (version 3)" in r.output
-    assert json.loads(invoke("sessions", "inspect", b, "--json", env=env).output)["stores"][0]["state"] == "deleted"
-    r = invoke("sessions", "delete", "bad-id", "--yes", env=env)
+    shown = json.loads(invoke("sessions", "inspect", "--json", "--", b, env=env).output)
+    assert shown["stores"][0]["state"] == "deleted"
+    r = invoke("sessions", "delete", "--yes", "--", "bad-id", env=env)
     assert r.exit_code == 2 and "session id must be" in _one_error_line(r.output)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +14,9 @@ from f2f_cli.sessions.phase import Control, Phase, get_control
 from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.sessions.store import SessionStore
 from f2f_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from f2f_cli.sessions.redis import RedisSessionStore
 
 StoreName = Literal["sql", "redis"]
 STORE_CHOICES = ("sql", "redis", "auto")
@@ -28,22 +31,25 @@ class OpsContext:
         self.sql = SqlSessionStore(
             engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients
         )
-        self._redis: SessionStore | None = None
+        self._redis: RedisSessionStore | None = None
 
     @property
     def redis_configured(self) -> bool:
         return self.settings.redis_url is not None
 
-    def redis(self) -> SessionStore:
+    def redis(self) -> RedisSessionStore:
         """The Redis store (raises ``NotAvailable`` when F2F_REDIS_URL is unset)."""
         if self._redis is None:
             if not self.redis_configured:
                 raise NotAvailable("Redis is not configured: set F2F_REDIS_URL")
-            from f2f_cli.sessions.redis_factory import make_redis_store
+            from f2f_cli.sessions.redis import RedisSessionStore
 
             # Operator copies never feed the backup stream: SQL is written directly where needed.
-            self._redis = make_redis_store(self.settings, backup_stream=False)
+            self._redis = RedisSessionStore.from_settings(self.settings, backup_stream=False)
         return self._redis
+
+    def store(self, name: StoreName) -> SessionStore:
+        return self.sql if name == "sql" else self.redis()
 
     async def control(self) -> Control:
         return await get_control(self.engine)

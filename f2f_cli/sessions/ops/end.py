@@ -7,7 +7,7 @@ use, so a late, older copy can never bring the session back.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from sqlalchemy import update
@@ -20,16 +20,12 @@ from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.ops.context import OpsContext, StoreName
 from f2f_cli.sessions.phase import mark_redis_untrusted
 from f2f_cli.sessions.sql import translate_db_errors
-from f2f_cli.sessions.store import SessionStore
+
+if TYPE_CHECKING:
+    from f2f_cli.sessions.redis import RedisSessionStore
 
 Action = Literal["expire", "delete"]
 _CAS_ATTEMPTS = 20
-
-
-class CopyStore(SessionStore, Protocol):
-    """A store that can show its stored state, tombstones included (the Redis store)."""
-
-    async def get_copy(self, session_id: str) -> Session | None: ...
 
 
 class StoreOutcome(msgspec.Struct, frozen=True):
@@ -75,13 +71,7 @@ async def expire_sql(engine: AsyncEngine, session_id: str, *, version: int | Non
     )
 
 
-def _copy_store(store: SessionStore) -> CopyStore:
-    if not hasattr(store, "get_copy"):
-        raise StoreUnavailable(f"the {store.backend} store cannot show stored copies")
-    return store  # type: ignore[return-value]
-
-
-async def _end_in_redis(redis: CopyStore, session_id: str, action: Action) -> Session | None:
+async def _end_in_redis(redis: RedisSessionStore, session_id: str, action: Action) -> Session | None:
     """Redis as the authority: compare-and-set a successor copy (expired, or a tombstone)."""
     for _ in range(_CAS_ATTEMPTS):
         current = await redis.get_copy(session_id)
@@ -113,7 +103,7 @@ async def _exists(ctx: OpsContext, store: StoreName, session_id: str) -> Session
     if store == "sql":
         copy = await ctx.sql.read_copy(session_id)
     else:
-        copy = await _copy_store(ctx.redis()).get_copy(session_id)
+        copy = await ctx.redis().get_copy(session_id)
     return None if copy is None or copy.deleted or copy.expires_at <= utcnow() else copy
 
 
@@ -140,7 +130,7 @@ async def end_session(ctx: OpsContext, session_id: str, action: Action, *, dry_r
     if authority == "sql":
         result = await _end_in_sql(ctx, session_id, action)
     else:
-        result = await _end_in_redis(_copy_store(ctx.redis()), session_id, action)
+        result = await _end_in_redis(ctx.redis(), session_id, action)
     if result is None:
         raise SessionNotFound(f"session {session_id} not found or already ended")
     outcomes.append(StoreOutcome(authority, done, result.version))
