@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -27,6 +27,7 @@ from f2f_cli.sessions.ops.transfer import export_sessions, import_sessions
 from f2f_cli.sessions.phase import Phase, set_phase
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.redis_client import scan_keys
+from f2f_cli.sessions.redis_codec import datetime_to_ms
 from tests.redis_servers import RedisClusterServers, start_cluster
 from tests.sessions_seed import ops, seed
 
@@ -62,6 +63,10 @@ async def phased(url: str, env: dict[str, str], phase: Phase) -> AsyncIterator[O
         yield ctx
 
 
+def _ms(value: datetime) -> int:
+    return datetime_to_ms(value)
+
+
 async def forget_redis(store: RedisSessionStore) -> int:
     """Redis 'lost its data': delete every key under this test's prefix (never FLUSHALL a shared server)."""
     keys = [k async for k in scan_keys(store.client, f"{store.keys.prefix}:*")]
@@ -90,6 +95,10 @@ async def test_restore_after_redis_lost_its_keys(pg_url: str, redis_env: dict[st
             sql, copy = await read_row(ctx.engine, sid), await redis.get_copy(sid)
             assert sql is not None and copy is not None
             assert copy.version == sql.version and copy.names == sql.names
+            assert [(i.name, _ms(i.added_at)) for i in copy.ingredients] == [
+                (i.name, _ms(i.added_at)) for i in sql.ingredients
+            ]
+            assert _ms(copy.created_at) == _ms(sql.created_at) and _ms(copy.updated_at) == _ms(sql.updated_at)
             assert abs((copy.expires_at - sql.expires_at).total_seconds()) < 0.002  # remaining TTL kept
         tomb_copy = await redis.get_copy(tomb)
         assert tomb_copy is not None and tomb_copy.deleted

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
 from f2f_cli.errors import PreconditionFailed
-from f2f_cli.sessions.model import Session, utcnow
+from f2f_cli.sessions.model import utcnow
+from f2f_cli.sessions.ops.bulkcopy import BulkApplier, fast_path_possible, packed_pages
 from f2f_cli.sessions.ops.context import OpsContext
 from f2f_cli.sessions.ops.sqlcopies import count_copies, sql_copy_pages
 from f2f_cli.sessions.phase import Phase
@@ -42,7 +44,7 @@ async def restore_redis(
     *,
     since: timedelta | None = None,
     dry_run: bool = False,
-    page_size: int = 2000,
+    page_size: int = 1000,
     writers: int = 4,
     progress: Progress | None = None,
 ) -> RestoreResult:
@@ -57,14 +59,16 @@ async def restore_redis(
     if dry_run:
         return RestoreResult(phase.value, cutoff, True, candidates, 0, 0, 0, 0.0, 0.0)
 
-    queue: asyncio.Queue[list[Session] | None] = asyncio.Queue(maxsize=writers * 2)
+    fast = fast_path_possible(ctx.engine, redis)
+    bulk = BulkApplier(redis) if fast else None
+    queue: asyncio.Queue[list[Any] | None] = asyncio.Queue(maxsize=writers * 2)
     tally = {"applied": 0, "not_newer": 0, "expired": 0, "done": 0}
     if progress is not None:
         progress(0, candidates)
 
     async def write() -> None:
         while (page := await queue.get()) is not None:
-            codes = await redis.apply_copies(page)
+            codes = await (bulk.apply(page) if bulk is not None else redis.apply_copies(page))
             tally["applied"] += codes.count(1)
             tally["not_newer"] += codes.count(0)
             tally["expired"] += codes.count(2)
@@ -74,7 +78,12 @@ async def restore_redis(
 
     async def read() -> None:
         try:
-            async for page in sql_copy_pages(ctx.engine, since=cutoff, page_size=page_size):
+            pages: AsyncIterator[list[Any]] = (
+                packed_pages(ctx.engine, since=cutoff, page_size=page_size)
+                if fast
+                else sql_copy_pages(ctx.engine, since=cutoff, page_size=page_size)
+            )
+            async for page in pages:
                 await queue.put(page)
         finally:
             for _ in range(writers):
