@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from f2f_cli import __version__
-from f2f_cli.cli import bench, migrate, recipes, serve, worker
+from f2f_cli.cli import bench, migrate, recipes, serve, sessions, worker
 from f2f_cli.cli.common import configure_cli_logging
-from f2f_cli.cli.unbuilt import add_unbuilt
 
 app = typer.Typer(
     name="f2f",
@@ -50,7 +49,7 @@ def root(
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.add_typer(migrate.app, name="migrate")
-add_unbuilt(app, "sessions", "Inspect, list, expire, purge and restore sessions")
+app.add_typer(sessions.app, name="sessions", help="Inspect, list, expire, purge and restore sessions.")
 app.add_typer(recipes.app, name="recipes", help="Seed and import the recipe catalog, ask for recommendations.")
 app.add_typer(bench.app, name="bench", help="Measure the stores, the recommender and the HTTP path.")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
@@ -56,9 +58,9 @@ class CliProgress:
         if self._bar is not None:
             self._tasks[task] = self._bar.add_task(task, total=total, rate="")
         else:
+            # Quiet until there is progress to tell: a failing command prints only its error.
             now = time.monotonic()
             self._plain[task] = (total, 0, now, now)
-            self.console.print(f"{task}: started" + (f", {total} to do" if total is not None else ""))
 
     def advance(self, task: str, amount: int) -> None:
         if not self.enabled:
@@ -80,14 +82,45 @@ class CliProgress:
             last = now
         self._plain[task] = (total, done, started, last)
 
+    def set_total(self, task: str, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None and task in self._tasks:
+            self._bar.update(self._tasks[task], total=total)
+        elif task in self._plain:
+            _old, done, started, last = self._plain[task]
+            self._plain[task] = (total, done, started, last)
+
     def finish(self, task: str) -> None:
         if not self.enabled:
             return
         if self._bar is None and task in self._plain:
-            _total, done, started, _ = self._plain.pop(task)
+            total, done, started, _ = self._plain.pop(task)
+            if total is None and done == 0:
+                return  # nothing happened (e.g. refused before any work): say nothing
             elapsed = time.monotonic() - started
-            self.console.print(f"{task}: done, {done} in {elapsed:.1f}s")
+            of = f"/{total}" if total is not None else " done"
+            self.console.print(f"{task}: {done}{of} ({elapsed:.1f}s)")
 
     def note(self, message: str) -> None:
         if self.enabled:
             self.console.print(message)
+
+
+Report = Callable[[int, int], None]
+
+
+@contextmanager
+def progress(label: str, *, enabled: bool = True) -> Iterator[Report]:
+    """A ``report(done, total)`` callback over ``CliProgress``, for cores that count rather than step."""
+    with CliProgress(enabled=enabled) as bar:
+        bar.start(label, None)
+        reported = [0]
+
+        def report(done: int, total: int) -> None:
+            bar.set_total(label, total or None)
+            bar.advance(label, done - reported[0])
+            reported[0] = done
+
+        yield report
+        bar.finish(label)

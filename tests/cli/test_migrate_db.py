@@ -54,24 +54,6 @@ def test_unreachable_database_is_one_line(invoke: Invoke) -> None:
     assert r.output.strip().count("\n") == 0
 
 
-def test_unbuilt_groups_say_so_and_exit_2() -> None:
-    import typer
-    from typer.testing import CliRunner
-
-    from f2f_cli.cli.unbuilt import add_unbuilt
-
-    demo = typer.Typer()
-    add_unbuilt(demo, "later", "Something for later")
-
-    @demo.command()
-    def now() -> None:
-        """A built command, so 'later' stays a sub-command."""
-
-    r = CliRunner().invoke(demo, ["later", "sub", "--flag", "5"])
-    assert r.exit_code == 2
-    assert "not available" in r.output
-
-
 def test_serve_refuses_a_postgres_schema_behind_head(invoke: Invoke, empty_pg_url: str) -> None:
     r = invoke("serve", "--port", "1", env={"F2F_DATABASE_URL": empty_pg_url})
     assert r.exit_code == 1

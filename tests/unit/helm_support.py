@@ -210,7 +210,6 @@ class CommandProblem(Exception):
 def check_f2f_command(argv: list[str]) -> Any:
     """Resolve ``f2f ...`` through the real Typer app and parse its flags; raise CommandProblem."""
     from f2f_cli.cli.main import app
-    from f2f_cli.cli.unbuilt import is_unbuilt
 
     assert argv and Path(argv[0]).name == "f2f", argv
     root: Any = typer.main.get_command(app)
@@ -228,8 +227,6 @@ def check_f2f_command(argv: list[str]) -> Any:
         path.append(name)
         ctx = sub.context_class(sub, info_name=name, parent=ctx)
         command = sub
-    if is_unbuilt(command):
-        raise CommandProblem(f"'{shlex.join(argv)}': 'f2f {' '.join(path)}' is still a placeholder in this build")
     try:
         # Parses and type-checks every option and argument without running the command.
         command.make_context(path[-1], args, parent=ctx.parent)

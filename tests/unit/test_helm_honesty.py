@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
-from f2f_cli.cli.unbuilt import add_unbuilt, is_unbuilt
 from f2f_cli.settings import Settings
 from tests.unit.helm_support import (
     CHART,
@@ -77,7 +75,6 @@ def _starts(line: list[str], *words: str) -> bool:
     return line[1 : 1 + len(words)] == list(words)
 
 
-PLACEHOLDER_PREFIXES = (("worker",), ("sessions", "purge"))
 
 
 # ---- F2F_* variables --------------------------------------------------------------------------
@@ -170,22 +167,6 @@ def test_the_checker_rejects_what_is_not_real(argv: list[str], problem: str) -> 
         check_f2f_command(argv)
 
 
-def test_placeholders_are_marked_and_detected() -> None:
-    app = typer.Typer()
-
-    @app.command("real")
-    def real() -> None:
-        """A real command."""
-
-    add_unbuilt(app, "later", "Something built later")
-    group: Any = typer.main.get_command(app)
-    ctx = group.context_class(group)
-    later, real_cmd = group.get_command(ctx, "later"), group.get_command(ctx, "real")
-    assert later is not None and real_cmd is not None
-    assert is_unbuilt(later)
-    assert not is_unbuilt(real_cmd)
-
-
 def test_chart_commands_are_found() -> None:
     lines = rendered_command_lines()
     found = {" ".join(line[:3]) for line in lines}
@@ -193,8 +174,7 @@ def test_chart_commands_are_found() -> None:
 
 
 def test_every_chart_command_is_a_real_f2f_command() -> None:
-    """All but the worker and purge commands, which have their own (expected-to-fail) tests below."""
-    lines = [line for line in rendered_command_lines() if not any(_starts(line, *p) for p in PLACEHOLDER_PREFIXES)]
+    lines = rendered_command_lines()
     assert lines
     problems = []
     for line in lines:
@@ -205,7 +185,6 @@ def test_every_chart_command_is_a_real_f2f_command() -> None:
     assert problems == []
 
 
-@pytest.mark.xfail(strict=False, reason="'f2f worker' is still a placeholder (f2f_cli/cli/unbuilt.py) in main")
 def test_worker_command_is_real() -> None:
     lines = [line for line in rendered_command_lines() if _starts(line, "worker")]
     assert lines
@@ -213,7 +192,6 @@ def test_worker_command_is_real() -> None:
         check_f2f_command(line)
 
 
-@pytest.mark.xfail(strict=False, reason="'f2f sessions purge' is still a placeholder (f2f_cli/cli/unbuilt.py) in main")
 def test_purge_command_is_real() -> None:
     lines = [line for line in rendered_command_lines() if _starts(line, "sessions", "purge")]
     assert {"--batch-size", "--older-than"} <= {arg for line in lines for arg in line}

@@ -1,0 +1,1 @@
+"""Operator tools over the session stores (``f2f sessions``): no typer, no rich here."""
