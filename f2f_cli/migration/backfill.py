@@ -9,16 +9,15 @@ run again without ever replacing a newer copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.migration import checkpoint as checkpoints
-from f2f_cli.migration.copies import count_unexpired, for_each_copy_batch
 from f2f_cli.migration.progress import Progress, SilentProgress
-from f2f_cli.sessions.model import Session, utcnow
+from f2f_cli.sessions.copying import copy_to_redis, count_unexpired
+from f2f_cli.sessions.model import utcnow
 from f2f_cli.sessions.redis import RedisSessionStore
 
 CHECKPOINT = "backfill"
@@ -88,46 +87,24 @@ async def backfill(
     limiter = RateLimiter(max_rate)
     progress.start("backfill", report.total)
 
-    async def apply(batch: list[Session]) -> None:
+    async def batch_done(last_id: str, codes: list[int]) -> None:
         nonlocal cp
-        statuses = await redis.apply_copies(batch)
-        copied = statuses.count(1)
-        report.copied += copied
-        report.skipped_newer += statuses.count(0)
-        report.skipped_expired += statuses.count(2)
+        copied = codes.count(1)
         cp = checkpoints.Checkpoint(
             name=cp.name,
-            last_session_id=batch[-1].session_id,
+            last_session_id=last_id,
             copied=cp.copied + copied,
-            skipped=cp.skipped + len(batch) - copied,
+            skipped=cp.skipped + len(codes) - copied,
             started_at=cp.started_at,
             updated_at=cp.updated_at,
         )
         # The checkpoint moves only after Redis has every copy of the batch.
         await checkpoints.save(engine, cp)
-        progress.advance("backfill", len(batch))
-        await limiter.wait(len(batch))
+        progress.advance("backfill", len(codes))
+        await limiter.wait(len(codes))
 
-    # One batch is written to Redis while the next is read from SQL; batches still
-    # complete (and checkpoint) strictly in order.
-    in_flight: asyncio.Task[None] | None = None
-
-    async def copy(batch: list[Session]) -> bool:
-        nonlocal in_flight
-        if in_flight is not None:
-            await in_flight
-        in_flight = asyncio.create_task(apply(batch))
-        return True
-
-    try:
-        await for_each_copy_batch(engine, now, copy, batch_size=batch_size, after=after)
-        if in_flight is not None:
-            await in_flight
-    finally:
-        if in_flight is not None and not in_flight.done():
-            in_flight.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await in_flight
+    tally = await copy_to_redis(engine, redis, now=now, batch_size=batch_size, after=after, on_batch=batch_done)
+    report.copied, report.skipped_newer, report.skipped_expired = tally.applied, tally.not_newer, tally.expired
     progress.finish("backfill")
     await checkpoints.clear(engine, checkpoint_name)
     report.seconds = time.monotonic() - started

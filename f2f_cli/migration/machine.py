@@ -25,11 +25,11 @@ from f2f_cli.migration import checks
 from f2f_cli.migration.backfill import BackfillReport, backfill
 from f2f_cli.migration.checks import Check
 from f2f_cli.migration.convergence import live_window, wait_for_epoch
-from f2f_cli.migration.copies import count_unexpired
 from f2f_cli.migration.progress import Progress, SilentProgress
 from f2f_cli.migration.status import backup_backlog
 from f2f_cli.migration.verify import VerifyReport, repair, verify
 from f2f_cli.sessions import phase as control
+from f2f_cli.sessions.copying import count_unexpired
 from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.phase import Phase
 from f2f_cli.sessions.redis import RedisSessionStore

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.schema import fridge_sessions as sessions_t
-from f2f_cli.migration.copies import count_unexpired, for_each_copy_batch
 from f2f_cli.migration.progress import Progress, SilentProgress
+from f2f_cli.sessions.copying import count_unexpired, for_each_copy_batch
 from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.redis_client import scan_keys

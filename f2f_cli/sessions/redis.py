@@ -25,13 +25,16 @@ from f2f_cli.errors import InvalidInput, SessionNotFound, StoreUnavailable, TooM
 from f2f_cli.sessions.ids import check_session_id, new_session_id
 from f2f_cli.sessions.model import Mutation, Session, normalize_ingredient, normalize_ingredients
 from f2f_cli.sessions.redis_client import RedisClient, create_redis, is_cluster, scan_keys
-from f2f_cli.sessions.redis_codec import copy_arguments, session_from_hash
+from f2f_cli.sessions.redis_codec import pack_copy, session_from_hash
 from f2f_cli.sessions.redis_keys import BACKUP_GROUP, RedisKeys
-from f2f_cli.sessions.redis_scripts import APPLY_COPY, READ, WRITE
+from f2f_cli.sessions.redis_scripts import APPLY_COPIES, READ, WRITE
 from f2f_cli.settings import Settings
 
 T = TypeVar("T")
 DEFAULT_BACKUP_MAX_ENTRIES = 1_000_000
+# Sessions per APPLY_COPIES call on a single primary: long enough to amortise the call,
+# short enough not to block Redis for more than about a millisecond.
+APPLY_CHUNK = 200
 
 
 async def _guard(call: Awaitable[T]) -> T:
@@ -69,7 +72,7 @@ class RedisSessionStore:
         self._owns_client = owns_client
         self._write_script = client.register_script(WRITE)
         self._read_script = client.register_script(READ)
-        self._apply_script = client.register_script(APPLY_COPY)
+        self._apply_script = client.register_script(APPLY_COPIES)
         self._read_loaded = False
         self._apply_loaded = False
 
@@ -199,26 +202,41 @@ class RedisSessionStore:
         return list(await _guard(pipe.execute()))
 
     async def apply_copy(self, copy: Session) -> bool:
-        check_session_id(copy.session_id)
-        for item in copy.ingredients:
-            if not item.name or item.name != item.name.strip() or "\x1f" in item.name:
-                raise InvalidInput(f"copy of {copy.session_id} holds an invalid ingredient name {item.name!r}")
-        reply = await _guard(self._apply_script(keys=[self.keys.session(copy.session_id)], args=copy_arguments(copy)))
-        return int(reply) == 1
+        return (await self.apply_copies([copy]))[0] == 1
 
     async def apply_copies(self, copies: Sequence[Session]) -> list[int]:
-        """``apply_copy`` for many sessions in one pipeline (backfill, restore, repair).
+        """``apply_copy`` for many sessions (backfill, restore, repair), version-guarded each.
 
         Per copy: 1 applied, 0 Redis already held that version or newer, 2 already expired.
         """
-        if not copies:
+        for copy in copies:
+            check_session_id(copy.session_id)
+            for item in copy.ingredients:
+                if not item.name or item.name != item.name.strip() or "\x1f" in item.name:
+                    raise InvalidInput(f"copy of {copy.session_id} holds an invalid ingredient name {item.name!r}")
+        return await self.apply_packed([(c.session_id, pack_copy(c)) for c in copies])
+
+    async def apply_packed(self, packed: Sequence[tuple[str, str]]) -> list[int]:
+        """Apply (session id, ``pack_copy`` string) pairs: a few script calls for a whole batch on a
+        single primary; one call per session, pipelined, on a Cluster (keys of one call share a slot)."""
+        if not packed:
             return []
         await self._load_apply_script()
         sha = self._apply_script.sha
         pipe = self.client.pipeline(transaction=False)
-        for copy in copies:
-            pipe.execute_command("EVALSHA", sha, 1, self.keys.session(copy.session_id), *copy_arguments(copy))
-        return [int(r) for r in await _guard(pipe.execute())]
+        if self.keys.cluster:
+            for session_id, args in packed:
+                pipe.execute_command("EVALSHA", sha, 1, self.keys.session(session_id), args)
+        else:
+            for start in range(0, len(packed), APPLY_CHUNK):
+                chunk = packed[start : start + APPLY_CHUNK]
+                pipe.execute_command(
+                    "EVALSHA", sha, len(chunk), *(self.keys.session(sid) for sid, _ in chunk), *(a for _, a in chunk)
+                )
+        replies = await _guard(pipe.execute())
+        if self.keys.cluster:
+            return [int(r[0]) for r in replies]
+        return [int(code) for reply in replies for code in reply]
 
     async def get_copies(self, session_ids: Sequence[str]) -> list[Session | None]:
         """``get_copy`` for many sessions in one pipeline (verify, inspect)."""
@@ -234,7 +252,7 @@ class RedisSessionStore:
 
     async def _load_apply_script(self) -> None:
         if not self._apply_loaded:
-            await _guard(self.client.script_load(APPLY_COPY))
+            await _guard(self.client.script_load(APPLY_COPIES))
             self._apply_loaded = True
 
     async def discard(self, session_id: str) -> None:

@@ -70,18 +70,16 @@ def session_from_entry(fields: Mapping[bytes, bytes]) -> Session:
     )
 
 
-def copy_arguments(copy: Session) -> list[str | int]:
-    """ARGV of the APPLY_COPY script for ``copy`` (ingredients packed into one argument)."""
-    packed = ""
-    if not copy.deleted and copy.ingredients:
-        packed = UNIT_SEPARATOR.join(
-            f"{item.name}{UNIT_SEPARATOR}{datetime_to_ms(item.added_at)}" for item in copy.ingredients
-        )
-    return [
-        copy.version,
-        datetime_to_ms(copy.created_at),
-        datetime_to_ms(copy.updated_at),
-        datetime_to_ms(copy.expires_at),
-        1 if copy.deleted else 0,
-        packed,
+def pack_copy(copy: Session) -> str:
+    """The APPLY_COPIES argument for ``copy`` (see ``redis_scripts``)."""
+    head = [
+        str(copy.version),
+        str(datetime_to_ms(copy.created_at)),
+        str(datetime_to_ms(copy.updated_at)),
+        str(datetime_to_ms(copy.expires_at)),
+        "1" if copy.deleted else "0",
     ]
+    if not copy.deleted:
+        for item in copy.ingredients:
+            head += [item.name, str(datetime_to_ms(item.added_at))]
+    return UNIT_SEPARATOR.join(head)

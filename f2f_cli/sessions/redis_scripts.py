@@ -122,41 +122,50 @@ if #flat == 0 then return false end
 return {flat, redis.call('PEXPIRETIME', KEYS[1])}
 """
 
-# KEYS: session.  ARGV: version, created ms, updated ms, expires ms, deleted (0/1),
-#       ingredients packed as "name US added-ms US name US added-ms ..." (one argument: a bulk
-#       copy sends a fraction of the arguments, and packing is cheap in Lua and in Python).
-# Returns 1 applied, 0 not newer than what is stored, 2 newer but already expired (older copy removed).
-APPLY_COPY = r"""
-local key = KEYS[1]
-local version = tonumber(ARGV[1])
-local current = redis.call('HGET', key, ' v')
-if current and tonumber(current) >= version then return 0 end
+# KEYS: session keys.  ARGV[k]: the copy for KEYS[k], packed as
+#   "version US created US updated US expires US deleted[ US name US added ...]" (times in epoch ms),
+# one argument per session so a bulk copy sends few arguments and PostgreSQL can render them.
+# Returns one code per key: 1 applied, 0 not newer than what is stored, 2 newer but already
+# expired (the older copy is removed). All keys of one call must share a slot on a Cluster,
+# so there the store calls it with one key at a time.
+APPLY_COPIES = r"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expires = tonumber(ARGV[4])
-redis.call('DEL', key)
-if expires <= now then return 2 end
-local created = tonumber(ARGV[2])
-local args = {' v', version, ' c', created, ' u', tonumber(ARGV[3]) - created}
-if ARGV[5] == '1' then
-  args[#args + 1] = ' d'
-  args[#args + 1] = 1
-elseif ARGV[6] and #ARGV[6] > 0 then
-  local packed = ARGV[6]
-  local pos = 1
-  while pos <= #packed do
-    local sep = string.find(packed, '\31', pos, true)
-    local stop = string.find(packed, '\31', sep + 1, true) or (#packed + 1)
-    args[#args + 1] = string.sub(packed, pos, sep - 1)
-    args[#args + 1] = tonumber(string.sub(packed, sep + 1, stop - 1)) - created
-    pos = stop + 1
+local codes = {}
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local f = {}
+  for part in string.gmatch(ARGV[k], '[^\31]+') do f[#f + 1] = part end
+  local version = tonumber(f[1])
+  local current = redis.call('HGET', key, ' v')
+  if current and tonumber(current) >= version then
+    codes[k] = 0
+  else
+    redis.call('DEL', key)
+    local expires = tonumber(f[4])
+    if expires <= now then
+      codes[k] = 2
+    else
+      local created = tonumber(f[2])
+      local args = {' v', version, ' c', created, ' u', tonumber(f[3]) - created}
+      if f[5] == '1' then
+        args[#args + 1] = ' d'
+        args[#args + 1] = 1
+      else
+        for i = 6, #f, 2 do
+          args[#args + 1] = f[i]
+          args[#args + 1] = tonumber(f[i + 1]) - created
+        end
+      end
+      for i = 1, #args, 1000 do
+        redis.call('HSET', key, unpack(args, i, math.min(i + 999, #args)))
+      end
+      redis.call('PEXPIREAT', key, expires)
+      codes[k] = 1
+    end
   end
 end
-for i = 1, #args, 1000 do
-  redis.call('HSET', key, unpack(args, i, math.min(i + 999, #args)))
-end
-redis.call('PEXPIREAT', key, expires)
-return 1
+return codes
 """
 
 # KEYS: stream.  ARGV: group, entry ids.  Acknowledges the entries and deletes them:

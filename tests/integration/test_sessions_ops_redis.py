@@ -82,13 +82,13 @@ async def test_restore_after_redis_lost_its_keys(pg_url: str, redis_env: dict[st
         (tomb,) = await seed(ctx, 1, deleted=True)
         await seed(ctx, 3, expired_ago=timedelta(minutes=1))
         redis = ctx.redis()
-        first = await restore_redis(ctx, page_size=7, writers=3)
+        first = await restore_redis(ctx, page_size=7)
         assert (first.candidates, first.applied) == (36, 36)
         assert await forget_redis(redis) >= 36
 
         dry = await restore_redis(ctx, dry_run=True)
         assert dry.candidates == 36 and await redis.count() == 0
-        result = await restore_redis(ctx, page_size=7, writers=3)
+        result = await restore_redis(ctx, page_size=7)
         assert (result.applied, result.not_newer, result.expired) == (36, 0, 0)
         assert await redis.count() == 35
         for sid in live + short:

@@ -1,23 +1,30 @@
-"""Streaming full-state copies out of SQL, for backfill, verify and restore.
+"""Full-state copies out of SQL and into Redis: the one copy engine behind
+``f2f migrate`` (backfill, verify) and ``f2f sessions restore``.
 
 A server-side cursor (``stream_results``) keeps memory bounded however many
 sessions there are; rows arrive ordered by session id, so a batch boundary is
-also a resumable checkpoint.
+also a resumable checkpoint. Into Redis every copy is version-guarded
+(``APPLY_COPIES``), so copying beside live writes, twice, or after a crash is safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, and_, func, select, type_coerce
+from sqlalchemy import DateTime, and_, bindparam, func, select, text, type_coerce
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
 from f2f_cli.db.schema import fridge_sessions as sessions_t
+from f2f_cli.db.types import UTCDateTime
 from f2f_cli.sessions.model import Ingredient, Session, sort_ingredients
+from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.sql import translate_db_errors
 
 ROWS_PER_FETCH = 10_000
@@ -182,3 +189,127 @@ async def _for_each_pg(
                 await result.close()
     if batch:
         await handle(batch)
+
+
+# PostgreSQL renders each copy in the APPLY_COPIES format itself (times as epoch ms,
+# ingredients aggregated), so the copy loop does almost no per-session Python work.
+_MS = "floor(extract(epoch from {col}) * 1000)::bigint"
+_PACKED = f"""
+    SELECT s.session_id,
+           s.version || chr(31) || {_MS.format(col="s.created_at")} || chr(31) || {_MS.format(col="s.updated_at")}
+             || chr(31) || {_MS.format(col="s.expires_at")} || chr(31)
+             || CASE WHEN s.deleted_at IS NULL THEN '0' ELSE '1' END
+             || CASE WHEN s.deleted_at IS NULL THEN coalesce(
+                  (SELECT chr(31) || string_agg(i.name || chr(31) || {_MS.format(col="i.added_at")}, chr(31))
+                   FROM fridge_session_ingredients i WHERE i.session_id = s.session_id), '')
+                ELSE '' END AS packed
+    FROM fridge_sessions s
+    WHERE s.expires_at > :now AND s.session_id > :after AND (:since IS NULL OR s.updated_at >= :since)
+    ORDER BY s.session_id
+"""
+PackedHandler = Callable[[list[tuple[str, str]]], Awaitable[bool]]
+
+
+async def for_each_packed_batch(
+    engine: AsyncEngine,
+    now: datetime,
+    handle: PackedHandler,
+    *,
+    batch_size: int,
+    after: str | None = None,
+    since: datetime | None = None,
+) -> None:
+    """PostgreSQL only: batches of (session id, packed copy) in id order, like ``for_each_copy_batch``."""
+    query = (
+        text(_PACKED)
+        .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("since", type_=UTCDateTime()))
+        .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
+    )
+    batch: list[tuple[str, str]] = []
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            result = await conn.stream(query, {"now": now, "after": after or "", "since": since})
+            try:
+                async for partition in result.partitions():
+                    for row in partition:
+                        batch.append((row.session_id, row.packed))
+                        if len(batch) >= batch_size:
+                            if not await handle(batch):
+                                return
+                            batch = []
+            finally:
+                await result.close()
+    if batch:
+        await handle(batch)
+
+
+@dataclass(slots=True)
+class CopyTally:
+    applied: int = 0
+    not_newer: int = 0
+    expired: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.applied + self.not_newer + self.expired
+
+
+BatchDone = Callable[[str, list[int]], Awaitable[None]]
+
+
+async def copy_to_redis(
+    engine: AsyncEngine,
+    redis: RedisSessionStore,
+    *,
+    now: datetime,
+    batch_size: int = 1000,
+    after: str | None = None,
+    since: datetime | None = None,
+    on_batch: BatchDone | None = None,
+) -> CopyTally:
+    """Copy every unexpired SQL session (tombstones included) after ``after`` into Redis.
+
+    ``on_batch(last session id, codes)`` runs after each batch is in Redis, strictly in
+    order (checkpoints, progress, rate limits). One batch is written while the next is
+    read from SQL.
+    """
+    tally = CopyTally()
+    in_flight: asyncio.Task[None] | None = None
+
+    async def finish(last_id: str, codes: list[int]) -> None:
+        tally.applied += codes.count(1)
+        tally.not_newer += codes.count(0)
+        tally.expired += codes.count(2)
+        if on_batch is not None:
+            await on_batch(last_id, codes)
+
+    async def apply_packed(batch: list[tuple[str, str]]) -> None:
+        await finish(batch[-1][0], await redis.apply_packed(batch))
+
+    async def apply_sessions(batch: list[Session]) -> None:
+        await finish(batch[-1].session_id, await redis.apply_copies(batch))
+
+    async def start(job: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        nonlocal in_flight
+        if in_flight is not None:
+            await in_flight  # a failed batch raises here, before the next one starts
+        in_flight = asyncio.create_task(job())
+        return True
+
+    try:
+        if engine.dialect.name == "postgresql":
+            await for_each_packed_batch(
+                engine, now, lambda b: start(lambda: apply_packed(b)), batch_size=batch_size, after=after, since=since
+            )
+        else:
+            await for_each_copy_batch(
+                engine, now, lambda b: start(lambda: apply_sessions(b)), batch_size=batch_size, after=after, since=since
+            )
+        if in_flight is not None:
+            await in_flight
+    finally:
+        if in_flight is not None and not in_flight.done():
+            in_flight.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await in_flight
+    return tally
