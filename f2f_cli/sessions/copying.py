@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, and_, bindparam, func, select, text, type_coerce
+from sqlalchemy import DateTime, and_, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
 from f2f_cli.db.schema import fridge_sessions as sessions_t
-from f2f_cli.db.types import UTCDateTime
 from f2f_cli.sessions.model import Ingredient, Session, sort_ingredients
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.sql import translate_db_errors
@@ -160,35 +159,54 @@ async def _for_each_pg(
         .where(_unexpired(now, after, since))
         .group_by(sessions_t.c.session_id)
         .order_by(sessions_t.c.session_id)
-        .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
     )
+    compiled = query.compile(dialect=engine.dialect)
     batch: list[Session] = []
+
+    async def rows_in(rows: list[Any]) -> bool:
+        nonlocal batch
+        for session_id, created, updated, expires, version, deleted, names, added in rows:
+            items = zip(names, added, strict=True) if names else ()
+            batch.append(
+                Session(
+                    session_id=session_id,
+                    created_at=created,
+                    updated_at=updated,
+                    expires_at=expires,
+                    version=version,
+                    ingredients=sort_ingredients(Ingredient(n, a) for n, a in items),
+                    deleted=deleted,
+                )
+            )
+            if len(batch) >= batch_size:
+                if not await handle(batch):
+                    return False
+                batch = []
+        return True
+
+    if await _pg_stream(engine, str(compiled), dict(compiled.params), rows_in) and batch:
+        await handle(batch)
+
+
+async def _pg_stream(
+    engine: AsyncEngine, sql: str, params: dict[str, Any], handle_rows: Callable[[list[Any]], Awaitable[bool]]
+) -> bool:
+    """Rows of ``sql`` through a psycopg named (server-side) cursor, ``ROWS_PER_FETCH`` at a time.
+
+    psycopg's own cursor, not SQLAlchemy's async stream: measured here, the latter held
+    every row in memory (314 MiB for 300,000 rows against 35 MiB), defeating the point.
+    Returns False when ``handle_rows`` asked to stop.
+    """
     with translate_db_errors():
         async with engine.connect() as conn:
-            result = await conn.stream(query)
-            try:
-                async for partition in result.partitions():
-                    for row in partition:
-                        items = zip(row.names, row.added, strict=True) if row.names else ()
-                        batch.append(
-                            Session(
-                                session_id=row.session_id,
-                                created_at=row.created_at,
-                                updated_at=row.updated_at,
-                                expires_at=row.expires_at,
-                                version=row.version,
-                                ingredients=sort_ingredients(Ingredient(n, a) for n, a in items),
-                                deleted=row.deleted,
-                            )
-                        )
-                        if len(batch) >= batch_size:
-                            if not await handle(batch):
-                                return
-                            batch = []
-            finally:
-                await result.close()
-    if batch:
-        await handle(batch)
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            async with driver.cursor(name=f"f2f_copy_{id(conn):x}") as cursor:
+                await cursor.execute(sql, params)
+                while rows := await cursor.fetchmany(ROWS_PER_FETCH):
+                    if not await handle_rows(rows):
+                        return False
+    return True
 
 
 # PostgreSQL renders each copy in the APPLY_COPIES format itself (times as epoch ms,
@@ -204,7 +222,8 @@ _PACKED = f"""
                    FROM fridge_session_ingredients i WHERE i.session_id = s.session_id), '')
                 ELSE '' END AS packed
     FROM fridge_sessions s
-    WHERE s.expires_at > :now AND s.session_id > :after AND (:since IS NULL OR s.updated_at >= :since)
+    WHERE s.expires_at > %(now)s AND s.session_id > %(after)s
+      AND (%(since)s::timestamptz IS NULL OR s.updated_at >= %(since)s)
     ORDER BY s.session_id
 """
 PackedHandler = Callable[[list[tuple[str, str]]], Awaitable[bool]]
@@ -220,26 +239,20 @@ async def for_each_packed_batch(
     since: datetime | None = None,
 ) -> None:
     """PostgreSQL only: batches of (session id, packed copy) in id order, like ``for_each_copy_batch``."""
-    query = (
-        text(_PACKED)
-        .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("since", type_=UTCDateTime()))
-        .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
-    )
     batch: list[tuple[str, str]] = []
-    with translate_db_errors():
-        async with engine.connect() as conn:
-            result = await conn.stream(query, {"now": now, "after": after or "", "since": since})
-            try:
-                async for partition in result.partitions():
-                    for row in partition:
-                        batch.append((row.session_id, row.packed))
-                        if len(batch) >= batch_size:
-                            if not await handle(batch):
-                                return
-                            batch = []
-            finally:
-                await result.close()
-    if batch:
+
+    async def rows_in(rows: list[Any]) -> bool:
+        nonlocal batch
+        for session_id, packed in rows:
+            batch.append((session_id, packed))
+            if len(batch) >= batch_size:
+                if not await handle(batch):
+                    return False
+                batch = []
+        return True
+
+    params = {"now": now, "after": after or "", "since": since}
+    if await _pg_stream(engine, _PACKED, params, rows_in) and batch:
         await handle(batch)
 
 
