@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,25 +28,14 @@ from f2f_cli.sessions.phase import Phase, set_phase
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.redis_client import scan_keys
 from f2f_cli.sessions.redis_codec import datetime_to_ms
-from tests.redis_servers import RedisClusterServers, start_cluster
 from tests.sessions_seed import ops, seed
 
 pytestmark = pytest.mark.redis
 
-CLUSTER_PORTS = (7500, 7501, 7502)  # this suite's own loopback range for the sessions tools
-
-
-@pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
-    servers = start_cluster(tmp_path_factory.mktemp("sessions-cluster"), CLUSTER_PORTS)
-    yield servers
-    servers.stop()
-
-
 @pytest.fixture(params=["standalone", "cluster"])
 def redis_env(request: pytest.FixtureRequest, redis_prefix: str) -> dict[str, str]:
     url = request.getfixturevalue("redis_url") if request.param == "standalone" else request.getfixturevalue(
-        "own_cluster").url
+        "redis_cluster").url  # the run's shared Cluster; keys are isolated by prefix
     return {"F2F_REDIS_URL": url, "F2F_REDIS_KEY_PREFIX": redis_prefix,
             "F2F_REDIS_COMMAND_TIMEOUT": "5", "F2F_REDIS_CONNECT_TIMEOUT": "5"}
 
