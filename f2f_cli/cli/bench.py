@@ -14,6 +14,7 @@ from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json,
 from f2f_cli.errors import StoreUnavailable
 
 if TYPE_CHECKING:
+    from f2f_cli.bench.http import HttpBenchResult
     from f2f_cli.bench.machine import Machine
     from f2f_cli.bench.sessions import SessionsBenchResult
     from f2f_cli.bench.stats import LatencyStats
@@ -243,3 +244,85 @@ def _render_sessions(r: SessionsBenchResult) -> None:
         out.print(f"[dim]note: {note}[/]")
     out.print(f"[dim]cleaned up: {r.cleanup.get('sql_rows', 0)} session rows, "
               f"{r.cleanup.get('redis_keys', 0)} Redis keys[/]")
+
+
+@app.command("http")
+@cli_errors
+def http(
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of load per run.")] = 10,
+    connections: Annotated[int, typer.Option(min=1, max=1024, help="Concurrent keep-alive connections.")] = 16,
+    phase: Annotated[str, typer.Option(help="Phase f2f serves in: postgres or redis.")] = "redis",
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="Runs per server and endpoint (order alternates).")] = 2,
+    sessions: Annotated[int, typer.Option(min=1, max=10_000, help="Sessions the requests rotate over.")] = 50,
+    ingredients: Annotated[int, typer.Option(min=0, max=90, help="Ingredients per session.")] = 10,
+    loadgen: Annotated[str, typer.Option(help="auto (wrk if installed), wrk or python.")] = "auto",
+    warmup: Annotated[float, typer.Option(min=0, help="Untimed seconds per server before each endpoint.")] = 2,
+    seed: SeedOpt = 42,
+    plot: PlotOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """'f2f serve' against a bare Starlette app doing the same single Redis/SQL call: requests/s,
+    latency percentiles and the ratio per endpoint.
+
+    Uses a dedicated database created next to F2F_DATABASE_URL (dropped afterwards) with the phase
+    set before start, and a unique prefix on F2F_REDIS_URL (deleted afterwards).
+
+    Example:
+
+      f2f bench http --phase redis --duration 10 --connections 16 --plot http.png
+    """
+    from f2f_cli.bench.http import run_http_bench
+    from f2f_cli.bench.plot import check_plot_path, plot_latencies
+    from f2f_cli.bench.stats import LatencyStats
+    from f2f_cli.cli.common import fail
+    from f2f_cli.errors import EXIT_USAGE
+
+    if loadgen not in ("auto", "wrk", "python"):
+        raise fail("--loadgen must be auto, wrk or python", EXIT_USAGE)
+    if plot is not None:
+        check_plot_path(plot)
+    settings = load_settings()
+    result = run_http_bench(
+        settings, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
+        ingredients=ingredients, seed=seed, loadgen=loadgen, warmup=warmup, progress=_progress(json),
+    )
+    if plot is not None:
+        series: dict[str, dict[str, LatencyStats]] = {"f2f": {}, "baseline": {}}
+        for sc in result.scenarios:
+            for who, lr in (("f2f", sc.f2f), ("baseline", sc.baseline)):
+                series[who][sc.label] = LatencyStats(
+                    ops=lr.requests, errors=lr.errors + lr.non_2xx, seconds=lr.seconds,
+                    ops_per_second=lr.requests_per_second, p50_ms=lr.p50_ms, p95_ms=lr.p95_ms, p99_ms=lr.p99_ms,
+                    mean_ms=lr.mean_ms, max_ms=lr.max_ms)
+        plot_latencies(plot, f"f2f bench http: phase {phase}, {connections} connections, {duration:g} s × "
+                       f"{rounds} runs", series, _machine_line(result.machine))
+    if json:
+        print_json(result)
+        return
+    _render_http(result)
+    if plot is not None:
+        stderr().print(f"chart written to {plot}")
+
+
+def _render_http(r: HttpBenchResult) -> None:
+    out = stdout()
+    out.print(_machine_line(r.machine))
+    table = Table("endpoint", "server", "req/s", "p50 ms", "p90 ms", "p99 ms", "failed", "runs (req/s)", title=(
+        f"HTTP, phase {r.phase}: {r.connections} connections, {r.duration:g} s per run, median of {r.rounds} runs, "
+        f"{r.sessions} sessions × {r.ingredients} ingredients"))
+    for sc in r.scenarios:
+        for who, lr, runs in (("f2f", sc.f2f, sc.f2f_runs), ("baseline", sc.baseline, sc.baseline_runs)):
+            table.add_row(sc.label, who, f"{lr.requests_per_second:,.0f}", _ms(lr.p50_ms), _ms(lr.p90_ms),
+                          _ms(lr.p99_ms), str(lr.errors + lr.non_2xx) if lr.errors + lr.non_2xx else "",
+                          ", ".join(f"{x.requests_per_second:,.0f}" for x in runs))
+        table.add_section()
+    out.print(table)
+    ratios = Table("endpoint", "f2f / baseline req/s", "target", "", title="f2f against the bare baseline")
+    for sc in r.scenarios:
+        ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
+                       "" if sc.meets_target is None else ("[green]ok[/]" if sc.meets_target else "[red]below[/]"))
+    out.print(ratios)
+    for note in r.notes:
+        out.print(f"[dim]note: {note}[/]")
+    out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
+              "Redis keys[/]")
