@@ -72,6 +72,7 @@ class HttpBenchResult(msgspec.Struct):
     ingredients: int
     seed: int
     load_generator: str
+    database: str  # the dedicated database (dropped at the end) or "sqlite (temporary file)"
     scenarios: list[HttpScenario]
     notes: list[str]
     cleanup: dict[str, int]
@@ -254,6 +255,7 @@ def run_http_bench(
         workdir = Path(tmp)
         try:
             with dedicated_database(settings, workdir) as db_url:
+                database = "sqlite (temporary file)" if settings.is_sqlite else db_url.rpartition("/")[2]
                 say(f"preparing a dedicated database in phase {phase}")
                 _prepare_database(db_url, phase)
                 redis_version, postgres_version = _versions(settings, db_url)
@@ -299,7 +301,7 @@ def run_http_bench(
                                sql_backend="sqlite" if settings.is_sqlite else "postgresql", load_generator=generator)
     return HttpBenchResult(
         machine=machine, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
-        ingredients=ingredients, seed=seed, load_generator=generator, scenarios=results, notes=notes,
+        ingredients=ingredients, seed=seed, load_generator=generator, database=database, scenarios=results, notes=notes,
         cleanup=cleanup,
     )
 
