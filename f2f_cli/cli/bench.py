@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +13,12 @@ from f2f_cli.bench.recommend import RecommendBenchResult, run_recommend_bench
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
 from f2f_cli.errors import StoreUnavailable
 
+if TYPE_CHECKING:
+    from f2f_cli.bench.http import HttpBenchResult
+    from f2f_cli.bench.machine import Machine
+    from f2f_cli.bench.sessions import SessionsBenchResult
+    from f2f_cli.bench.stats import LatencyStats
+
 app = typer.Typer(
     help="Measure the stores, the recommender and the HTTP path.\n\nExample:\n\n  f2f bench recommend --recipes 100000",
     no_args_is_help=True,
@@ -19,6 +26,10 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+PlotOpt = Annotated[
+    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f[plot]).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Random seed of the generated data.")]
 
 
 def _redis_snapshot_store(url: str, prefix: str) -> Callable[[bytes], Callable[[], bytes]]:
@@ -109,3 +120,209 @@ def _render(r: RecommendBenchResult) -> None:
     stdout().print(table)
 
 
+
+
+def _progress(json: bool) -> Callable[[str], None]:
+    err = stderr()
+    return (lambda _msg: None) if json else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _times(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _machine_line(m: Machine) -> str:
+    parts = [f"{m.cpu_count} CPU ({m.cpu_model})", f"Python {m.python}"]
+    if m.redis:
+        parts.append(f"Redis {m.redis}")
+    if m.postgresql:
+        parts.append(f"PostgreSQL {m.postgresql}")
+    elif m.sql_backend:
+        parts.append(m.sql_backend)
+    if m.load_generator:
+        parts.append(m.load_generator)
+    line = "machine: " + ", ".join(parts)
+    return line + (f" — {m.note}" if m.note else "")
+
+
+def _stats_row(label: str, op: str, st: LatencyStats) -> list[str]:
+    return [label, op, f"{st.ops:,}", f"{st.ops_per_second:,.0f}", _ms(st.p50_ms), _ms(st.p95_ms), _ms(st.p99_ms),
+            str(st.errors) if st.errors else ""]
+
+
+@app.command("sessions")
+@cli_errors
+def sessions(
+    store: Annotated[str, typer.Option(help="sql, redis, dual or all.")] = "all",
+    ops: Annotated[int, typer.Option(min=1, help="Operations of each kind per store.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Operations in flight at once.")] = 8,
+    ingredients: Annotated[int, typer.Option(min=0, max=999, help="Ingredients per session (K).")] = 10,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="Interleaved rounds the ops are split into.")] = 5,
+    seed: SeedOpt = 42,
+    plot: PlotOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Session stores side by side: create/get/add/remove throughput and latency, Redis/SQL ratios,
+    the plan's JSON-string design as a reference, memory per session and a lost-write check.
+
+    SQL is F2F_DATABASE_URL (PostgreSQL for honest numbers), Redis is F2F_REDIS_URL. Everything
+    the bench creates is deleted at the end.
+
+    Example:
+
+      f2f bench sessions --store all --ops 5000 --concurrency 8 --plot sessions.svg
+    """
+    from f2f_cli.bench.plot import check_plot_path, plot_latencies
+    from f2f_cli.bench.sessions import STORES, run_sessions_bench
+    from f2f_cli.cli.common import fail
+    from f2f_cli.errors import EXIT_USAGE
+
+    chosen = list(STORES) if store == "all" else [store]
+    if store != "all" and store not in STORES:
+        raise fail(f"--store must be one of {', '.join(STORES)} or all", EXIT_USAGE)
+    if plot is not None:
+        check_plot_path(plot)
+    settings = load_settings()
+    result = run_sessions_bench(
+        settings, stores=chosen, ops=ops, concurrency=concurrency, ingredients=ingredients, rounds=rounds,
+        seed=seed, progress=_progress(json),
+    )
+    if plot is not None:
+        plot_latencies(plot, f"f2f bench sessions: {ops} ops/store, concurrency {concurrency}, K={ingredients}",
+                       {t: r for t, r in result.results.items()}, _machine_line(result.machine))
+    if json:
+        print_json(result)
+        return
+    _render_sessions(result)
+    if plot is not None:
+        stderr().print(f"chart written to {plot}")
+
+
+def _render_sessions(r: SessionsBenchResult) -> None:
+    out = stdout()
+    out.print(_machine_line(r.machine))
+    table = Table("target", "op", "ops", "ops/s", "p50 ms", "p95 ms", "p99 ms", "errors", title=(
+        f"session stores: {r.ops_per_store:,} ops of each kind per store in {r.rounds} interleaved rounds, "
+        f"concurrency {r.concurrency}, {r.ingredients} ingredients per session, seed {r.seed}"))
+    for target, by_op in r.results.items():
+        for op, st in by_op.items():
+            table.add_row(*_stats_row(target, op, st))
+        table.add_section()
+    out.print(table)
+    if r.ratios:
+        claim = Table("op", "SQL p50", "Redis p50", "SQL/Redis p50", "Redis/SQL ops/s", "\"10× faster\"",
+                      title="the plan's claim: Redis reads 10× faster than PostgreSQL")
+        for q in r.ratios:
+            claim.add_row(q.op, _ms(q.sql_p50_ms), _ms(q.redis_p50_ms), _times(q.speedup_p50),
+                          _times(q.throughput_ratio), q.verdict)
+        out.print(claim)
+    if r.raw_ratios:
+        raw = Table("store get", "raw call", "store p50", "raw p50", "ratio", "target", "",
+                    title="store get against the bare client round trip")
+        for w in r.raw_ratios:
+            raw.add_row(w.store, w.raw, _ms(w.store_p50_ms), _ms(w.raw_p50_ms), _times(w.ratio_p50),
+                        f"≤ {w.target:g}×", "" if w.meets_target is None else _mark(w.meets_target))
+        out.print(raw)
+    if r.plan_vs_redis:
+        out.print("plan JSON design p50 / f2f Redis p50: " + ", ".join(
+            f"{op} {_times(v)}" for op, v in r.plan_vs_redis.items()))
+    if r.memory:
+        m = r.memory
+        out.print(f"Redis memory per session with {m.ingredients} ingredients (MEMORY USAGE, mean of "
+                  f"{m.sessions_sampled}): f2f hash {m.f2f_hash_bytes:,.0f} B, plan JSON {m.plan_json_bytes:,.0f} B "
+                  f"(f2f/plan {_times(m.f2f_over_plan)})")
+    if r.race:
+        lost = ", ".join(f"{t} {n}" for t, n in r.race.lost.items())
+        out.print(f"{r.race.adds} concurrent adds of distinct ingredients to one session, lost: {lost}")
+    for where, message in r.errors.items():
+        out.print(f"[yellow]errors in {where}:[/] {message}")
+    for note in r.notes:
+        out.print(f"[dim]note: {note}[/]")
+    out.print(f"[dim]cleaned up: {r.cleanup.get('sql_rows', 0)} session rows, "
+              f"{r.cleanup.get('redis_keys', 0)} Redis keys[/]")
+
+
+@app.command("http")
+@cli_errors
+def http(
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of load per run.")] = 10,
+    connections: Annotated[int, typer.Option(min=1, max=1024, help="Concurrent keep-alive connections.")] = 16,
+    phase: Annotated[str, typer.Option(help="Phase f2f serves in: postgres or redis.")] = "redis",
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="Runs per server and endpoint (order alternates).")] = 2,
+    sessions: Annotated[int, typer.Option(min=1, max=10_000, help="Sessions the requests rotate over.")] = 50,
+    ingredients: Annotated[int, typer.Option(min=0, max=90, help="Ingredients per session.")] = 10,
+    loadgen: Annotated[str, typer.Option(help="auto (wrk if installed), wrk or python.")] = "auto",
+    warmup: Annotated[float, typer.Option(min=0, help="Untimed seconds per server before each endpoint.")] = 2,
+    seed: SeedOpt = 42,
+    plot: PlotOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """'f2f serve' against a bare Starlette app doing the same single Redis/SQL call: requests/s,
+    latency percentiles and the ratio per endpoint.
+
+    Uses a dedicated database created next to F2F_DATABASE_URL (dropped afterwards) with the phase
+    set before start, and a unique prefix on F2F_REDIS_URL (deleted afterwards).
+
+    Example:
+
+      f2f bench http --phase redis --duration 10 --connections 16 --plot http.png
+    """
+    from f2f_cli.bench.http import run_http_bench
+    from f2f_cli.bench.plot import check_plot_path, plot_latencies
+    from f2f_cli.bench.stats import LatencyStats
+    from f2f_cli.cli.common import fail
+    from f2f_cli.errors import EXIT_USAGE
+
+    if loadgen not in ("auto", "wrk", "python"):
+        raise fail("--loadgen must be auto, wrk or python", EXIT_USAGE)
+    if plot is not None:
+        check_plot_path(plot)
+    settings = load_settings()
+    result = run_http_bench(
+        settings, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
+        ingredients=ingredients, seed=seed, loadgen=loadgen, warmup=warmup, progress=_progress(json),
+    )
+    if plot is not None:
+        series: dict[str, dict[str, LatencyStats]] = {"f2f": {}, "baseline": {}}
+        for sc in result.scenarios:
+            for who, lr in (("f2f", sc.f2f), ("baseline", sc.baseline)):
+                series[who][sc.label] = LatencyStats(
+                    ops=lr.requests, errors=lr.errors + lr.non_2xx, seconds=lr.seconds,
+                    ops_per_second=lr.requests_per_second, p50_ms=lr.p50_ms, p95_ms=lr.p95_ms, p99_ms=lr.p99_ms,
+                    mean_ms=lr.mean_ms, max_ms=lr.max_ms)
+        plot_latencies(plot, f"f2f bench http: phase {phase}, {connections} connections, {duration:g} s × "
+                       f"{rounds} runs", series, _machine_line(result.machine))
+    if json:
+        print_json(result)
+        return
+    _render_http(result)
+    if plot is not None:
+        stderr().print(f"chart written to {plot}")
+
+
+def _render_http(r: HttpBenchResult) -> None:
+    out = stdout()
+    out.print(_machine_line(r.machine))
+    table = Table("endpoint", "server", "req/s", "p50 ms", "p90 ms", "p99 ms", "failed", "runs (req/s)", title=(
+        f"HTTP, phase {r.phase}: {r.connections} connections, {r.duration:g} s per run, median of {r.rounds} runs, "
+        f"{r.sessions} sessions × {r.ingredients} ingredients"))
+    for sc in r.scenarios:
+        for who, lr, runs in (("f2f", sc.f2f, sc.f2f_runs), ("baseline", sc.baseline, sc.baseline_runs)):
+            table.add_row(sc.label, who, f"{lr.requests_per_second:,.0f}", _ms(lr.p50_ms), _ms(lr.p90_ms),
+                          _ms(lr.p99_ms), str(lr.errors + lr.non_2xx) if lr.errors + lr.non_2xx else "",
+                          ", ".join(f"{x.requests_per_second:,.0f}" for x in runs))
+        table.add_section()
+    out.print(table)
+    ratios = Table("endpoint", "f2f / baseline req/s", "target", "", title="f2f against the bare baseline")
+    for sc in r.scenarios:
+        ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
+                       "" if sc.meets_target is None else ("[green]ok[/]" if sc.meets_target else "[red]below[/]"))
+    out.print(ratios)
+    for note in r.notes:
+        out.print(f"[dim]note: {note}[/]")
+    out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
+              "Redis keys[/]")

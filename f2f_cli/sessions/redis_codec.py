@@ -17,7 +17,15 @@ _MS = timedelta(milliseconds=1)
 UNIT_SEPARATOR = "\x1f"
 
 
+# Below this (year 2096) a float holds ms / 1000 to within 0.5 µs, so fromtimestamp's
+# rounding to the microsecond lands exactly on the millisecond; it is 4× faster than
+# timedelta arithmetic, which matters on the read path (one call per ingredient).
+_FAST_MS_LIMIT = 4_000_000_000_000
+
+
 def ms_to_datetime(ms: int) -> datetime:
+    if 0 <= ms < _FAST_MS_LIMIT:
+        return datetime.fromtimestamp(ms / 1000, UTC)
     return EPOCH + timedelta(milliseconds=ms)
 
 
@@ -32,13 +40,16 @@ def _text(value: bytes | str) -> str:
 def session_from_hash(session_id: str, flat: Sequence[bytes | str], expires_ms: int) -> Session:
     """A session from a flat HGETALL reply and the key's PEXPIRETIME."""
     meta: dict[str, int] = {}
-    offsets: list[tuple[str, int]] = []
-    for i in range(0, len(flat), 2):
-        name = _text(flat[i])
-        if name.startswith(" "):
-            meta[name] = int(flat[i + 1])
+    offsets: list[tuple[int, str]] = []
+    pairs = iter(flat)
+    for raw, value in zip(pairs, pairs, strict=True):
+        name = raw.decode() if isinstance(raw, bytes) else raw
+        if name[:1] == " ":
+            meta[name] = int(value)
         else:
-            offsets.append((name, int(flat[i + 1])))
+            offsets.append((int(value), name))
+    # Offsets grow with added_at, so (offset, name) is sort_ingredients' order without its key function.
+    offsets.sort()
     created = meta[" c"]
     return Session(
         session_id=session_id,
@@ -46,7 +57,7 @@ def session_from_hash(session_id: str, flat: Sequence[bytes | str], expires_ms: 
         updated_at=ms_to_datetime(created + meta[" u"]),
         expires_at=ms_to_datetime(expires_ms),
         version=meta[" v"],
-        ingredients=sort_ingredients(Ingredient(name, ms_to_datetime(created + off)) for name, off in offsets),
+        ingredients=tuple(Ingredient(name, ms_to_datetime(created + off)) for off, name in offsets),
         deleted=" d" in meta,
     )
 
