@@ -49,4 +49,8 @@ if ! redis_ready; then
     for _ in $(seq 1 30); do redis_ready && break; sleep 0.2; done
 fi
 redis_ready || { log "Redis did not come up on 127.0.0.1:6379"; exit 1; }
+# wrk drives 'f2f bench http' (it falls back to a built-in client without it).
+if ! command -v wrk >/dev/null 2>&1; then
+    apt_install wrk || log "wrk not installed; 'f2f bench http' will use its built-in load generator"
+fi
 log "PostgreSQL and Redis are up"

@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,plot]'
 # Helm as a library for the chart tests; its metadata says Python 3.12 but it runs on 3.11.
 .venv/bin/python -m pip install -q --ignore-requires-python 'helm-sdkpy>=0.1.32'
 

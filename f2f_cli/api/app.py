@@ -76,6 +76,8 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.services = services
         running["services"] = services
+        if settings.redis_url is not None:
+            metrics.set_backup_lag_source(services.backup_lag)
         await services.start()
         sampler = asyncio.create_task(metrics.run_sampler(services), name="f2f-metrics-sampler")
         try:

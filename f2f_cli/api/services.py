@@ -10,7 +10,9 @@ from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import F2FError
 from f2f_cli.recipes.recommender import IndexLoaded, Recommender
+from f2f_cli.sessions.backup_worker import BackupLag, backup_lag
 from f2f_cli.sessions.phase import Phase, new_instance_id
+from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.runtime import PhaseRuntime, RedisStoreFactory
 from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.sessions.store import SessionStore
@@ -101,6 +103,14 @@ class Services:
         if self.recipe_redis is not None:
             await self.recipe_redis.aclose()
         await self.engine.dispose()
+
+    async def backup_lag(self) -> BackupLag:
+        """The backup stream's backlog in the phases that have one; nothing pending otherwise."""
+        if self.runtime.phase not in (Phase.REDIS, Phase.CUTOVER):
+            return BackupLag(pending=0, undelivered=0, oldest_age_ms=None, streams=0)
+        store = self.runtime.backup_store()
+        assert isinstance(store, RedisSessionStore)
+        return await backup_lag(store.client, store.keys)
 
     async def readiness(self) -> dict[str, str]:
         """Check exactly the stores the current phase needs: 'ok' or the reason, per store."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from f2f_cli.errors import InvalidInput, SessionNotFound, StoreUnavailable, TooManyIngredients
 from f2f_cli.sessions.ids import check_session_id, new_session_id
@@ -73,8 +73,7 @@ class RedisSessionStore:
         self._write_script = client.register_script(WRITE)
         self._read_script = client.register_script(READ)
         self._apply_script = client.register_script(APPLY_COPIES)
-        self._read_loaded = False
-        self._apply_loaded = False
+        self._loaded_scripts: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, backup_stream: bool = False) -> RedisSessionStore:
@@ -167,20 +166,38 @@ class RedisSessionStore:
         return self._iter(batch_size, include_deleted)
 
     async def _iter(self, batch_size: int, include_deleted: bool) -> AsyncIterator[Session]:
-        await self._load_read_script()
-        sha = self._read_script.sha
         async for batch in self._key_batches(batch_size):
-            replies = await self._pipelined(batch, lambda pipe, key: pipe.execute_command("EVALSHA", sha, 1, key))
+            replies = await self._evalsha_many(self._read_script, [([key], []) for key in batch])
             for key, reply in zip(batch, replies, strict=True):
                 session = self._decode_read(self.keys.session_id_of(key), reply)
                 if session is not None and (include_deleted or not session.deleted):
                     yield session
 
-    async def _load_read_script(self) -> None:
-        if not self._read_loaded:
-            # SCRIPT LOAD reaches every primary of a cluster, so pipelined EVALSHA never misses.
-            await _guard(self.client.script_load(READ))
-            self._read_loaded = True
+    async def _evalsha_many(self, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run ``script`` once per (keys, args) in one pipeline.
+
+        The script is loaded on first use, and again when Redis answers NOSCRIPT: a restarted
+        (or failed-over) Redis has an empty script cache, and a copy tool must not wedge on it.
+        SCRIPT LOAD reaches every primary of a Cluster.
+        """
+        for attempt in range(2):
+            if script.sha not in self._loaded_scripts:
+                await _guard(self.client.script_load(script.script))
+                self._loaded_scripts.add(script.sha)
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            try:
+                return list(await pipe.execute())
+            except ResponseError as exc:
+                if attempt == 0 and (isinstance(exc, NoScriptError) or "NOSCRIPT" in str(exc)
+                                     or "No matching script" in str(exc)):
+                    self._loaded_scripts.discard(script.sha)
+                    continue
+                raise StoreUnavailable(f"Redis refused a command: {exc}") from exc
+            except (RedisError, OSError) as exc:
+                raise StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}") from exc
+        raise StoreUnavailable("Redis keeps losing f2f's scripts")  # pragma: no cover
 
     async def _key_batches(self, size: int) -> AsyncIterator[list[bytes]]:
         batch: list[bytes] = []
@@ -221,39 +238,19 @@ class RedisSessionStore:
         single primary; one call per session, pipelined, on a Cluster (keys of one call share a slot)."""
         if not packed:
             return []
-        await self._load_apply_script()
-        sha = self._apply_script.sha
-        pipe = self.client.pipeline(transaction=False)
         if self.keys.cluster:
-            for session_id, args in packed:
-                pipe.execute_command("EVALSHA", sha, 1, self.keys.session(session_id), args)
-        else:
-            for start in range(0, len(packed), APPLY_CHUNK):
-                chunk = packed[start : start + APPLY_CHUNK]
-                pipe.execute_command(
-                    "EVALSHA", sha, len(chunk), *(self.keys.session(sid) for sid, _ in chunk), *(a for _, a in chunk)
-                )
-        replies = await _guard(pipe.execute())
-        if self.keys.cluster:
-            return [int(r[0]) for r in replies]
-        return [int(code) for reply in replies for code in reply]
+            calls = [([self.keys.session(sid)], [args]) for sid, args in packed]
+            return [int(r[0]) for r in await self._evalsha_many(self._apply_script, calls)]
+        chunks = [packed[i : i + APPLY_CHUNK] for i in range(0, len(packed), APPLY_CHUNK)]
+        calls = [([self.keys.session(sid) for sid, _ in chunk], [a for _, a in chunk]) for chunk in chunks]
+        return [int(code) for reply in await self._evalsha_many(self._apply_script, calls) for code in reply]
 
     async def get_copies(self, session_ids: Sequence[str]) -> list[Session | None]:
         """``get_copy`` for many sessions in one pipeline (verify, inspect)."""
         if not session_ids:
             return []
-        await self._load_read_script()
-        sha = self._read_script.sha
-        pipe = self.client.pipeline(transaction=False)
-        for session_id in session_ids:
-            pipe.execute_command("EVALSHA", sha, 1, self.keys.session(session_id))
-        replies = await _guard(pipe.execute())
+        replies = await self._evalsha_many(self._read_script, [([self.keys.session(sid)], []) for sid in session_ids])
         return [self._decode_read(sid, reply) for sid, reply in zip(session_ids, replies, strict=True)]
-
-    async def _load_apply_script(self) -> None:
-        if not self._apply_loaded:
-            await _guard(self.client.script_load(APPLY_COPIES))
-            self._apply_loaded = True
 
     async def discard(self, session_id: str) -> None:
         """Remove the key outright, no tombstone: for operator repair of a diverged copy."""
