@@ -62,3 +62,23 @@ def f2f_server(
                 proc.kill()
                 proc.wait()
     log.unlink(missing_ok=True)
+
+
+@contextmanager
+def worker_process(
+    env: dict[str, str], cwd: Path, *args: str, name: str = "worker"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``f2f worker`` with exactly ``env`` (plus PATH/HOME) until the block ends."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | env
+    with (cwd / f"{name}.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "f2f_cli", "worker", "--block-ms", "100", *args],
+                                env=full, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -4,12 +4,7 @@ while the operator runs to dual, to redis, rollback, rollback, to dual, to redis
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,7 +17,7 @@ from f2f_cli.sessions import phase as control
 from f2f_cli.sessions.phase import Phase
 from f2f_cli.sessions.redis import RedisSessionStore
 from tests.conftest import make_settings
-from tests.servers import f2f_server
+from tests.servers import f2f_server, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -87,23 +82,6 @@ class Writers:
                     self.model[sid] = None
                     sid = None
             await asyncio.sleep(0.005)
-
-
-@contextmanager
-def worker_process(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | env
-    with (cwd / "worker.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "f2f_cli", "worker", "--block-ms", "100"],
-                                env=full, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 async def test_rollout_under_load_loses_no_acknowledged_write(

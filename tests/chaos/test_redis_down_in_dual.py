@@ -17,54 +17,13 @@ from f2f_cli.sessions.phase import Phase
 from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.sessions.sql import SqlSessionStore
 from tests.conftest import make_settings
+from tests.load import Load
 from tests.redis_servers import data_node
 from tests.servers import f2f_server
 
-REDIS_PORT = 7011  # this module's own Redis (ports 7000-7099 belong to the phase tests)
+REDIS_PORT = 7011  # this module's own Redis
 
-
-class Load:
-    """Clients that each own a session, add distinct ingredients and read their own writes back."""
-
-    def __init__(self, base: str, clients: int) -> None:
-        self.base = base
-        self.clients = clients
-        self.sent = 0
-        self.failed: list[str] = []
-        self.acked: dict[str, set[str]] = {}
-        self.stale_reads = 0
-        self.stop = asyncio.Event()
-
-    async def run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
-            await asyncio.gather(*(self._client(http, n) for n in range(self.clients)))
-
-    async def _client(self, http: httpx.AsyncClient, n: int) -> None:
-        r = await http.post("/v1/sessions")
-        self.sent += 1
-        if r.status_code != 201:
-            self.failed.append(f"create {r.status_code}")
-            return
-        sid = r.json()["session_id"]
-        self.acked[sid] = set()
-        i = 0
-        while not self.stop.is_set():
-            name = f"c{n}-{i}"
-            i += 1
-            r = await http.post(f"/v1/sessions/{sid}/ingredients", json={"ingredients": [name]})
-            self.sent += 1
-            if r.status_code != 200:
-                self.failed.append(f"add {r.status_code} {r.text[:100]}")
-                continue
-            self.acked[sid].add(name)
-            r = await http.get(f"/v1/sessions/{sid}")
-            self.sent += 1
-            if r.status_code != 200:
-                self.failed.append(f"get {r.status_code} {r.text[:100]}")
-                continue
-            if not self.acked[sid] <= {x["name"] for x in r.json()["ingredients"]}:
-                self.stale_reads += 1
-            await asyncio.sleep(0.01)
+pytestmark = pytest.mark.chaos
 
 
 @pytest.fixture
@@ -113,8 +72,10 @@ async def test_redis_outage_in_dual_loses_nothing_and_heals(pg_url: str, tmp_pat
             load.stop.set()
             await runner
 
-            print(f"\nrequests sent {load.sent}, failed {len(load.failed)}, "
-                  f"writes acknowledged {sum(map(len, load.acked.values()))}, stale reads {load.stale_reads}")
+            lost = await load.lost_writes()
+            print(f"\nrequests sent {load.sent}, failed {len(load.failed)}, writes acknowledged {load.writes_acked}, "
+                  f"writes lost {lost}, stale reads {load.stale_reads}")
+            assert lost == 0
             assert load.failed == []
             assert load.stale_reads == 0
 
