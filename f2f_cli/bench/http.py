@@ -105,10 +105,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(argv: list[str], env: dict[str, str], workdir: Path, name: str) -> Iterator[str]:
-    """Start a server subprocess on a free loopback port, wait for /healthz, stop it afterwards."""
+def server_process(argv: list[str], env: dict[str, str], workdir: Path, name: str) -> Iterator[str]:
+    """Start a server subprocess on a free loopback port, wait for /healthz, yield its base URL, stop it.
+
+    The test suite starts its ``f2f serve`` processes with this too.
+    """
     port = _free_port()
-    log_path = workdir / f"{name}.log"
+    log_path = workdir / f"{name.replace(' ', '-')}-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([*argv, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 cwd=workdir)
@@ -271,8 +274,8 @@ def run_http_bench(
                 say("starting f2f serve and the baseline app (one worker each)")
                 f2f_argv = [sys.executable, "-m", "f2f_cli", "serve", "--workers", "1", "--log-level", "warning"]
                 base_argv = [sys.executable, "-m", "f2f_cli.bench.baseline_app"]
-                with _server(f2f_argv, env, workdir, "f2f serve") as f2f_url, \
-                        _server(base_argv, {**env, "F2F_BENCH_PHASE": phase}, workdir, "baseline") as base_url:
+                with server_process(f2f_argv, env, workdir, "f2f serve") as f2f_url, \
+                        server_process(base_argv, {**env, "F2F_BENCH_PHASE": phase}, workdir, "baseline") as base_url:
                     status, ready = _request(f"{f2f_url}/readyz")
                     if status != 200 or ready.get("phase") != phase:
                         raise BenchFailed(f"f2f serve is not ready in phase {phase}: {ready}")

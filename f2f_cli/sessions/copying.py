@@ -24,7 +24,7 @@ from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
 from f2f_cli.db.schema import fridge_sessions as sessions_t
 from f2f_cli.sessions.model import Ingredient, Session, sort_ingredients
 from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.sql import translate_db_errors
+from f2f_cli.sessions.sql import session_from_row, translate_db_errors
 
 ROWS_PER_FETCH = 10_000
 
@@ -99,7 +99,7 @@ async def for_each_copy_batch(
                     for row in partition:
                         if head is None or row.session_id != head.session_id:
                             if head is not None:
-                                batch.append(_build(head, items))
+                                batch.append(session_from_row(head, items))
                                 if len(batch) >= batch_size:
                                     if not await handle(batch):
                                         return
@@ -112,21 +112,9 @@ async def for_each_copy_batch(
                 # handler raises, and it would then be closed (with a warning) by the GC.
                 await result.close()
     if head is not None:
-        batch.append(_build(head, items))
+        batch.append(session_from_row(head, items))
     if batch:
         await handle(batch)
-
-
-def _build(head: Any, items: list[Ingredient]) -> Session:
-    return Session(
-        session_id=head.session_id,
-        created_at=head.created_at,
-        updated_at=head.updated_at,
-        expires_at=head.expires_at,
-        version=head.version,
-        ingredients=sort_ingredients(items),
-        deleted=head.deleted_at is not None,
-    )
 
 
 async def _for_each_pg(

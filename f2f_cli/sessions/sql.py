@@ -8,7 +8,7 @@ that follows sees a stable ingredient set, on PostgreSQL and SQLite alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -138,7 +138,7 @@ class SqlSessionStore:
                     ):
                         items[r.session_id].append(Ingredient(r.name, r.added_at))
             for h in heads:
-                yield _session_from(h, items[h.session_id])
+                yield session_from_row(h, items[h.session_id])
             after = ids[-1]
 
     # -- writes --------------------------------------------------------------
@@ -223,7 +223,7 @@ class SqlSessionStore:
                 if row is None:
                     raise SessionNotFound(f"session {session_id} not found or expired")
                 await conn.execute(delete(ingredients_t).where(ingredients_t.c.session_id == session_id))
-        return _session_from(row, [])
+        return session_from_row(row, [])
 
     async def read_copy(self, session_id: str) -> Session | None:
         """The unexpired state this store holds, tombstones included: what a repair copies."""
@@ -242,7 +242,7 @@ class SqlSessionStore:
                         ingredients_t.c.session_id == session_id
                     )
                 )
-                return _session_from(head, [Ingredient(r.name, r.added_at) for r in rows])
+                return session_from_row(head, [Ingredient(r.name, r.added_at) for r in rows])
 
     async def apply_copy(self, copy: Session) -> bool:
         """Store a full-state copy (or tombstone) made by the version authority, if newer."""
@@ -337,7 +337,8 @@ async def _no_change(_conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
     return ()
 
 
-def _session_from(head: Row[Any], items: list[Ingredient]) -> Session:
+def session_from_row(head: Row[Any] | Any, items: Iterable[Ingredient] = ()) -> Session:
+    """A ``Session`` from a ``fridge_sessions`` row and its ingredients (tombstones included)."""
     return Session(
         session_id=head.session_id,
         created_at=head.created_at,

@@ -53,7 +53,7 @@ def test_json_access_log_has_request_fields_and_no_secrets(tmp_path: Path, sqlit
         sid = created.json()["session_id"]
         r = httpx.post(f"{base}/v1/sessions/{sid}/ingredients", json={"ingredients": ["고추장"]}, timeout=10)
         assert r.status_code == 200
-        log_file = tmp_path / f"serve-{port}.log"
+        log_file = tmp_path / f"f2f-serve-{port}.log"
         # The access line is written just after the response is sent: wait for it.
         deadline = time.monotonic() + 10
         while "/v1/sessions/{session_id}/ingredients" not in log_file.read_text() and time.monotonic() < deadline:

@@ -76,9 +76,10 @@ def dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -
 
 @asynccontextmanager
 async def _redis(
-    request: pytest.FixtureRequest, mode: str, ttl: int, max_ingredients: int
+    request: pytest.FixtureRequest, mode: str, ttl: int, max_ingredients: int, backup: bool = False
 ) -> AsyncIterator[SessionStore]:
-    """The Redis store alone: the shared Redis, or this suite's own Cluster / Sentinel servers."""
+    """The Redis store alone: the shared Redis, or this suite's own Cluster / Sentinel servers;
+    ``backup`` is the store of the redis phase (each write also appends to the backup stream)."""
     from f2f_cli.sessions.redis import RedisSessionStore
     from tests.integration.conftest import redis_url_for
 
@@ -90,16 +91,16 @@ async def _redis(
         F2F_REDIS_COMMAND_TIMEOUT="5",
         F2F_REDIS_CONNECT_TIMEOUT="5",
     )
-    store = RedisSessionStore.from_settings(settings)
+    store = RedisSessionStore.from_settings(settings, backup_stream=backup)
     try:
         yield store
     finally:
         await store.close()
 
 
-def redis_store_factory(mode: str) -> StoreFactory:
+def redis_store_factory(mode: str, *, backup: bool = False) -> StoreFactory:
     def factory(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
-        return _redis(request, mode, ttl, max_ingredients)
+        return _redis(request, mode, ttl, max_ingredients, backup)
 
     return factory
 
@@ -111,4 +112,5 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
     "redis": redis_store_factory("standalone"),
     "redis-cluster": redis_store_factory("cluster"),
     "redis-sentinel": redis_store_factory("sentinel"),
+    "redis-phase": redis_store_factory("standalone", backup=True),
 }

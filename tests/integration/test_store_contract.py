@@ -152,6 +152,21 @@ async def test_concurrent_adds_lose_nothing(make_store: MakeStore) -> None:
     assert got.version == 51
 
 
+async def test_64_clients_1000_distinct_adds_lose_nothing(make_store: MakeStore) -> None:
+    store = await make_store(max_ingredients=1000)
+    sid = (await store.create()).session_id
+    names = iter([f"재료{i:04d}" for i in range(1000)])
+
+    async def client() -> None:
+        for name in names:  # the 64 clients share one iterator: 1,000 adds in all
+            await store.add_ingredients(sid, [name])
+
+    await asyncio.gather(*(client() for _ in range(64)))
+    got = await store.get(sid)
+    assert len(got.ingredients) == 1000
+    assert got.version == 1001
+
+
 async def test_concurrent_adds_never_exceed_the_limit(make_store: MakeStore) -> None:
     store = await make_store(max_ingredients=10)
     sid = (await store.create()).session_id

@@ -19,7 +19,7 @@ from f2f_cli.sessions.ids import check_session_id
 from f2f_cli.sessions.model import Session, utcnow
 from f2f_cli.sessions.ops.context import OpsContext, StoreName
 from f2f_cli.sessions.phase import mark_redis_untrusted
-from f2f_cli.sessions.sql import translate_db_errors
+from f2f_cli.sessions.sql import session_from_row, translate_db_errors
 
 if TYPE_CHECKING:
     from f2f_cli.sessions.redis import RedisSessionStore
@@ -61,14 +61,7 @@ async def expire_sql(engine: AsyncEngine, session_id: str, *, version: int | Non
             row = (await conn.execute(stmt.returning(sessions_t))).first()
     if row is None:
         return None
-    return Session(
-        session_id=row.session_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        expires_at=row.expires_at,
-        version=row.version,
-        deleted=row.deleted_at is not None,
-    )
+    return session_from_row(row)
 
 
 async def _end_in_redis(redis: RedisSessionStore, session_id: str, action: Action) -> Session | None:

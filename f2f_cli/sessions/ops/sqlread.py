@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
 from f2f_cli.db.schema import fridge_sessions as sessions_t
-from f2f_cli.sessions.model import Ingredient, Session, sort_ingredients
-from f2f_cli.sessions.sql import translate_db_errors
+from f2f_cli.sessions.model import Ingredient, Session
+from f2f_cli.sessions.sql import session_from_row, translate_db_errors
 
 
 async def read_row(engine: AsyncEngine, session_id: str) -> Session | None:
@@ -22,12 +22,4 @@ async def read_row(engine: AsyncEngine, session_id: str) -> Session | None:
                 select(ingredients_t.c.name, ingredients_t.c.added_at).where(ingredients_t.c.session_id == session_id)
             )
             items = [Ingredient(r.name, r.added_at) for r in rows]
-    return Session(
-        session_id=head.session_id,
-        created_at=head.created_at,
-        updated_at=head.updated_at,
-        expires_at=head.expires_at,
-        version=head.version,
-        ingredients=sort_ingredients(items),
-        deleted=head.deleted_at is not None,
-    )
+    return session_from_row(head, items)
