@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from f2f_cli.bench.http import stop_process
+
 PG_ADMIN_URL = os.environ.get("F2F_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 NAMES = ["김치", "두부", "대파", "달걀", "양파", "마늘", "고추장", "감자", "애호박", "돼지고기"]
 
@@ -100,9 +102,4 @@ def own_process(args: list[str], *, env: dict[str, str], log: Path, ready_url: s
             time.sleep(0.1)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

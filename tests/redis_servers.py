@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 
+from f2f_cli.bench.http import stop_process
+
 HOST = "127.0.0.1"
 
 
@@ -68,14 +70,8 @@ class RedisProcess:
 
     def stop(self) -> None:
         """Stop the process this object started (SIGTERM, then SIGKILL)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

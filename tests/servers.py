@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from f2f_cli.bench.http import server_process
+from f2f_cli.bench.http import server_process, stop_process
 
 
 @contextmanager
@@ -35,9 +35,4 @@ def worker_process(
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=15)  # a worker finishes its batch on SIGTERM

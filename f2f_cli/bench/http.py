@@ -104,6 +104,18 @@ def _free_port() -> int:
         return port
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: how every process f2f's tools own is stopped."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def server_process(argv: list[str], env: dict[str, str], workdir: Path, name: str) -> Iterator[str]:
     """Start a server subprocess on a free loopback port, wait for /healthz, yield its base URL, stop it.
@@ -132,12 +144,7 @@ def server_process(argv: list[str], env: dict[str, str], workdir: Path, name: st
                 time.sleep(0.1)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 @contextmanager
