@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.redis_servers import RedisClusterServers, SentinelServers, start_cluster, start_sentinel
 

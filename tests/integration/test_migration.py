@@ -10,18 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from f2f_cli.clock import utcnow
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.schema import fridge_sessions
+from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.migration import checkpoint
 from f2f_cli.migration.backfill import CHECKPOINT, backfill
 from f2f_cli.migration.machine import Migrator
 from f2f_cli.migration.verify import verify
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.redis_servers import data_node
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from f2f_cli.sessions.ids import new_session_id
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
+from f2f_cli.clock import utcnow
+from f2f_cli.domain.ids import new_session_id
+from f2f_cli.domain.model import Ingredient, Session
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.redis_servers import data_node
 
