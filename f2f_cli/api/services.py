@@ -16,7 +16,7 @@ from f2f_cli.errors import F2FError
 from f2f_cli.recipes.recommender import IndexLoaded, Recommender
 from f2f_cli.settings import Settings
 from f2f_cli.stores.redis import RedisSessionStore
-from f2f_cli.stores.sql import SqlSessionStore
+from f2f_cli.stores.sql import sql_store_for
 from f2f_cli.stores.timed import StoreObserver, TimedStore
 
 if TYPE_CHECKING:
@@ -60,11 +60,7 @@ class Services:
     ) -> None:
         self.settings = settings
         self.engine: AsyncEngine = create_engine_for(settings)
-        self.sql_store = SqlSessionStore(
-            self.engine,
-            ttl_seconds=settings.session_ttl_seconds,
-            max_ingredients=settings.max_ingredients,
-        )
+        self.sql_store = sql_store_for(settings, engine=self.engine)
         self.recipe_redis = _recipe_redis(settings)
         self.recommender = Recommender(
             self.engine,
@@ -94,6 +90,7 @@ class Services:
         return self._api_store
 
     async def start(self) -> None:
+        await self.sql_store.open()
         await self.runtime.start()
 
     async def stop(self) -> None:
@@ -102,6 +99,7 @@ class Services:
             await self.session_limit.close()
         if self.recipe_redis is not None:
             await self.recipe_redis.aclose()
+        await self.sql_store.close()
         await self.engine.dispose()
 
     async def backup_lag(self) -> BackupLag:

@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
             redis = RedisSessionStore.from_settings(settings) if settings.redis_url else None
             try:
                 sql = SqlSessionStore(engine, ttl_seconds=settings.session_ttl_seconds,
-                                      max_ingredients=settings.max_ingredients)
+                                      max_ingredients=settings.max_ingredients,
+                                      max_ingredient_length=settings.max_ingredient_length)
                 return await collect(engine, sql, redis, window=live_window(settings.phase_poll_seconds))
             finally:
                 if redis is not None:

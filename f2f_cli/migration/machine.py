@@ -90,7 +90,8 @@ class Migrator:
         self.window = live_window(settings.phase_poll_seconds)
         self.engine: AsyncEngine = create_engine_for(settings)
         self.sql = SqlSessionStore(
-            self.engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients
+            self.engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients,
+            max_ingredient_length=settings.max_ingredient_length,
         )
         self._redis: RedisSessionStore | None = None
 

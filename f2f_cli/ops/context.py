@@ -29,7 +29,8 @@ class OpsContext:
         self.settings = settings
         self.engine = engine
         self.sql = SqlSessionStore(
-            engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients
+            engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients,
+            max_ingredient_length=settings.max_ingredient_length,
         )
         self._redis: RedisSessionStore | None = None
 
