@@ -322,6 +322,7 @@ def _render_http(r: HttpBenchResult) -> None:
         ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
                        "" if sc.meets_target is None else ("[green]ok[/]" if sc.meets_target else "[red]below[/]"))
     out.print(ratios)
+    out.print(f"f2f serve logging: {r.f2f_logging}; it wrote {r.f2f_access_lines:,} access lines", markup=False)
     for note in r.notes:
         out.print(f"[dim]note: {note}[/]")
     out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
