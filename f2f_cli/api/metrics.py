@@ -158,6 +158,7 @@ class Metrics:
         )
         self.backup_lag_source: BackupLagSource | None = None
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._store_children: dict[tuple[str, str, str], Histogram] = {}
         self._seen: dict[str, int] = {}
         self._slow_at = float("-inf")
 
@@ -182,7 +183,11 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_store(self, backend: str, operation: str, outcome: str, seconds: float) -> None:
-        self.store_seconds.labels(backend, operation, outcome).observe(seconds)
+        key = (backend, operation, outcome)
+        child = self._store_children.get(key)
+        if child is None:
+            child = self._store_children[key] = self.store_seconds.labels(backend, operation, outcome)
+        child.observe(seconds)
 
     # -- hooks for other parts -------------------------------------------------
 

@@ -65,30 +65,37 @@ class PurgeResult(msgspec.Struct, frozen=True):
 class PurgePacer:
     """Batch size and pause from what the last batch cost and what a live read felt meanwhile.
 
+    - ``baseline``: what the probe (a primary-key read) takes before the purge starts;
+    - a probe slower than ``slow_factor`` × baseline + ``slow_margin`` means the live path feels the purge
+      (relative, so a machine that is busy anyway does not stall the purge for good);
     - ``batch_target``: a batch should hold locks and a CPU for about this long;
-    - ``probe_target``: a primary-key read slower than this means the live path feels the purge;
     - ``share``: the purge's share of the time at most (pause = batch time × (1 − share) / share).
     """
 
     max_size: int
+    baseline: float = 0.001
     size: int = 500
-    min_size: int = 50
+    min_size: int = 250
     batch_target: float = 0.025
-    probe_target: float = 0.005
+    slow_factor: float = 2.0
+    slow_margin: float = 0.003
     share: float = 0.5
-    max_pause: float = 1.0
+    max_pause: float = 0.5
 
     def __post_init__(self) -> None:
         self.min_size = min(self.min_size, self.max_size)
         self.size = max(self.min_size, min(self.size, self.max_size))
 
+    def felt(self, probe_seconds: float) -> bool:
+        return probe_seconds > self.slow_factor * self.baseline + self.slow_margin
+
     def next_pause(self, batch_seconds: float, probe_seconds: float) -> float:
         """Adjust the size for the next batch; return how long to wait before it."""
         pause = batch_seconds * (1 - self.share) / self.share
-        if probe_seconds > self.probe_target or batch_seconds > 2 * self.batch_target:
+        if self.felt(probe_seconds) or batch_seconds > 2 * self.batch_target:
             self.size = max(self.min_size, self.size // 2)
-            # Back off until a read is quick again: wait several probe times, at least the batch time.
-            pause = max(pause, batch_seconds, 4 * probe_seconds)
+            # Back off until a read is quick again: at least the batch time and twice the slow read.
+            pause = max(pause, batch_seconds, 2 * probe_seconds)
         elif batch_seconds < self.batch_target:
             self.size = min(self.max_size, self.size + max(1, self.size // 2))
         return min(pause, self.max_pause)
@@ -218,7 +225,11 @@ async def _run(
     if progress is not None:
         expected, _ = await count_expired(engine, cutoff)
         progress(0, expected)
-    pacer = PurgePacer(batch_size) if pace else None
+    pacer = None
+    if pace:
+        # What a live read takes before the purge starts: the probes after each batch are judged against it.
+        quiet = sorted([await _probe(engine) for _ in range(5)])
+        pacer = PurgePacer(batch_size, baseline=quiet[2])
     sessions = ingredients = batches = 0
     paused = 0.0
     probes: list[float] = []
