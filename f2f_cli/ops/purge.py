@@ -74,13 +74,13 @@ class PurgePacer:
 
     max_size: int
     baseline: float = 0.001
-    size: int = 500
-    min_size: int = 250
-    batch_target: float = 0.025
-    slow_factor: float = 2.0
-    slow_margin: float = 0.003
+    size: int = 1000
+    min_size: int = 500
+    batch_target: float = 0.05
+    slow_factor: float = 3.0
+    slow_margin: float = 0.01
     share: float = 0.5
-    max_pause: float = 0.5
+    max_pause: float = 0.25
 
     def __post_init__(self) -> None:
         self.min_size = min(self.min_size, self.max_size)
