@@ -168,6 +168,8 @@ class AccessLog:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._lines: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._second_text = ""
 
     def enabled(self) -> bool:
         """The ``f2f.access`` logger's level decides, as for any logger (``F2F_LOG_LEVEL``)."""
@@ -191,7 +193,7 @@ class AccessLog:
         message = f"{method} {route} {status} {seconds * 1000:.1f}ms"
         if self.json:
             line = _access_encoder.encode(AccessLine(
-                ts=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+                ts=self._iso_ms(now),
                 level="info", logger=ACCESS_LOGGER, message=message, request_id=request_id,
                 method=method, route=route, status=status, duration_ms=round(seconds * 1000, 2),
                 phase=phase, client=client,
@@ -209,6 +211,14 @@ class AccessLog:
                 self.flush()
                 return
             self._timer = loop.call_later(self._flush_seconds, self.flush)
+
+    def _iso_ms(self, now: float) -> str:
+        """``datetime.isoformat(timespec="milliseconds")`` in UTC, the date part built once per second."""
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((now - second) * 1000):03d}+00:00"
 
     def flush(self) -> None:
         """Write every buffered line in one call (the timer, a full batch and shutdown call it)."""

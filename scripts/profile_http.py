@@ -1,13 +1,15 @@
 """Profile ``f2f serve`` under wrk with py-spy and print the top frames.
 
-    .venv/bin/python scripts/profile_http.py [--phase redis] [--seconds 15] [--connections 32] [--top 25]
+    F2F_DATABASE_URL=postgresql://root@127.0.0.1:5432/test \
+        .venv/bin/python scripts/profile_http.py [--phase redis] [--seconds 15] [--connections 32] [--top 25]
 
 Runs ``f2f serve --workers 1`` with its default logging (``F2F_LOG_LEVEL`` unset,
 so ``info``: one access line per request; ``F2F_LOG_FORMAT=json``) on a dedicated
-database in the requested phase, drives ``GET /v1/sessions/{id}`` and then
-``POST .../ingredients`` with wrk while ``py-spy record`` samples the server, and
-prints for each scenario the frames with the most samples: "self" (the frame
-itself was on top of the stack) and "total" (anywhere on the stack).
+database (next to ``F2F_DATABASE_URL``; SQLite when unset) in the requested phase,
+drives ``GET /v1/sessions/{id}`` and then ``POST .../ingredients`` with wrk
+while ``py-spy record`` samples the server, and prints for each scenario the
+frames with the most samples: "self" (the frame itself was on top of the stack)
+and "total" (anywhere on the stack).
 Needs wrk and py-spy (``pip install py-spy``); py-spy needs ptrace rights.
 """
 
@@ -49,6 +51,8 @@ def _top(raw: Path, n: int) -> tuple[list[tuple[str, float]], list[tuple[str, fl
     samples = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue  # a frame name with a space or stray bytes: not worth a crash
         count = int(count_text)
         frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
                   if " (" in f else f for f in stack.split(";")]

@@ -101,10 +101,11 @@ def create_app(settings: Settings) -> Starlette:
             access_log.flush()
 
     routes: list[BaseRoute] = [
+        # The session routes first (the router tries routes in order and they carry the traffic); the
+        # prefix is written into each path rather than mounted: a Mount is one more match per request.
+        *_prefixed(settings.api_prefix, [*sessions.routes(), *recipes.routes()]),
         *health.routes(),
         Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
-        # The prefix is written into each path rather than mounted: a Mount is one more match per request.
-        *_prefixed(settings.api_prefix, [*sessions.routes(), *recipes.routes()]),
     ]
     app = Starlette(
         routes=routes,

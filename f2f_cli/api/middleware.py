@@ -9,6 +9,7 @@ It also renders unexpected exceptions itself (with the app's 500 handler), so a
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -44,6 +45,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 ErrorRenderer = Callable[[Request, Exception], Awaitable[Response]]
 _REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
 _CACHE_CONTROL = (b"cache-control", b"no-store")
+
+
+# Rendering an address costs more than looking it up: a process sees few client addresses.
+_address_text = functools.lru_cache(maxsize=4096)(str)
 
 
 def request_id_from(headers: Headers) -> str:
@@ -143,6 +148,6 @@ class EdgeMiddleware:
             self.metrics.observe_request(method, route, status, elapsed)
             self.access_log.record(
                 request_id, method, route, status, elapsed, self.phase(),
-                str(address) if address is not None else None,
+                _address_text(address) if address is not None else None,
             )
             request_id_var.reset(token)
