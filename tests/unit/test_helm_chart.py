@@ -22,10 +22,12 @@ from tests.unit.helm_support import (
     MISSING_REDIS,
     NAMESPACE,
     RELEASE,
+    VENDORED_CHARTS,
     WARNING,
     chart_with_redis,
     coalesced_values,
     containers,
+    declared_redis_version,
     deep_merge,
     find,
     helm_lint_python,
@@ -35,6 +37,7 @@ from tests.unit.helm_support import (
     notes,
     pod_specs,
     render,
+    vendored_redis_archive,
 )
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -79,6 +82,22 @@ def test_ci_values_cover_the_five_setups() -> None:
         "hooks-off-values.yaml",
         "dev-values.yaml",
     }
+
+
+def test_ci_renders_with_bitnamis_real_chart(tmp_path: Path) -> None:
+    """CI's clone has ../shared beside it: the stand-in must never stand in silently there."""
+    import os
+
+    archive = vendored_redis_archive()
+    if os.environ.get("CI") == "true":
+        assert archive is not None, f"CI without {VENDORED_CHARTS}/redis-{declared_redis_version()}.tgz"
+    chart, real = chart_with_redis(tmp_path)
+    assert real is (archive is not None)
+    sub = yaml.safe_load((chart / "charts" / "redis" / "Chart.yaml").read_text())
+    assert sub["version"] == declared_redis_version()
+    if real:
+        assert (chart / "charts" / "redis" / "charts" / "common" / "Chart.yaml").is_file()
+        assert (chart / "charts" / "redis" / "templates").is_dir()
 
 
 def test_schema_is_a_valid_strict_draft7_schema() -> None:
