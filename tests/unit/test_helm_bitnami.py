@@ -351,3 +351,26 @@ def test_the_whole_render_is_valid_kubernetes_for_every_bitnami_container(real_c
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
     for _, spec in pod_specs(bitnami_objects(render(ci("sentinel"), real_chart))):
         assert spec["securityContext"]["fsGroup"] == 1001  # Bitnami's own non-root defaults stay
+
+
+def test_redis_in_another_namespace_is_found_there(real_chart: Path) -> None:
+    values = deep_merge(ci("sentinel"), {
+        "redis": {"namespaceOverride": "cache"},
+        "networkPolicy": {"enabled": True, "restrictEgress": True,
+                          "egress": [{"ports": [{"port": 5432, "protocol": "TCP"}]}]},
+    })
+    rendered = render(values, real_chart)
+    check_references(rendered)
+    assert {d["metadata"]["namespace"] for d in bitnami_objects(rendered)} == {"cache"}
+    env = env_of(server_container(manifests(rendered)))
+    assert env["F2F_REDIS_URL"] == "redis+sentinel://:$(REDIS_PASSWORD)@rel-redis.cache.svc:26379/mymaster"
+    policy = find(manifests(rendered, own=True), "NetworkPolicy", "rel-f2f")
+    peers = [peer for rule in policy["spec"]["egress"] for peer in rule.get("to", []) if "namespaceSelector" in peer]
+    assert peers == [{
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "rel"}},
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cache"}},
+    }]
+    # A generated password would live in the other namespace only, out of f2f's reach.
+    generated = deep_merge(values, {"redis": {"auth": {"existingSecret": ""}}})
+    with pytest.raises(helm_python.HelmError, match="in both namespaces"):
+        render(generated, real_chart)

@@ -222,6 +222,9 @@ false ("<redis fullname>-client"); f2f's pods that talk to Redis carry it then, 
 {{- if and .Values.externalRedis.existingSecretUrlKey (not .Values.externalRedis.existingSecret) }}
 {{- fail "externalRedis.existingSecretUrlKey needs externalRedis.existingSecret" }}
 {{- end }}
+{{- if and .Values.redis.enabled .Values.redis.auth.enabled (not .Values.redis.auth.existingSecret) (ne (include "f2f.redis.namespace" .) .Release.Namespace) }}
+{{- fail (printf "the bundled Redis runs in namespace %s, and f2f's pods cannot read the password Secret Bitnami generates there: create one Secret with the password in both namespaces and set redis.auth.existingSecret" (include "f2f.redis.namespace" .)) }}
+{{- end }}
 {{- include "f2f.validate.names" . }}
 {{- include "f2f.validate.scaling" . }}
 {{- include "f2f.validate.shutdown" . }}
