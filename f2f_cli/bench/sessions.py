@@ -40,20 +40,20 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backends import Backends
 from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.plan_design import PlanJsonSessions, lost_concurrent_adds
 from f2f_cli.bench.stats import LatencyStats, ratio, summarize
 from f2f_cli.clock import utcnow
-from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.schema import fridge_sessions
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import ConfigError, F2FError, SchemaNotReady
-from f2f_cli.redis.client import RedisClient, create_redis, scan_keys
+from f2f_cli.redis.client import RedisClient, scan_keys
 from f2f_cli.settings import Settings
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualSessionStore
 from f2f_cli.stores.redis import RedisSessionStore
-from f2f_cli.stores.sql import SqlSessionStore, open_sql_store
+from f2f_cli.stores.sql import SqlSessionStore
 
 STORES = ("sql", "redis", "dual")
 OPS = ("create", "get", "add", "remove")
@@ -335,13 +335,13 @@ class _Bench:
         self.notes: list[str] = []
         self.sql_ids: list[str] = []
         self.copy_failures = 0
+        self.backends: Backends | None = None
         self.engine: AsyncEngine | None = None
         self.redis: RedisClient | None = None
         self.targets: dict[str, _Target] = {}
         self.redis_store: RedisSessionStore | None = None
         self.plan: PlanJsonSessions | None = None
         self.raw_sql: _RawSql | None = None
-        self.sql_store: SqlSessionStore | None = None
         self.versions: dict[str, str | None] = {"redis": None, "postgresql": None}
         self._last_ids: dict[str, list[str]] = {}
 
@@ -351,11 +351,10 @@ class _Bench:
         uses_sql = any(s in ("sql", "dual") for s in self.stores)
         uses_redis = any(s in ("redis", "dual") for s in self.stores)
         sql_store: SqlSessionStore | None = None
+        self.backends = backends = Backends.open(self.settings)
         if uses_sql:
-            self.engine = create_engine_for(self.settings)
-            # The store as `f2f serve` opens it: on PostgreSQL, the psycopg request path.
-            sql_store = await open_sql_store(self.settings, engine=self.engine)
-            self.sql_store = sql_store
+            self.engine = backends.engine
+            sql_store = backends.sql
             async with self.engine.connect() as conn:
                 if self.engine.dialect.name == "postgresql":
                     self.versions["postgresql"] = str(await conn.scalar(text("SHOW server_version")))
@@ -368,11 +367,11 @@ class _Bench:
             else:
                 self.notes.append("SQL is SQLite: the honest comparison is with PostgreSQL; no raw SQL round trip")
         if uses_redis:
-            self.redis = create_redis(self.settings)
+            # The redis phase's store: every write also appends its backup-stream entry.
+            self.redis_store = backends.redis(backup_stream=True)
+            self.redis = self.redis_store.client
             info = await self.redis.info("server")
             self.versions["redis"] = str(info.get("redis_version"))
-            # The redis phase's store: every write also appends its backup-stream entry.
-            self.redis_store = RedisSessionStore(self.redis, self.settings, backup_stream=True, owns_client=False)
             self.plan = PlanJsonSessions(self.redis, self.prefix, self.settings.session_ttl_seconds)
         for name in self.stores:
             if name == "sql":
@@ -383,6 +382,7 @@ class _Bench:
                 self.targets["redis"] = _StoreTarget(self.redis_store)
             else:
                 assert sql_store is not None and self.redis is not None
+                # The same client as the redis target: the dual figures then pay no extra connections.
                 cache = RedisSessionStore(self.redis, self.settings, owns_client=False)
                 self.targets["dual"] = _StoreTarget(
                     DualSessionStore(
@@ -405,9 +405,6 @@ class _Bench:
                     chunk = self.sql_ids[i : i + 500]
                     result = await conn.execute(delete(fridge_sessions).where(fridge_sessions.c.session_id.in_(chunk)))
                     removed["sql_rows"] += result.rowcount
-            if self.sql_store is not None:
-                await self.sql_store.close()
-            await self.engine.dispose()
         if self.raw_sql is not None:
             await self.raw_sql.close()
         if self.redis is not None:
@@ -419,7 +416,8 @@ class _Bench:
                     batch = []
             if batch:
                 removed["redis_keys"] += int(await self.redis.delete(*batch))
-            await self.redis.aclose()
+        if self.backends is not None:
+            await self.backends.close()
         return removed
 
     # -- the run ---------------------------------------------------------------------------

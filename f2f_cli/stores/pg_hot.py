@@ -90,15 +90,22 @@ class PgHotPath:
 
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
         self.pool = pool
+        self._opened = False
 
     async def open(self) -> None:
-        with translate_pg_errors():
-            await self.pool.open(wait=False)
+        """Start the pool (idempotent); the first call of ``get`` or ``write`` does it when nobody did."""
+        if not self._opened:
+            self._opened = True
+            with translate_pg_errors():
+                await self.pool.open(wait=False)
 
     async def close(self) -> None:
-        await self.pool.close()
+        if self._opened:
+            await self.pool.close()
 
     async def get(self, session_id: str, now: datetime) -> list[tuple[Any, ...]]:
+        if not self._opened:
+            await self.open()
         with translate_pg_errors():
             async with self.pool.connection() as conn:
                 cur = await conn.execute(GET, (session_id, now), prepare=True)
@@ -107,6 +114,8 @@ class PgHotPath:
     async def write(
         self, op: str, session_id: str, names: Sequence[str], now: datetime, expires_at: datetime, limit: int
     ) -> list[tuple[Any, ...]]:
+        if not self._opened:
+            await self.open()
         with translate_pg_errors():
             async with self.pool.connection() as conn:
                 cur = await conn.execute(WRITE, (op, session_id, list(names), now, expires_at, limit), prepare=True)

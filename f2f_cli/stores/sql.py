@@ -34,6 +34,7 @@ from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
 from f2f_cli.db.schema import fridge_sessions as sessions_t
 from f2f_cli.domain.ids import check_session_id, new_session_id
 from f2f_cli.domain.model import (
+    DEFAULT_MAX_INGREDIENT_LENGTH,
     Ingredient,
     Mutation,
     Session,
@@ -46,9 +47,6 @@ from f2f_cli.settings import Settings
 
 if TYPE_CHECKING:
     from f2f_cli.stores.pg_hot import PgHotPath
-
-# The default of F2F_MAX_INGREDIENT_LENGTH, for stores built without settings.
-DEFAULT_MAX_INGREDIENT_LENGTH = 50
 
 _Change = Callable[[AsyncConnection, datetime], Awaitable[tuple[str, ...]]]
 

@@ -76,6 +76,9 @@ class TimedStore:
     async def apply_copy(self, copy: Session) -> bool:
         return await self._timed("apply_copy", self._inner.apply_copy(copy))
 
+    async def read_copy(self, session_id: str) -> Session | None:
+        return await self._timed("read_copy", self._inner.read_copy(session_id))
+
     async def ping(self) -> None:
         await self._timed("ping", self._inner.ping())
 

@@ -12,9 +12,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
+from f2f_cli.stores.memory import MemorySessionStore
 from f2f_cli.stores.sql import SqlSessionStore, open_sql_store
+from tests.clock import ShiftedClock
 from tests.conftest import make_settings
 
 StoreCM = AbstractAsyncContextManager[SessionStore]
@@ -22,12 +25,16 @@ StoreFactory = Callable[[pytest.FixtureRequest, int, int], StoreCM]
 
 
 @asynccontextmanager
-async def _sql(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
-    """The store as every entry point opens it: on PostgreSQL the psycopg request path."""
+async def _sql(
+    url: str, ttl: int, max_ingredients: int, clock: ShiftedClock | None = None
+) -> AsyncIterator[SessionStore]:
+    """The store as every entry point opens it (``Backends``): on PostgreSQL the psycopg request path."""
     settings = make_settings(
         F2F_DATABASE_URL=url, F2F_SESSION_TTL_SECONDS=str(ttl), F2F_MAX_INGREDIENTS=str(max_ingredients)
     )
-    store = await open_sql_store(settings)
+    store = await open_sql_store(settings, clock=clock or utcnow)
+    if clock is not None:
+        store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
     try:
         yield store
     finally:
@@ -36,7 +43,7 @@ async def _sql(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[Sessio
 
 @asynccontextmanager
 async def _sql_core(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
-    """The store on a bare engine (cold-path tools): every operation through SQLAlchemy Core."""
+    """The store on a bare engine (no psycopg pool): every operation through SQLAlchemy Core."""
     engine = create_engine_for(make_settings(F2F_DATABASE_URL=url))
     try:
         yield SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
@@ -45,7 +52,8 @@ async def _sql_core(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[S
 
 
 def sqlite_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
-    return _sql(request.getfixturevalue("sqlite_url"), ttl, max_ingredients)
+    # SQLite compares expiry with the store's clock, so expiry tests need not sleep.
+    return _sql(request.getfixturevalue("sqlite_url"), ttl, max_ingredients, ShiftedClock())
 
 
 def postgres_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
@@ -93,6 +101,41 @@ def dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -
 
 
 @asynccontextmanager
+async def _memory(ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    clock = ShiftedClock()
+    store = MemorySessionStore(ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+    store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
+    yield store
+
+
+def memory_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _memory(ttl, max_ingredients)
+
+
+@asynccontextmanager
+async def _memory_dual(ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    """The dual store's logic with no server: an in-memory authority and an in-memory cache."""
+    from f2f_cli.stores.breaker import CircuitBreaker
+    from f2f_cli.stores.dual import DualSessionStore
+
+    clock = ShiftedClock()
+    authority = MemorySessionStore(ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+    cache = MemorySessionStore(ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+
+    async def copy_failed(_session_id: str, _reason: str) -> None:
+        raise AssertionError("an in-memory copy never fails")
+
+    store = DualSessionStore(authority, cache, read_from_cache=True, breaker=CircuitBreaker(),
+                             on_copy_failed=copy_failed)
+    store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
+    yield store
+
+
+def memory_dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _memory_dual(ttl, max_ingredients)
+
+
+@asynccontextmanager
 async def _redis(
     request: pytest.FixtureRequest, mode: str, ttl: int, max_ingredients: int, backup: bool = False
 ) -> AsyncIterator[SessionStore]:
@@ -124,6 +167,8 @@ def redis_store_factory(mode: str, *, backup: bool = False) -> StoreFactory:
 
 
 STORE_FACTORIES: dict[str, StoreFactory] = {
+    "memory": memory_store,
+    "memory-dual": memory_dual_store,
     "sqlite": sqlite_store,
     "postgres": postgres_store,
     "postgres-core": postgres_core_store,
