@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from f2f_cli.bench.recommend import RecommendBenchResult, run_recommend_bench
-from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
+from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
 from f2f_cli.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -63,8 +64,8 @@ def _redis_snapshot_store(url: str, prefix: str) -> Callable[[bytes], Callable[[
     return store
 
 
-def _mark(ok: bool) -> str:
-    return "[green]ok[/]" if ok else "[red]over target[/]"
+def _mark(ok: bool, missed: str = "missed target") -> Text:
+    return Text("ok", "green") if ok else Text(missed, "red")
 
 
 @app.command("recommend")
@@ -82,7 +83,7 @@ def recommend(
     """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan."""
     store = None
     if redis:
-        settings = load_settings()
+        settings = load_settings(database=False)
         if not settings.redis_url:
             raise StoreUnavailable("--redis needs F2F_REDIS_URL")
         store = _redis_snapshot_store(settings.redis_url, settings.redis_key_prefix)
@@ -90,7 +91,7 @@ def recommend(
     result = run_recommend_bench(
         recipes=recipes, queries=queries, fridge_size=fridge_size, limit=limit,
         reference_queries=reference_queries, seed=seed, snapshot_store=store,
-        progress=None if json else lambda msg: err.print(f"[dim]{msg}…[/]"),
+        progress=None if json else lambda msg: err.print(f"{msg}…", style="dim"),
     )
     if json:
         print_json(result)
@@ -124,7 +125,7 @@ def _render(r: RecommendBenchResult) -> None:
 
 def _progress(json: bool) -> Callable[[str], None]:
     err = stderr()
-    return (lambda _msg: None) if json else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+    return (lambda _msg: None) if json else (lambda msg: err.print(f"{msg}…", style="dim"))
 
 
 def _ms(value: float) -> str:
@@ -239,11 +240,11 @@ def _render_sessions(r: SessionsBenchResult) -> None:
         lost = ", ".join(f"{t} {n}" for t, n in r.race.lost.items())
         out.print(f"{r.race.adds} concurrent adds of distinct ingredients to one session, lost: {lost}")
     for where, message in r.errors.items():
-        out.print(f"[yellow]errors in {where}:[/] {message}")
+        out.print(styled((f"errors in {where}:", "yellow"), f" {message}"))
     for note in r.notes:
-        out.print(f"[dim]note: {note}[/]")
-    out.print(f"[dim]cleaned up: {r.cleanup.get('sql_rows', 0)} session rows, "
-              f"{r.cleanup.get('redis_keys', 0)} Redis keys[/]")
+        out.print(f"note: {note}", style="dim")
+    out.print(f"cleaned up: {plural(r.cleanup.get('sql_rows', 0), 'session row')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")
 
 
 @app.command("http")
@@ -281,7 +282,7 @@ def http(
         raise fail("--loadgen must be auto, wrk or python", EXIT_USAGE)
     if plot is not None:
         check_plot_path(plot)
-    settings = load_settings()
+    settings = load_settings(database=False)
     result = run_http_bench(
         settings, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
         ingredients=ingredients, seed=seed, loadgen=loadgen, warmup=warmup, progress=_progress(json),
@@ -320,9 +321,9 @@ def _render_http(r: HttpBenchResult) -> None:
     ratios = Table("endpoint", "f2f / baseline req/s", "target", "", title="f2f against the bare baseline")
     for sc in r.scenarios:
         ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
-                       "" if sc.meets_target is None else ("[green]ok[/]" if sc.meets_target else "[red]below[/]"))
+                       "" if sc.meets_target is None else _mark(sc.meets_target, "below target"))
     out.print(ratios)
     for note in r.notes:
-        out.print(f"[dim]note: {note}[/]")
-    out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
-              "Redis keys[/]")
+        out.print(f"note: {note}", style="dim")
+    out.print(f"cleaned up: {plural(r.cleanup.get('databases', 0), 'database')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")

@@ -8,7 +8,10 @@ import typer
 
 from f2f_cli import __version__
 from f2f_cli.cli import bench, migrate, recipes, serve, sessions, worker
-from f2f_cli.cli.common import configure_cli_logging
+from f2f_cli.cli.common import configure_cli_logging, hide_flag_types
+
+# Help rendering only (no I/O): flags show no '<bool>' value placeholder.
+hide_flag_types()
 
 app = typer.Typer(
     name="f2f",

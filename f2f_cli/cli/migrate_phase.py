@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from f2f_cli.cli.common import (
     DRY_RUN_HELP,
@@ -22,6 +23,7 @@ from f2f_cli.cli.common import (
     print_json,
     stderr,
     stdout,
+    styled,
 )
 from f2f_cli.cli.progress import CliProgress
 from f2f_cli.control.phase import Phase
@@ -94,11 +96,11 @@ def _render(out: Outcome, *, json: bool) -> None:
     else:
         console = stdout()
         title = f"{out.action}: {out.from_phase}" + (f" → {out.to_phase}" if out.to_phase else "")
-        console.print(f"[bold]{title}[/]" + ("  [yellow](dry run)[/]" if out.dry_run else ""))
+        console.print(styled((title, "bold"), ("  (dry run)", "yellow") if out.dry_run else ""))
         if out.checks:
             table = Table("", "check", "detail", title="preflight", title_justify="left")
             for c in out.checks:
-                mark = "[red]✗[/]" if not c.ok else ("[yellow]![/]" if c.warning else "[green]✓[/]")
+                mark = Text("✗", "red") if not c.ok else (Text("!", "yellow") if c.warning else Text("✓", "green"))
                 table.add_row(mark, c.name, c.detail)
             console.print(table)
         if out.verify is not None:
@@ -154,8 +156,9 @@ def register(app: typer.Typer) -> None:
             return
         c = st.control
         console = stdout()
-        console.print(f"[bold]phase {c.phase.value}[/] (epoch {c.epoch}), changed {c.changed_at:%Y-%m-%d %H:%M:%S}Z "
-                      f"by {c.changed_by}; Redis copy {'trusted' if c.redis_trusted else '[red]untrusted[/]'}")
+        console.print(styled((f"phase {c.phase.value}", "bold"), f" (epoch {c.epoch}), changed "
+                             f"{c.changed_at:%Y-%m-%d %H:%M:%S}Z by {c.changed_by}; Redis copy ",
+                             ("trusted", "") if c.redis_trusted else ("untrusted", "red")))
         console.print(f"database {mask_url(settings.database_url)}; redis {mask_url(settings.redis_url) or 'not set'}")
         table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
         for inst, stale in st.instances:
@@ -201,7 +204,7 @@ def register(app: typer.Typer) -> None:
         if refused:
             raise fail(refused, EXIT_FAILURE)
         if not out.done:
-            stderr().print("[yellow]some preconditions do not hold yet[/]")
+            stderr().print("some preconditions do not hold yet", style="yellow")
             raise typer.Exit(EXIT_FAILURE)
 
     @app.command("to")

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from f2f_cli.cli.common import DRY_RUN_HELP, JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
+from f2f_cli.cli.common import DRY_RUN_HELP, JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout, styled
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import InvalidInput
 from f2f_cli.recipes.builtin import builtin_catalog
@@ -138,8 +138,8 @@ def show(recipe_id: Annotated[int, typer.Argument(help="Recipe id (from 'f2f rec
         print_json(recipe)
         return
     out = stdout()
-    out.print(f"[bold]{recipe.title}[/] (#{recipe.id}, {recipe.category or '-'}, {recipe.method or '-'}"
-              + (f", {recipe.kcal:g} kcal" if recipe.kcal is not None else "") + ")")
+    out.print(styled((recipe.title, "bold"), f" (#{recipe.id}, {recipe.category or '-'}, {recipe.method or '-'}"
+                     + (f", {recipe.kcal:g} kcal" if recipe.kcal is not None else "") + ")"))
     table = Table("ingredient", "amount", "role", "matches as")
     for i in recipe.ingredients:
         table.add_row(i.name, i.amount or "-", i.role + (" (staple)" if i.is_staple else ""), i.ingredient)
@@ -174,7 +174,7 @@ def recommend(
         return
     out = stdout()
     if result.unknown:
-        out.print(f"[yellow]not used by any recipe:[/] {', '.join(result.unknown)}")
+        out.print(styled(("not used by any recipe:", "yellow"), f" {', '.join(result.unknown)}"))
     if not result.items:
         out.print("no recipe uses any of these ingredients")
         return

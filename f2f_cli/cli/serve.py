@@ -71,7 +71,7 @@ def serve(
     """
     import uvicorn
 
-    settings = load_settings()
+    settings = load_settings(database=False)  # creates and migrates the embedded SQLite file
     if settings.is_sqlite:
         schema.upgrade(settings.database_url)
     else:
