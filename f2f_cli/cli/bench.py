@@ -12,7 +12,7 @@ from rich.text import Text
 
 from f2f_cli.bench.recommend import RecommendBenchResult, run_recommend_bench
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
-from f2f_cli.errors import StoreUnavailable
+from f2f_cli.errors import RedisNotConfigured, StoreUnavailable
 
 if TYPE_CHECKING:
     from f2f_cli.bench.http import HttpBenchResult
@@ -28,7 +28,7 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 PlotOpt = Annotated[
-    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f[plot]).")
+    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f\\[plot]).")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed of the generated data.")]
 
@@ -80,12 +80,19 @@ def recommend(
     redis: Annotated[bool, typer.Option("--redis", help="Round-trip the snapshot through F2F_REDIS_URL.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan."""
+    """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan.
+
+    Examples:
+
+      f2f bench recommend --recipes 100000
+
+      f2f bench recommend --recipes 20000 --redis --json
+    """
     store = None
     if redis:
         settings = load_settings(database=False)
         if not settings.redis_url:
-            raise StoreUnavailable("--redis needs F2F_REDIS_URL")
+            raise RedisNotConfigured("--redis round-trips the snapshot through Redis")
         store = _redis_snapshot_store(settings.redis_url, settings.redis_key_prefix)
     err = stderr()
     result = run_recommend_bench(

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperCommand, TyperOption
 
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, F2FError, SchemaNotReady
+from f2f_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, F2FError, SchemaNotReady
 from f2f_cli.settings import Settings, get_settings
 
 P = ParamSpec("P")
@@ -78,7 +78,7 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
         except F2FError as exc:
             raise fail(exc.message, exc.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+            raise fail("interrupted", EXIT_INTERRUPTED) from None
 
     return wrapper
 

@@ -18,6 +18,7 @@ from f2f_cli.cli.common import (
     JSON_HELP,
     YES_HELP,
     cli_errors,
+    confirm,
     fail,
     load_settings,
     print_json,
@@ -27,7 +28,7 @@ from f2f_cli.cli.common import (
 )
 from f2f_cli.cli.progress import CliProgress
 from f2f_cli.control.phase import Phase
-from f2f_cli.control.repair import repair_pass
+from f2f_cli.control.repair import repair_pass, repair_preview
 from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
@@ -120,6 +121,11 @@ def _render(out: Outcome, *, json: bool) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+# The phases are named after the production path (PostgreSQL → Redis); say once what the first means on SQLite.
+SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the SQL database (this SQLite file); "
+                     "the name is the production path's")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
@@ -160,14 +166,16 @@ def register(app: typer.Typer) -> None:
                              f"{c.changed_at:%Y-%m-%d %H:%M:%S}Z by {c.changed_by}; Redis copy ",
                              ("trusted", "") if c.redis_trusted else ("untrusted", "red")))
         console.print(f"database {mask_url(settings.database_url)}; redis {mask_url(settings.redis_url) or 'not set'}")
+        if settings.is_sqlite:
+            console.print(SQLITE_PHASE_NOTE, style="dim")
         table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
         for inst, stale in st.instances:
             style = "dim" if stale else ""
             table.add_row(inst.kind, inst.host, str(inst.pid), inst.phase_seen, str(inst.epoch_seen),
                           f"{inst.last_seen:%H:%M:%S}" + (" (stale)" if stale else ""), style=style)
         console.print(table)
-        console.print(f"sessions: SQL {st.sql_sessions}, Redis "
-                      f"{st.redis_sessions if st.redis_sessions is not None else st.redis_error or '-'}; "
+        redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
+        console.print(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; "
                       f"backup backlog {st.backup_backlog if st.backup_backlog is not None else '-'}")
         if st.history:
             table = Table("at", "actor", "action", "from", "to", "epoch", title="recent steps")
@@ -179,7 +187,7 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     @cli_errors
     def plan(
-        words: Annotated[list[str], typer.Argument(help="[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")],
+        words: Annotated[list[str], typer.Argument(help="\\[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")],
         json: JsonOpt = False,
     ) -> None:
         """The steps 'f2f migrate to PHASE' would run and which preconditions hold right now.
@@ -292,12 +300,29 @@ def register(app: typer.Typer) -> None:
 
     @app.command("repair")
     @cli_errors
-    def repair_cmd(json: JsonOpt = False) -> None:
-        """Copy the sessions whose Redis copy failed in dual from SQL into Redis, then trust Redis again."""
+    def repair_cmd(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
+        """Copy the sessions whose Redis copy failed in dual from SQL into Redis, then trust Redis again.
+
+        Examples:
+
+          f2f migrate repair --dry-run
+
+          f2f migrate repair --yes
+        """
         settings = load_settings()
+        if not dry_run:
+            confirm(yes, "Copy the queued sessions from SQL into Redis and trust Redis again?")
 
         async def run() -> dict[str, Any]:
             async def act(m: Migrator) -> Outcome:
+                if dry_run:
+                    report = await repair_preview(m.engine, m.sql, m.redis)
+                    out = Outcome("repair", "", done=True, dry_run=True)
+                    out.steps.append(f"would copy {report.copied} of {report.examined} queued "
+                                     f"({report.gone} gone, {report.examined - report.copied - report.gone} "
+                                     f"already current); Redis {'trusted' if report.trusted else 'still untrusted'}"
+                                     " afterwards")
+                    return out
                 report = await repair_pass(m.engine, m.sql, m.redis)
                 out = Outcome("repair", "", done=report.trusted)
                 out.steps.append(f"{report.examined} queued, {report.copied} copied, {report.gone} gone; "

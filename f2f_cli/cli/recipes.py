@@ -12,9 +12,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from f2f_cli.cli.common import DRY_RUN_HELP, JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout, styled
+from f2f_cli.cli.common import (
+    DRY_RUN_HELP,
+    JSON_HELP,
+    cli_errors,
+    fail,
+    load_settings,
+    print_json,
+    stderr,
+    stdout,
+    styled,
+)
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.errors import InvalidInput
+from f2f_cli.errors import EXIT_FAILURE, InvalidInput
 from f2f_cli.recipes.builtin import builtin_catalog
 from f2f_cli.recipes.catalog import ImportReport, import_parsed
 from f2f_cli.recipes.formats import FORMATS, SOURCE_SIMPLE, Format, ParsedFile, parse_file
@@ -83,7 +93,14 @@ def _render_report(report: ImportReport, what: str, json: bool) -> None:
 @app.command("seed")
 @cli_errors
 def seed(dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
-    """Load the built-in Korean catalog (990 recipes). Safe to run again: unchanged recipes are left alone."""
+    """Load the built-in Korean catalog (990 recipes). Safe to run again: unchanged recipes are left alone.
+
+    Examples:
+
+      f2f recipes seed
+
+      f2f recipes seed --dry-run --json
+    """
     _render_report(_import(builtin_catalog(), dry_run, json), "built-in catalog", json)
 
 
@@ -99,12 +116,24 @@ def import_(
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Import recipes, updating rows with the same (source, id). A malformed file changes nothing."""
+    """Import recipes, updating rows with the same (source, id). A malformed file changes nothing.
+
+    Rows that cannot be used are skipped and listed; when every row is skipped the command exits 1.
+
+    Examples:
+
+      f2f recipes import COOKRCP01.json --format cookrcp01 --dry-run
+
+      f2f recipes import my-recipes.json --source family --json
+    """
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
     chosen: Format | None = "cookrcp01" if fmt == "cookrcp01" else "simple" if fmt == "simple" else None
     parsed = parse_file(file, chosen, source=source)
-    _render_report(_import(parsed, dry_run, json), str(file), json)
+    report = _import(parsed, dry_run, json)
+    _render_report(report, str(file), json)
+    if report.parsed == 0:
+        raise fail(f"{file}: nothing to import, every row was skipped", EXIT_FAILURE)
 
 
 @app.command("list")
@@ -116,7 +145,14 @@ def list_(
     size: Annotated[int, typer.Option(min=1, max=100)] = 20,
     json: JsonOpt = False,
 ) -> None:
-    """List recipes, optionally searching by title or ingredient."""
+    """List recipes, optionally searching by title or ingredient.
+
+    Examples:
+
+      f2f recipes list --search 두부
+
+      f2f recipes list --category 반찬 --page 2 --json
+    """
     result = _run(lambda engine: list_recipes(engine, search=search, category=category, page=page, size=size))
     if json:
         print_json(result)
@@ -132,7 +168,12 @@ def list_(
 @cli_errors
 def show(recipe_id: Annotated[int, typer.Argument(help="Recipe id (from 'f2f recipes list').")],
          json: JsonOpt = False) -> None:
-    """One recipe: ingredients with amounts and roles, and the steps."""
+    """One recipe: ingredients with amounts and roles, and the steps.
+
+    Example:
+
+      f2f recipes show 17
+    """
     recipe = _run(lambda engine: get_recipe(engine, recipe_id))
     if json:
         print_json(recipe)
@@ -163,7 +204,14 @@ def recommend(
     category: Annotated[str | None, typer.Option(help="Only this dish category.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Rank recipes for a fridge: ready now first, then missing one ingredient, two, …"""
+    """Rank recipes for a fridge: ready now first, then missing one ingredient, two, …
+
+    Examples:
+
+      f2f recipes recommend -i 두부,계란,대파 --max-missing 1
+
+      f2f recipes recommend -i 김치 -i 돼지고기 --category 국&찌개 --json
+    """
     fridge = _split(ingredients)
     if not fridge:
         raise InvalidInput("give at least one ingredient with -i")
@@ -193,7 +241,14 @@ def ingredients_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
     json: JsonOpt = False,
 ) -> None:
-    """Canonical ingredients with how many recipes use them; autocomplete with --search."""
+    """Canonical ingredients with how many recipes use them; autocomplete with --search.
+
+    Examples:
+
+      f2f recipes ingredients --search ㄷㅂ
+
+      f2f recipes ingredients --limit 100 --json
+    """
     found = _run(lambda engine: Recommender(engine).suggest(search or "", limit=limit))
     if json:
         print_json(found)

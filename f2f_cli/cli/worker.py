@@ -10,7 +10,7 @@ import typer
 
 from f2f_cli.backup.worker import WorkerOptions, read_lag, run_worker
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stdout
-from f2f_cli.errors import ConfigError
+from f2f_cli.errors import RedisNotConfigured
 
 
 @cli_errors
@@ -38,7 +38,7 @@ def worker(
     """
     settings = load_settings()
     if not settings.redis_url:
-        raise ConfigError("f2f worker needs F2F_REDIS_URL")
+        raise RedisNotConfigured("f2f worker drains the Redis backup stream")
     if lag:
         backlog = asyncio.run(read_lag(settings))
         if json:

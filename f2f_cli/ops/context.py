@@ -12,7 +12,7 @@ from f2f_cli.control.phase import Control, Phase, get_control
 from f2f_cli.control.specs import current_spec, spec_of
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
-from f2f_cli.errors import InvalidInput, NotAvailable
+from f2f_cli.errors import InvalidInput, RedisNotConfigured
 from f2f_cli.settings import Settings
 from f2f_cli.stores.sql import SqlSessionStore
 
@@ -39,10 +39,10 @@ class OpsContext:
         return self.settings.redis_url is not None
 
     def redis(self) -> RedisSessionStore:
-        """The Redis store (raises ``NotAvailable`` when F2F_REDIS_URL is unset)."""
+        """The Redis store (raises ``RedisNotConfigured`` when F2F_REDIS_URL is unset)."""
         if self._redis is None:
             if not self.redis_configured:
-                raise NotAvailable("Redis is not configured: set F2F_REDIS_URL")
+                raise RedisNotConfigured("this needs Redis")
             from f2f_cli.stores.redis import RedisSessionStore
 
             # Operator copies never feed the backup stream: SQL is written directly where needed.
