@@ -98,7 +98,7 @@ def db_downgrade(
     undo = schema.downgrade_steps(before.current, revision)
     to = undo[-1].down_revision if undo else before.current
     target = f"{to} ({_describe(to)})" if to else "an empty schema"
-    undone = ", ".join(f"{r.revision} ({r.message})" for r in undo)
+    undone = ", ".join(f"{r.revision} ({r.message.rstrip('.')})" for r in undo)
     db = mask_url(settings.database_url)
     if not undo:
         message = f"schema already at {before.current}: nothing to downgrade ({db})"
@@ -117,7 +117,7 @@ def db_downgrade(
 
 
 def _describe(revision: str) -> str:
-    return next((r.message for r in schema.history() if r.revision == revision), "")
+    return next((r.message.rstrip(".") for r in schema.history() if r.revision == revision), "")
 
 
 @db_app.command("current")

@@ -182,6 +182,7 @@ def inspect(session_id: IdArg, json: JsonOpt = False) -> None:
 
       f2f sessions inspect -- -8FTRx2m7yXcRZl9dW4tPfHsA8eN1uGq --json
     """
+    check_session_id(session_id)  # a usage error comes before any database is opened
     result = _run(lambda ctx: inspect_session(ctx, session_id))
     if json:
         print_json(result)
