@@ -187,7 +187,9 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     @cli_errors
     def plan(
-        words: Annotated[list[str], typer.Argument(help="\\[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")],
+        words: Annotated[
+            list[str], typer.Argument(help="\\[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")
+        ],
         json: JsonOpt = False,
     ) -> None:
         """The steps 'f2f migrate to PHASE' would run and which preconditions hold right now.
