@@ -18,6 +18,7 @@ from f2f_cli.cli.common import (
     cli_errors,
     fail,
     load_settings,
+    plural,
     print_json,
     stderr,
     stdout,
@@ -76,10 +77,10 @@ def _render_report(report: ImportReport, what: str, json: bool) -> None:
     out = stdout()
     verb = "would change" if report.dry_run else "changed"
     out.print(
-        f"{what}: {report.rows} rows, {report.parsed} parsed — {report.inserted} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.skipped)} skipped; {report.ingredients_changed} ingredient "
-        f"entries {verb}; catalog version {report.catalog_version}" + (" (dry run, nothing saved)"
-                                                                      if report.dry_run else "")
+        f"{what}: {plural(report.rows, 'row')}, {report.parsed} parsed — {report.inserted} new, {report.updated} "
+        f"updated, {report.unchanged} unchanged, {len(report.skipped)} skipped; "
+        f"{plural(report.ingredients_changed, 'ingredient entry', 'ingredient entries')} {verb}; "
+        f"catalog version {report.catalog_version}" + (" (dry run, nothing saved)" if report.dry_run else "")
     )
     if report.skipped:
         table = Table("row", "id", "reason", title="skipped rows")

@@ -366,7 +366,7 @@ def stats(
         counts.add_row("memory per session", "-", memory)
         if redis.backup is not None:
             age = redis.backup.oldest_entry_age_seconds
-            counts.add_row("backup lag", "-", f"{redis.backup.entries} entries waiting"
+            counts.add_row("backup lag", "-", f"{plural(redis.backup.entries, 'entry', 'entries')} waiting"
                            + ("" if age is None else f", oldest {format_duration(age)}"))
     console.print(counts)
     buckets = [(b.label, b.sessions) for b in sql.ttl_histogram]

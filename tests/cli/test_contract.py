@@ -25,7 +25,7 @@ from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.ids import new_session_id
 from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.ops.jsonl import encode_line
-from f2f_cli.settings import Settings
+from f2f_cli.settings import MAX_SESSION_TTL_SECONDS, Settings
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.cli.conftest import Invoke
 
@@ -305,3 +305,25 @@ def test_status_explains_the_postgres_phase_on_sqlite(invoke: Invoke, db: dict[s
 def test_healthz_names_the_phase(db: dict[str, str]) -> None:
     with TestClient(create_app(Settings.from_env(db, env_file=None))) as client:
         assert client.get("/healthz").json()["phase"] == "postgres"
+
+
+# -- 3. settings ranges, at start and at the far end ------------------------------------------------------------
+
+
+def test_serve_refuses_an_out_of_range_setting_at_start(tmp_path: Path) -> None:
+    r = _f2f("serve", "--port", "1", env={"F2F_SESSION_TTL_SECONDS": "999999999999"}, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: F2F_SESSION_TTL_SECONDS='999999999999' is invalid: must be between")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_longest_ttl_still_serves(db: dict[str, str]) -> None:
+    """The top of the range is usable: a session with the longest TTL is created and read (no overflow, no 500)."""
+    env = {**db, "F2F_SESSION_TTL_SECONDS": str(MAX_SESSION_TTL_SECONDS)}
+    with TestClient(create_app(Settings.from_env(env, env_file=None))) as client:
+        created = client.post("/v1/sessions")
+        assert created.status_code == 201, created.text
+        sid = created.json()["session_id"]
+        added = client.post(f"/v1/sessions/{sid}/ingredients", json={"ingredients": ["두부"]})
+        assert added.status_code == 200, added.text
+        assert client.get(f"/v1/sessions/{sid}").status_code == 200
