@@ -29,7 +29,7 @@ from f2f_cli.cli.common import (
 from f2f_cli.cli.progress import CliProgress
 from f2f_cli.control.phase import Phase
 from f2f_cli.control.repair import repair_pass, repair_preview
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
+from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, RedisNotConfigured
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
@@ -312,6 +312,8 @@ def register(app: typer.Typer) -> None:
           f2f migrate repair --yes
         """
         settings = load_settings()
+        if not settings.redis_url:
+            raise RedisNotConfigured("repair copies queued sessions into Redis")
         if not dry_run:
             confirm(yes, "Copy the queued sessions from SQL into Redis and trust Redis again?")
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, BinaryIO, TypeVar
 
 import msgspec
 import typer
@@ -33,7 +33,7 @@ from f2f_cli.clock import utcnow
 from f2f_cli.control.specs import spec_of
 from f2f_cli.domain.ids import check_session_id
 from f2f_cli.domain.model import normalize_ingredient
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
+from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, InvalidInput
 from f2f_cli.ops.context import OpsContext, open_context
 from f2f_cli.ops.durations import format_duration, parse_duration
 from f2f_cli.ops.end import Action, EndResult, end_session
@@ -435,14 +435,22 @@ def export(
       f2f sessions export --store redis -o sessions.jsonl
     """
 
-    async def work(ctx: OpsContext) -> int:
-        which = await ctx.resolve_store(store)
-        if output is None:
-            return (await export_sessions(ctx, which, sys.stdout.buffer)).sessions
-        with output.open("wb") as out:
-            return (await export_sessions(ctx, which, out)).sessions
+    def work(out: BinaryIO) -> Callable[[OpsContext], Awaitable[int]]:
+        async def go(ctx: OpsContext) -> int:
+            return (await export_sessions(ctx, await ctx.resolve_store(store), out)).sessions
 
-    n = _run(work)
+        return go
+
+    load_settings()  # a bad setting or a missing database is reported before --output is created
+    if output is None:
+        n = _run(work(sys.stdout.buffer))
+    else:
+        try:
+            target = output.open("wb")
+        except OSError as exc:
+            raise InvalidInput(f"{output}: cannot write ({exc.strerror or type(exc).__name__})") from None
+        with target:
+            n = _run(work(target))
     stderr().print(f"exported {plural(n, 'session')}")
 
 

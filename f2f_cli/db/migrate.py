@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from f2f_cli.db.engine import create_sync_engine_for
@@ -65,6 +66,10 @@ def _run(database_url: str, action: str, target: str) -> None:
                 command.downgrade(cfg, target)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot migrate {mask_url(database_url)}: {_first_line(exc)}") from exc
+    except CommandError as exc:
+        # Alembic's own refusals (an unknown revision, a target on the wrong side of the current one).
+        raise InvalidInput(f"cannot {action} to {target!r}: {_first_line(exc)} ('f2f migrate db history' lists "
+                           "the revisions)") from None
     finally:
         engine.dispose()
 

@@ -327,3 +327,16 @@ def test_the_longest_ttl_still_serves(db: dict[str, str]) -> None:
         added = client.post(f"/v1/sessions/{sid}/ingredients", json={"ingredients": ["두부"]})
         assert added.status_code == 200, added.text
         assert client.get(f"/v1/sessions/{sid}").status_code == 200
+
+
+@pytest.mark.parametrize("args", [
+    ("sessions", "export", "-o", "/nonexistent/sessions.jsonl"),
+    ("migrate", "db", "upgrade", "9999"),
+    ("migrate", "db", "downgrade", "+1", "--yes"),
+    ("bench", "sessions", "--store", "sql", "--ops", "1", "--plot", "/nonexistent/chart.png"),
+    ("sessions", "list", "--expiring-within", "[/]"),
+])
+def test_bad_input_is_one_line_and_exit_2(invoke: Invoke, db: dict[str, str], args: tuple[str, ...]) -> None:
+    r = invoke(*args, env=db)
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: ") and r.output.count("\n") == 1
