@@ -43,10 +43,20 @@ def normalize_database_url(url: str) -> str:
         raise ValueError("expected a URL such as postgresql://user@host/db or sqlite:///./f2f.db")
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"):
-        return f"postgresql+psycopg://{rest}"
-    if scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
-        return f"sqlite+aiosqlite://{rest}"
-    raise ValueError(f"unsupported database scheme {scheme!r} (use postgresql:// or sqlite://)")
+        normalized = f"postgresql+psycopg://{rest}"
+    elif scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
+        normalized = f"sqlite+aiosqlite://{rest}"
+    else:
+        raise ValueError(f"unsupported database scheme {scheme!r} (use postgresql:// or sqlite://)")
+    # Parse it now, so a broken host or port stops f2f at start instead of at the first connection.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(normalized).port  # noqa: B018 - parses the port
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    return normalized
 
 
 def sync_database_url(url: str) -> str:
@@ -130,6 +140,11 @@ def _redis_url(raw: str) -> str | None:
     scheme = raw.partition("://")[0].lower()
     if scheme not in _REDIS_SCHEMES or "://" not in raw:
         raise ValueError(f"unsupported scheme (use one of {', '.join(s + '://' for s in _REDIS_SCHEMES)})")
+    # Each host (Sentinel and Cluster list several) must parse, so a broken one stops f2f at start.
+    netloc = urlsplit(raw).netloc.rpartition("@")[2]
+    for host in netloc.split(","):
+        if host:
+            urlsplit(f"//{host}").port  # noqa: B018 - raises ValueError on a bad port or bracket
     return raw
 
 
