@@ -224,6 +224,9 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _float_between(0.001, 3600), default=15.0)
+    # How long `f2f serve` drains in-flight requests after SIGTERM before closing the rest (1-300 s);
+    # the Helm chart keeps terminationGracePeriodSeconds above it plus the preStop sleep.
+    graceful_shutdown_seconds: int = _env("F2F_GRACEFUL_SHUTDOWN_SECONDS", _int_between(1, 300), default=20)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:

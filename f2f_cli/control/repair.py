@@ -48,7 +48,7 @@ async def repair_pass(
 
 
 class VersionReader(Protocol):
-    async def get_copies(self, session_ids: Sequence[str]) -> list[Session | None]: ...
+    async def read_copies(self, session_ids: Sequence[str]) -> list[Session | None]: ...
 
 
 async def repair_preview(
@@ -62,7 +62,7 @@ async def repair_preview(
     report = RepairReport()
     entries = await phase.repair_queue(engine, limit)
     ids = [session_id for session_id, _queued_at in entries]
-    held = await cache.get_copies(ids) if ids else []
+    held = await cache.read_copies(ids) if ids else []
     for session_id, current in zip(ids, held, strict=True):
         report.examined += 1
         copy = await sql.read_copy(session_id)

@@ -226,7 +226,7 @@ class _Simulated:
 
     async def _held(self, store: StoreName, ids: list[str]) -> dict[str, int]:
         if store == "redis":
-            copies = await self.ctx.redis().get_copies(ids)
+            copies = await self.ctx.redis().read_copies(ids)
             return {c.session_id: c.version for c in copies if c is not None}
         # apply_copy's SQL guard is "version < new" on whatever row exists, expired or not: read the same.
         with translate_db_errors():
