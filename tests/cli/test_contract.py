@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import os
 import socket
 import subprocess
@@ -340,3 +341,14 @@ def test_bad_input_is_one_line_and_exit_2(invoke: Invoke, db: dict[str, str], ar
     r = invoke(*args, env=db)
     assert r.exit_code == 2, r.output
     assert r.output.startswith("error: ") and r.output.count("\n") == 1
+
+
+def test_no_markup_tags_in_cli_sources() -> None:
+    """The CLI consoles print literally (markup off), so a '[bold]…[/]' tag in a message would show as text:
+    style with ``styled(...)``, ``Text`` or ``style=``. Catches tags that come back with a merge."""
+    tag = re.compile(r"\[/?(bold|dim|italic|red|green|yellow|cyan|blue|magenta)\b[^\]]*\]|\[/\]")
+    cli = Path(__file__).resolve().parents[2] / "f2f_cli" / "cli"
+    found = [f"{path.name}:{n}: {line.strip()}" for path in sorted(cli.glob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), start=1)
+             if tag.search(line)]
+    assert found == []
