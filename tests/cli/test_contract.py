@@ -29,6 +29,7 @@ from f2f_cli.ops.jsonl import encode_line
 from f2f_cli.settings import MAX_SESSION_TTL_SECONDS, Settings
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.cli.conftest import Invoke
+from tests.unit.test_settings import numeric_settings
 
 TRICKY = ["[/]", "garbage[x]", "a[bold]b.json", "[/x].json", ":smile: [red]x[/red]"]
 
@@ -352,3 +353,10 @@ def test_no_markup_tags_in_cli_sources() -> None:
              for n, line in enumerate(path.read_text().splitlines(), start=1)
              if tag.search(line)]
     assert found == []
+
+
+@pytest.mark.parametrize("name", numeric_settings())
+def test_every_numeric_setting_out_of_range_is_exit_2_naming_it(invoke: Invoke, name: str) -> None:
+    r = invoke("sessions", "list", env={name: "999999999999"})
+    assert r.exit_code == 2
+    assert r.output.startswith(f"error: {name}='999999999999' is invalid: ")

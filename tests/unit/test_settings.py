@@ -88,7 +88,7 @@ def test_cookies_are_secure_outside_embedded_mode() -> None:
     ).secure_cookies
 
 
-def _numeric_settings() -> list[str]:
+def numeric_settings() -> list[str]:
     """Every F2F_* variable whose value is a number (int or float, optional or not)."""
     hints = typing.get_type_hints(Settings)
     numeric: list[str] = []
@@ -99,15 +99,15 @@ def _numeric_settings() -> list[str]:
     return numeric
 
 
-def test_the_walk_finds_the_numeric_settings() -> None:
-    found = _numeric_settings()
+def test_the_walk_finds_thenumeric_settings() -> None:
+    found = numeric_settings()
     for name in ("F2F_SESSION_TTL_SECONDS", "F2F_MAX_INGREDIENTS", "F2F_REDIS_COMMAND_TIMEOUT", "F2F_DB_POOL_SIZE",
                  "F2F_SESSIONS_PER_MINUTE", "F2F_METRICS_REFRESH_SECONDS"):
         assert name in found
     assert "F2F_COOKIE_SECURE" not in found  # bool is an int subclass, not a number here
 
 
-@pytest.mark.parametrize("name", _numeric_settings())
+@pytest.mark.parametrize("name", numeric_settings())
 @pytest.mark.parametrize("value", ["999999999999", "1e300", "-1", "nan", "inf", "-inf"])
 def test_every_numeric_setting_has_a_range(name: str, value: str) -> None:
     """Out-of-range numbers stop f2f at start naming the variable (never a 500 on the first request)."""
@@ -117,7 +117,7 @@ def test_every_numeric_setting_has_a_range(name: str, value: str) -> None:
     assert "must be between" in info.value.message or "expected" in info.value.message
 
 
-@pytest.mark.parametrize("name", _numeric_settings())
+@pytest.mark.parametrize("name", numeric_settings())
 def test_every_numeric_default_is_inside_its_range(name: str) -> None:
     default = Settings()
     field = next(f for f in dataclasses.fields(Settings) if f.metadata["env"] == name)
