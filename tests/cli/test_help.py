@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -65,3 +68,10 @@ def test_destructive_commands_have_dry_run_and_yes(invoke: Invoke, command: str,
     out = invoke(*command.split(), "--help").output
     for flag in flags:
         assert flag in out
+
+
+def test_help_in_a_real_process() -> None:
+    r = subprocess.run([sys.executable, "-m", "f2f_cli", "sessions", "delete", "--help"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
+    assert r.returncode == 0
+    assert "Example" in r.stdout and "--dry-run" in r.stdout and "<bool>" not in r.stdout
