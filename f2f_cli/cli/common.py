@@ -22,7 +22,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperOption
 
 from f2f_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, F2FError, SchemaNotReady
-from f2f_cli.settings import Settings, get_settings
+from f2f_cli.settings import DEFAULT_DATABASE_URL, Settings, get_settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,7 +116,7 @@ def require_database(settings: Settings) -> None:
     if path is None or path.exists():
         return
     where = f"{path} (in {Path.cwd()})" if not path.is_absolute() else str(path)
-    default = "" if "F2F_DATABASE_URL" in os.environ else ", the default F2F_DATABASE_URL"
+    default = ", the default F2F_DATABASE_URL" if settings.database_url == DEFAULT_DATABASE_URL else ""
     raise SchemaNotReady(
         f"no database at {where}{default}: run 'f2f migrate db upgrade' (or 'f2f serve') to create it, "
         "or set F2F_DATABASE_URL to the database you mean"
