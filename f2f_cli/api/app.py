@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Router
 
 from f2f_cli.api import errors, openapi
 from f2f_cli.api.metrics import Metrics
@@ -22,6 +22,7 @@ from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
 from f2f_cli.api.responses import JSONResponse
 from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
+from f2f_cli.api.routing import resource
 from f2f_cli.api.services import Services
 from f2f_cli.settings import Settings, get_settings
 
@@ -63,8 +64,9 @@ def create_app(settings: Settings) -> Starlette:
         settings.api_prefix,
         [*openapi.session_operations(settings.api_prefix), *openapi.recipe_operations()],
         openapi.health_operations(),
+        max_ingredient_length=settings.max_ingredient_length,
     )
-    metrics = Metrics.from_environment(settings.metrics_refresh_seconds)
+    metrics = Metrics.from_environment(settings.metrics_refresh_seconds, settings.metrics_cache_seconds)
     running: dict[str, Services] = {}
 
     async def openapi_json(_request: Request) -> Response:
@@ -97,10 +99,12 @@ def create_app(settings: Settings) -> Starlette:
     api_routes: list[BaseRoute] = [*sessions.routes(), *recipes.routes()]
     routes: list[BaseRoute] = [
         *health.routes(),
-        Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
+        resource("/openapi.json", "openapi", GET=openapi_json),
     ]
+    # No trailing-slash redirects: Starlette builds them from the Host header and the scheme it sees
+    # (plain http behind a TLS ingress), which would send a client elsewhere with its session id in the path.
     if settings.api_prefix:
-        routes.append(Mount(settings.api_prefix, routes=api_routes))
+        routes.append(Mount(settings.api_prefix, app=Router(api_routes, redirect_slashes=False)))
     else:
         routes.extend(api_routes)
     app = Starlette(
@@ -109,6 +113,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
     )
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.metrics = metrics
     return app

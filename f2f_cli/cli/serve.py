@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -71,6 +72,8 @@ def serve(
     """
     import uvicorn
 
+    from f2f_cli.api.protocol import F2FHttpProtocol, HttpLimits
+
     settings = load_settings()
     if settings.is_sqlite:
         schema.upgrade(settings.database_url)
@@ -97,4 +100,8 @@ def serve(
             proxy_headers=False,
             server_header=False,
             lifespan="on",
+            # httptools with f2f's request-head limits and deadlines (see f2f_cli/api/protocol.py).
+            http=functools.partial(F2FHttpProtocol, limits=HttpLimits.from_settings(settings)),  # type: ignore[arg-type]
+            ws="none",
+            timeout_keep_alive=settings.keep_alive_seconds,
         )

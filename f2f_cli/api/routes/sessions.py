@@ -9,6 +9,7 @@ from starlette.routing import Route
 from f2f_cli.api.clientip import limit_key
 from f2f_cli.api.middleware import CLIENT_ADDRESS_KEY
 from f2f_cli.api.responses import JSONResponse, read_json
+from f2f_cli.api.routing import resource
 from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
 from f2f_cli.api.services import Services
 from f2f_cli.errors import InvalidSessionId, TooManyIngredients
@@ -69,9 +70,13 @@ async def get_session(request: Request) -> Response:
 
 async def delete_session(request: Request) -> Response:
     services = _services(request)
-    await services.store().delete(session_id_of(request))
+    session_id = session_id_of(request)
+    await services.store().delete(session_id)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    if request.cookies.get(SESSION_COOKIE) == session_id:
+        # Only the caller's own session ends its cookie: deleting another id by its path must not log
+        # the caller out of theirs.
+        response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -109,12 +114,10 @@ async def remove_ingredients(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/sessions", create_session, methods=["POST"], name="create_session"),
-        Route("/sessions/{session_id}", get_session, methods=["GET"], name="get_session"),
-        Route("/sessions/{session_id}", delete_session, methods=["DELETE"], name="delete_session"),
-        Route("/sessions/{session_id}/ingredients", list_ingredients, methods=["GET"], name="list_ingredients"),
-        Route("/sessions/{session_id}/ingredients", add_ingredients, methods=["POST"], name="add_ingredients"),
-        Route(
-            "/sessions/{session_id}/ingredients", remove_ingredients, methods=["DELETE"], name="remove_ingredients"
+        resource("/sessions", "sessions", POST=create_session),
+        resource("/sessions/{session_id}", "session", GET=get_session, DELETE=delete_session),
+        resource(
+            "/sessions/{session_id}/ingredients", "ingredients",
+            GET=list_ingredients, POST=add_ingredients, DELETE=remove_ingredients,
         ),
     ]
