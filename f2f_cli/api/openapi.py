@@ -135,16 +135,21 @@ class Operation:
 
 
 def _session_links(api_prefix: str) -> dict[str, dict[str, Any]]:
-    ids = {"session_id": "$response.body#/session_id"}
     targets = {
         "GetSession": ("get", "/sessions/{session_id}"),
         "DeleteSession": ("delete", "/sessions/{session_id}"),
         "ListIngredients": ("get", "/sessions/{session_id}/ingredients"),
         "AddIngredients": ("post", "/sessions/{session_id}/ingredients"),
         "RemoveIngredients": ("delete", "/sessions/{session_id}/ingredients"),
+        "Recommend": ("get", "/sessions/{session_id}/recommendations"),
     }
+    # No links into /sessions/current: a client (or fuzzer) cannot tell from the paths that it names the
+    # same session as /sessions/{session_id}, so a chain through both would look inconsistent.
     return {
-        name: {"operationId": operation_id(method, api_prefix + path), "parameters": dict(ids)}
+        name: {
+            "operationId": operation_id(method, api_prefix + path),
+            "parameters": {"session_id": "$response.body#/session_id"},
+        }
         for name, (method, path) in targets.items()
     }
 

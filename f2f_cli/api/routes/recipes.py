@@ -48,9 +48,10 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
 
 def _text_param(request: Request, name: str) -> str | None:
     """A search text, checked here so no store ever sees a value it cannot hold (422, not a 503)."""
-    value = _SPACES.sub(" ", request.query_params.get(name) or "").strip()
-    if len(value) > MAX_SEARCH_LENGTH:
+    raw = request.query_params.get(name) or ""
+    if len(raw) > MAX_SEARCH_LENGTH:  # as sent: the limit the OpenAPI document states
         raise InvalidInput(f"'{name}' is limited to {MAX_SEARCH_LENGTH} characters")
+    value = _SPACES.sub(" ", raw).strip()
     if not value.isprintable() and any(unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in value):
         raise InvalidInput(f"'{name}' must not contain control, format or unassigned characters")
     return value or None

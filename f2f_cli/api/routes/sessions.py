@@ -12,7 +12,7 @@ from f2f_cli.api.responses import JSONResponse, read_json
 from f2f_cli.api.routing import resource
 from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
 from f2f_cli.api.services import Services
-from f2f_cli.errors import InvalidSessionId, TooManyIngredients
+from f2f_cli.errors import InvalidIngredient, InvalidSessionId, TooManyIngredients
 from f2f_cli.sessions.ids import check_session_id
 from f2f_cli.sessions.model import normalize_ingredient, normalize_ingredients
 
@@ -40,6 +40,14 @@ def session_id_of(request: Request) -> str:
                 f"no session id: send the {SESSION_HEADER.title()} header or the {SESSION_COOKIE} cookie"
             )
     return check_session_id(raw)
+
+
+def _as_sent(names: list[str], max_length: int) -> list[str]:
+    """Names within ``max_length`` characters as sent, the limit the OpenAPI document states; the
+    normaliser checks it again after trimming and NFC."""
+    if any(len(name) > max_length for name in names):
+        raise InvalidIngredient(f"ingredient names are limited to {max_length} characters")
+    return names
 
 
 async def create_session(request: Request) -> Response:
@@ -90,7 +98,9 @@ async def add_ingredients(request: Request) -> Response:
     session_id = session_id_of(request)
     settings = services.settings
     body = await read_json(request, IngredientsIn, settings.max_body_bytes)
-    names = normalize_ingredients(body.ingredients, settings.max_ingredient_length)
+    names = normalize_ingredients(
+        _as_sent(body.ingredients, settings.max_ingredient_length), settings.max_ingredient_length
+    )
     if len(names) > settings.max_ingredients:
         raise TooManyIngredients(f"a session holds at most {settings.max_ingredients} ingredients")
     mutation = await services.store().add_ingredients(session_id, names)
@@ -106,9 +116,8 @@ async def remove_ingredients(request: Request) -> Response:
     if name is None:
         mutation = await store.clear(session_id)
     else:
-        mutation = await store.remove_ingredient(
-            session_id, normalize_ingredient(name, services.settings.max_ingredient_length)
-        )
+        limit = services.settings.max_ingredient_length
+        mutation = await store.remove_ingredient(session_id, normalize_ingredient(_as_sent([name], limit)[0], limit))
     return JSONResponse(ingredients_out(mutation.session, removed=mutation.changed))
 
 
