@@ -139,6 +139,12 @@ def _float_between(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _optional_port(raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    return _int_between(1, 65535)(raw)
+
+
 def _redis_url(raw: str) -> str | None:
     raw = raw.strip()
     if not raw:
@@ -234,6 +240,8 @@ class Settings:
     # Deadlines for a request that is still arriving (408 and the connection closed after either).
     header_timeout_seconds: float = _env("F2F_HEADER_TIMEOUT_SECONDS", _float_between(0.1, 600), default=10.0)
     body_timeout_seconds: float = _env("F2F_BODY_TIMEOUT_SECONDS", _float_between(0.1, 600), default=30.0)
+    # A second port that serves /metrics only (the API port then answers 404 there); unset: /metrics on the API port.
+    metrics_port: int | None = _env("F2F_METRICS_PORT", _optional_port, default=None)
     # How long an idle keep-alive connection stays open between requests (uvicorn's timeout_keep_alive).
     keep_alive_seconds: int = _env("F2F_KEEP_ALIVE_SECONDS", _int_between(1, 600), default=5)
 

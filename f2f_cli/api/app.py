@@ -15,16 +15,22 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Router
+from starlette.types import Receive, Scope, Send
 
 from f2f_cli.api import errors, openapi
 from f2f_cli.api.metrics import Metrics
-from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
-from f2f_cli.api.responses import JSONResponse
+from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware, MetricsPortSplit
+from f2f_cli.api.responses import JSONResponse, error_response
 from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
 from f2f_cli.api.routing import resource
 from f2f_cli.api.services import Services
 from f2f_cli.settings import Settings, get_settings
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    # A new response each time: the edge middleware appends its headers to the one it is given.
+    await error_response(404, "not_found", "no such endpoint")(scope, receive, send)
 
 
 def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Services]) -> list[Middleware]:
@@ -41,6 +47,15 @@ def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Service
             on_error=errors.unexpected_error,
         )
     ]
+    if settings.metrics_port is not None:
+        stack.append(
+            Middleware(
+                MetricsPortSplit,
+                metrics_port=settings.metrics_port,
+                metrics_path="/metrics",
+                not_found=_not_found,
+            )
+        )
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         stack.append(

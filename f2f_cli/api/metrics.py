@@ -50,6 +50,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SAMPLE_SECONDS = 1.0
+# With the cache on, scrapes are spaced at least this far apart per process, and none waits longer
+# than SCRAPE_MAX_WAIT (past it: 429). A client looping on /metrics then gets ~10 answers a second,
+# however many connections it opens, and costs next to nothing; Prometheus scrapes every 15-30 s.
+SCRAPE_INTERVAL = 0.1
+SCRAPE_MAX_WAIT = 1.0
 SLOW_REFRESH_TIMEOUT = 5.0
 
 
@@ -78,6 +83,7 @@ class Metrics:
         self.cache_seconds = cache_seconds
         self._rendered = b""
         self._rendered_at = float("-inf")
+        self._next_scrape = float("-inf")
         self.registry = CollectorRegistry(auto_describe=True)
         if multiprocess_dir is None:
             # Per-process figures only make sense when one process answers for itself. No
@@ -268,6 +274,20 @@ class Metrics:
                 self.sync_runtime(services.runtime)
             except Exception:
                 log.exception("metrics sampler failed")
+
+    def scrape_slot(self) -> float | None:
+        """Seconds this scrape should wait for its turn, or None when the queue is too long (429).
+
+        Without the cache (``cache_seconds`` 0, tests and debugging) scrapes never wait.
+        """
+        if self.cache_seconds <= 0:
+            return 0.0
+        now = time.monotonic()
+        slot = max(now, self._next_scrape)
+        if slot - now > SCRAPE_MAX_WAIT:
+            return None
+        self._next_scrape = slot + SCRAPE_INTERVAL
+        return slot - now
 
     def fresh_enough(self) -> bool:
         """Whether the last rendering may still be served (then a scrape costs no rendering and no refresh)."""

@@ -153,3 +153,26 @@ class EdgeMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class MetricsPortSplit:
+    """With ``F2F_METRICS_PORT``: that port serves ``/metrics`` only, and the API port everything else.
+
+    Sits inside :class:`EdgeMiddleware`, so its 404s carry the request id and security headers like any
+    other. The port is the local one the connection arrived on (``scope["server"]``).
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics_port: int, metrics_path: str, not_found: ASGIApp) -> None:
+        self.app = app
+        self.metrics_port = metrics_port
+        self.metrics_path = metrics_path
+        self.not_found = not_found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            server = scope.get("server")
+            on_metrics_port = server is not None and server[1] == self.metrics_port
+            if on_metrics_port != (scope["path"] == self.metrics_path):
+                await self.not_found(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

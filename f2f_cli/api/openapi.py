@@ -283,7 +283,9 @@ def health_operations() -> list[Operation]:
         Operation("get", "/readyz", "Readiness: the stores of the current phase answer", HealthOut,
                   errors=(503,), tag="operations"),
         Operation("get", "/metrics", "Prometheus metrics (text exposition format)", None,
-                  errors=(), tag="operations", text=True),
+                  errors=(429,), tag="operations", text=True,
+                  description="Served from a rendering at most F2F_METRICS_CACHE_SECONDS old; scrapes are "
+                  "spaced 0.1 s apart per process, and one that would wait over 1 s is answered 429."),
     ]
 
 

@@ -7,6 +7,7 @@ depends on the store run on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -345,12 +346,64 @@ def test_session_probes_on_each_store(store_server: str) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("F2F_MAX_HEADER_BYTES", "100"), ("F2F_MAX_HEADERS", "100000"), ("F2F_HEADER_TIMEOUT_SECONDS", "nan"),
-     ("F2F_BODY_TIMEOUT_SECONDS", "0"), ("F2F_KEEP_ALIVE_SECONDS", "-1"), ("F2F_METRICS_CACHE_SECONDS", "61")],
+     ("F2F_BODY_TIMEOUT_SECONDS", "0"), ("F2F_KEEP_ALIVE_SECONDS", "-1"), ("F2F_METRICS_CACHE_SECONDS", "61"),
+     ("F2F_METRICS_PORT", "70000")],
 )
 def test_out_of_range_limits_stop_serve_with_exit_2(tmp_path: Path, name: str, value: str) -> None:
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("F2F_")} | {name: value}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | {name: value}
     done = subprocess.run([sys.executable, "-m", "f2f_cli", "serve"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr
     assert name in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "f2f.db").exists()
+
+
+# -- 1b. a port of its own for /metrics ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_metrics_port_serves_metrics_only_and_the_api_port_does_not(tmp_path: Path) -> None:
+    metrics_port = _free_port()
+    with f2f_server({"F2F_METRICS_PORT": str(metrics_port)}, cwd=tmp_path) as base:
+        scrape = f"http://127.0.0.1:{metrics_port}"
+        r = httpx.get(f"{scrape}/metrics", timeout=10)
+        assert r.status_code == 200 and "f2f_http_requests_total" in r.text
+        public = raw_request(base, b"GET /metrics HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
+        assert_json_error(public, 404, "not_found")
+        for path in ("/healthz", "/v1/sessions/current", "/openapi.json"):
+            assert_json_error(raw_request(scrape, f"GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"
+                                          .encode()), 404, "not_found")
+        assert httpx.post(f"{base}/v1/sessions", timeout=10).status_code == 201
+
+
+def test_metrics_port_equal_to_the_api_port_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | {
+        "F2F_METRICS_PORT": "8123"}
+    done = subprocess.run([sys.executable, "-m", "f2f_cli", "serve", "--port", "8123"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "F2F_METRICS_PORT" in done.stderr
+
+
+def test_a_scrape_flood_is_spaced_and_refused(tmp_path: Path) -> None:
+    import asyncio
+
+    async def flood(base: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=GUARD_SECONDS,
+                                     limits=httpx.Limits(max_connections=40)) as http:
+            return list(await asyncio.gather(*(http.get("/metrics") for _ in range(40))))
+
+    with f2f_server({}, cwd=tmp_path) as base:  # the default cache (5 s) turns the spacing on
+        replies = asyncio.run(flood(base))
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+    ok = [r for r in replies if r.status_code == 200]
+    refused = [r for r in replies if r.status_code == 429]
+    assert len(ok) + len(refused) == 40 and ok and refused
+    # All the scrapes that were answered got the same rendering; the rest were told when to come back.
+    assert len({r.content for r in ok}) == 1
+    assert all(r.json()["error"] == "rate_limited" and r.headers["retry-after"] == "1" for r in refused)
