@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Phase
 from tests.conftest import make_settings
 from tests.servers import f2f_server
 
