@@ -116,13 +116,13 @@ class F2FHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if self._in_head:
             if self._head_seen:
-                log.warning("request head incomplete after %gs: 408, connection closed", self.limits.header_timeout)
+                log.info("request head incomplete after %gs: 408, connection closed", self.limits.header_timeout)
                 self._reject(408, "request_timeout", "the request head did not arrive in time")
             else:
                 # Nothing sent at all (a pre-connect, or an idle socket): close without a word.
                 self.transport.close()
             return
-        log.warning("request body incomplete after %gs: 408, connection closed", self.limits.body_timeout)
+        log.info("request body incomplete after %gs: 408, connection closed", self.limits.body_timeout)
         if cycle is not None and not cycle.response_complete:
             if not cycle.response_started:
                 self.transport.write(

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class _Resource(Route):
+    """A Route whose 405 lists its methods in a stable, sorted order (Starlette joins a set)."""
+
+    allow = ""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            raise HTTPException(status_code=405, headers={"Allow": self.allow})
+        await super().handle(scope, receive, send)
 
 
 def resource(path: str, name: str, **handlers: Endpoint) -> Route:
@@ -32,4 +45,6 @@ def resource(path: str, name: str, **handlers: Endpoint) -> Route:
         # The Route only lets the methods in ``table`` through; anything else is its 405.
         return await table[request.method](request)
 
-    return Route(path, dispatch, methods=list(table), name=name)
+    route = _Resource(path, dispatch, methods=list(table), name=name)
+    route.allow = allow
+    return route
