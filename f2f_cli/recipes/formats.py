@@ -18,7 +18,7 @@ import msgspec
 
 from f2f_cli.db.schema import CANONICAL_NAME_LENGTH, INGREDIENT_NAME_LENGTH, RECIPE_TITLE_LENGTH
 from f2f_cli.errors import InvalidInput
-from f2f_cli.recipes import classify
+from f2f_cli.recipes import classify, identity
 from f2f_cli.recipes.normalize import canonical_name, info, role_for
 from f2f_cli.recipes.parse import nfc, parse_ingredient_lines
 
@@ -54,7 +54,12 @@ class RecipeRecord(msgspec.Struct, frozen=True):
     items: tuple[RecipeItem, ...]
 
     def content_hash(self) -> str:
-        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+        """What the recipe says, whoever published it: the same recipe under another (source, id) is unchanged."""
+        anonymous = msgspec.structs.replace(self, source="", source_id="")
+        return hashlib.sha256(msgspec.json.encode(anonymous)).hexdigest()
+
+    def fingerprint(self) -> str:
+        return identity.fingerprint(self.title, (item.ingredient for item in self.items))
 
 
 class Skipped(msgspec.Struct, frozen=True):

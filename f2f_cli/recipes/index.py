@@ -6,7 +6,12 @@ Ranking (DESIGN.md, "Recipes and recommendations"):
 * a recipe needs at least one matched core ingredient;
 * results are grouped by the number of missing core ingredients (0 first);
 * inside a group, IDF-weighted coverage ranks recipes that use the rarer
-  ingredients of the fridge first; ties go to more matches, then the lower id.
+  ingredients of the fridge first; equal coverage (every recipe that is ready
+  now covers 100 %) goes to the recipe that uses more of the fridge, weighed
+  by IDF, then to more matches, then to the lower id. Coverage is compared to
+  nine decimals so float noise never decides a tie;
+* a list shows each dish once (:func:`~f2f_cli.recipes.identity.dish_key`):
+  copies of a recipe and same-titled variants give way to the best of them.
 
 Scoring one fridge is two sparse matrix–vector products over the whole
 catalog plus a partial sort, with no Python loop per recipe. Only the few
@@ -26,6 +31,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from f2f_cli.errors import F2FError
+from f2f_cli.recipes.identity import dish_key
 from f2f_cli.recipes.normalize import canonical_name
 
 SNAPSHOT_MAGIC = b"F2FRIDX1"
@@ -89,6 +95,7 @@ class RecipeIndex:
     core_weight: FloatArray = field(init=False)
     column: dict[str, int] = field(init=False)
     by_column: sparse.csc_matrix = field(init=False)
+    dish_codes: IntArray = field(init=False)
 
     def __post_init__(self) -> None:
         # Column slices of a CSC copy touch only the fridge's ingredients, not the whole catalog.
@@ -99,6 +106,10 @@ class RecipeIndex:
         self.core_count = np.asarray(self.matrix.getnnz(axis=1), dtype=np.int64)
         self.core_weight = np.asarray(self.matrix @ self.idf, dtype=np.float64)
         self.column = {name: i for i, name in enumerate(self.ingredient_names)}
+        # Rows with the same dish key are one dish: a list shows the best-ranked of them only.
+        codes: dict[str, int] = {}
+        self.dish_codes = np.fromiter((codes.setdefault(dish_key(t), len(codes)) for t in self.titles),
+                                      dtype=np.int64, count=len(self.titles))
 
     @property
     def size(self) -> int:
@@ -147,18 +158,13 @@ class RecipeIndex:
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return Recommendations((), considered, tuple(known), tuple(unknown))
-        score = covered[candidates] / self.core_weight[candidates]
+        score = np.round(covered[candidates] / self.core_weight[candidates], 9)
         # One sortable key: the group (missing count) dominates, coverage orders inside it.
         key = missing[candidates] * 2.0 + (1.0 - score)
-        if candidates.size > limit:
-            kth = np.partition(key, limit - 1)[limit - 1]
-            keep = np.flatnonzero(key <= kth)
-            candidates, key, score = candidates[keep], key[keep], score[keep]
-        order = np.lexsort((self.recipe_ids[candidates], -matched[candidates], key))[:limit]
+        rows, scores = self._top_dishes(candidates, key, score, matched, np.round(covered, 9), limit)
         chosen = set(cols)
         items = []
-        for pos in order:
-            row = int(candidates[pos])
+        for row, row_score in zip(rows.tolist(), scores.tolist(), strict=True):
             row_cols = self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]]
             # Rarest first: the ingredient that makes the recipe special leads the list.
             ranked = sorted((int(c) for c in row_cols), key=lambda c: (-self.idf[c], self.ingredient_names[c]))
@@ -169,11 +175,35 @@ class RecipeIndex:
                 missing_count=int(missing[row]),
                 matched_count=int(matched[row]),
                 core_count=int(self.core_count[row]),
-                score=round(float(score[pos]), 4),
+                score=round(float(row_score), 4),
                 matched=tuple(self.ingredient_names[c] for c in ranked if c in chosen),
                 missing=tuple(self.ingredient_names[c] for c in ranked if c not in chosen),
             ))
         return Recommendations(tuple(items), considered, tuple(known), tuple(unknown))
+
+    def _top_dishes(
+        self, candidates: IntArray, key: FloatArray, score: FloatArray, matched: IntArray, mass: FloatArray,
+        limit: int,
+    ) -> tuple[IntArray, FloatArray]:
+        """The best ``limit`` rows (and their scores), one per dish.
+
+        Only the best few candidates are sorted; when copies of one dish fill
+        that window it grows fourfold until enough distinct dishes are found.
+        """
+        window = limit
+        while True:
+            if candidates.size > window:
+                kth = np.partition(key, window - 1)[window - 1]
+                keep = np.flatnonzero(key <= kth)
+            else:
+                keep = np.arange(candidates.size)
+            rows = candidates[keep]
+            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -mass[rows], key[keep]))
+            _, first = np.unique(self.dish_codes[rows[order]], return_index=True)
+            picked = order[np.sort(first)[:limit]]
+            if picked.size >= limit or keep.size == candidates.size:
+                return rows[picked], score[keep][picked]
+            window *= 4
 
     # -- snapshot ---------------------------------------------------------
 
@@ -301,10 +331,11 @@ class ReferenceScanner:
         self._recipes = [(ids[r], [names[c] for c in indices[indptr[r]:indptr[r + 1]]]) for r in range(index.size)]
 
     def recommend(self, fridge: Iterable[str], *, limit: int = 20, max_missing: int | None = None) -> list[int]:
+        """Recipe ids in rank order (every row: the scan does not fold dishes)."""
         aliases = self._index.aliases
         have = {aliases.get(n, n) for n in (canonical_name(item) for item in fridge)}
         idf = self._idf
-        scored: list[tuple[float, int, int]] = []
+        scored: list[tuple[float, float, int, int]] = []
         for recipe_id, core in self._recipes:
             matched = [name for name in core if name in have]
             if not matched:
@@ -312,7 +343,8 @@ class ReferenceScanner:
             missing = len(core) - len(matched)
             if max_missing is not None and missing > max_missing:
                 continue
-            score = math.fsum(idf[n] for n in matched) / math.fsum(idf[n] for n in core)
-            scored.append((missing * 2.0 + (1.0 - score), -len(matched), recipe_id))
+            mass = math.fsum(idf[n] for n in matched)
+            score = round(mass / math.fsum(idf[n] for n in core), 9)
+            scored.append((missing * 2.0 + (1.0 - score), -round(mass, 9), -len(matched), recipe_id))
         scored.sort()
-        return [recipe_id for _, _, recipe_id in scored[:limit]]
+        return [recipe_id for *_, recipe_id in scored[:limit]]
