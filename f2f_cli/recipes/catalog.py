@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import Column, ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
@@ -331,3 +332,69 @@ async def import_parsed(
 async def recipe_count(engine: AsyncEngine) -> int:
     async with sql_errors("cannot count recipes"), engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(recipes))).scalar_one())
+
+
+class RemovedCopy(msgspec.Struct, frozen=True):
+    id: int
+    source: str
+    source_id: str
+
+
+class DuplicateGroup(msgspec.Struct, frozen=True):
+    """Recipes with one fingerprint: the oldest is kept, the others are removed and their ids point to it."""
+
+    kept: int
+    title: str
+    source: str
+    source_id: str
+    removed: tuple[RemovedCopy, ...]
+
+
+class DedupeReport(msgspec.Struct):
+    dry_run: bool
+    recipes: int  # in the catalog before
+    removed: int
+    groups: list[DuplicateGroup]
+    fingerprints_refreshed: int
+    catalog_version: int
+
+
+async def dedupe(engine: AsyncEngine, *, dry_run: bool = False) -> DedupeReport:
+    """Remove copies of a recipe (same title and ingredient set) from the catalog, in one transaction.
+
+    The oldest row of each group stays. Each removed row's (source, id), and
+    any id merged into it before, then names the kept recipe, so importing the
+    copy again updates the kept recipe instead of adding it back.
+    """
+    async with sql_errors("cannot deduplicate recipes"), engine.connect() as conn:
+        trans = await conn.begin()
+        try:
+            refreshed = await refresh_fingerprints(conn, only_missing=False)
+            rows = (await conn.execute(select(recipes.c.id, recipes.c.source, recipes.c.source_id, recipes.c.title,
+                                              recipes.c.fingerprint).order_by(recipes.c.id))).all()
+            by_print: dict[str, list[Any]] = {}
+            for row in rows:
+                by_print.setdefault(row.fingerprint, []).append(row)
+            groups = [
+                DuplicateGroup(kept=int(first.id), title=first.title, source=first.source, source_id=first.source_id,
+                               removed=tuple(RemovedCopy(int(c.id), c.source, c.source_id) for c in copies))
+                for first, *copies in by_print.values() if copies
+            ]
+            for group in groups:
+                copy_ids = [c.id for c in group.removed]
+                await conn.execute(update(recipe_source_ids).where(recipe_source_ids.c.recipe_id.in_(copy_ids))
+                                   .values(recipe_id=group.kept))
+                await conn.execute(insert(recipe_source_ids), [
+                    {"source": c.source, "source_id": c.source_id, "recipe_id": group.kept} for c in group.removed])
+                await conn.execute(delete(recipes).where(recipes.c.id.in_(copy_ids)))
+            removed = sum(len(g.removed) for g in groups)
+            version = await _bump(conn) if removed else (await read_stamp(conn)).version
+        except BaseException:
+            await trans.rollback()
+            raise
+        if dry_run:
+            await trans.rollback()
+        else:
+            await trans.commit()
+    return DedupeReport(dry_run=dry_run, recipes=len(rows), removed=removed, groups=groups,
+                        fingerprints_refreshed=refreshed, catalog_version=version)
