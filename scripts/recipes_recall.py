@@ -56,6 +56,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sample", type=Path, default=default_sample())
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--limit", type=int, default=None, help="a seeded sample of this many cases")
+    parser.add_argument("--drop", type=int, default=0,
+                        help="leave this many core ingredients out of each fridge (the harder test)")
     parser.add_argument("--cases", type=Path, help="read the cases from this file instead of building them")
     parser.add_argument("--save-cases", type=Path, help="write the cases built to this file")
     parser.add_argument("--misses", action="store_true", help="list the missed dishes too")
@@ -67,7 +69,8 @@ def main(argv: list[str]) -> int:
     if args.cases:
         cases = list(msgspec.json.decode(args.cases.read_bytes(), type=list[RecallCase]))
     else:
-        cases = build_cases(parse_file(args.sample, "simple").records, seed=args.seed, limit=args.limit)
+        cases = build_cases(parse_file(args.sample, "simple").records, seed=args.seed, limit=args.limit,
+                            drop=args.drop)
     if args.save_cases:
         args.save_cases.write_bytes(msgspec.json.encode(cases))
     os.environ.setdefault("F2F_LOG_LEVEL", "warning")
@@ -75,7 +78,8 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(msgspec.json.encode(figures).decode())
         return 0
-    print(f"sample {args.sample}, seed {args.seed}, {len(cases)} cases")
+    print(f"sample {args.sample}, seed {args.seed}, {len(cases)} cases"
+          + (f", {args.drop} core ingredient(s) left out of each fridge" if args.drop else ""))
     print(f"{'catalog':<12} {'recipes':>7} {'@1':>7} {'@3':>7} {'@10':>7}  top-10 lists with a dish twice")
     for f in figures:
         r = f.recall

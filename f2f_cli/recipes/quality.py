@@ -80,11 +80,17 @@ def core_ingredients(record: RecipeRecord) -> list[str]:
 
 
 def build_cases(
-    records: Sequence[RecipeRecord], *, seed: int = DEFAULT_SEED, limit: int | None = None, min_core: int = 2
+    records: Sequence[RecipeRecord], *, seed: int = DEFAULT_SEED, limit: int | None = None, min_core: int = 2,
+    drop: int = 0,
 ) -> list[RecallCase]:
-    """One case per recipe with at least ``min_core`` core ingredients (a seeded sample of ``limit`` if given)."""
+    """One case per recipe with at least ``min_core`` core ingredients (a seeded sample of ``limit`` if given).
+
+    ``drop`` leaves that many of the recipe's core ingredients out of the fridge (only recipes with at
+    least ``drop + 2`` take part), so the recipe must be found among those missing something: the
+    harder test of coverage and IDF weighting.
+    """
     rng = random.Random(seed)
-    eligible = [r for r in records if len(core_ingredients(r)) >= min_core]
+    eligible = [r for r in records if len(core_ingredients(r)) >= max(min_core, drop + 2)]
     if limit is not None and limit < len(eligible):
         eligible = rng.sample(eligible, limit)
     # Only spellings this build really resolves to the ingredient, so a case never tests a typo.
@@ -92,6 +98,8 @@ def build_cases(
     cases = []
     for record in eligible:
         core = core_ingredients(record)
+        if drop:
+            core = sorted(rng.sample(core, len(core) - drop))
         fridge = [rng.choice(spelled[c]) if spelled.get(c) and rng.random() < 0.5 else c for c in core]
         used = {i.ingredient for i in record.items}
         fridge += rng.sample([n for n in NOISE_POOL if canonical_name(n) not in used], 3)
