@@ -273,6 +273,20 @@ async def _write_batch(
     report.merged.extend(Merged(r.source, r.source_id, recipe_id, r.title, by) for r, recipe_id, by, _ in merged)
 
 
+async def prune_unused_ingredients(conn: AsyncConnection) -> int:
+    """Delete ingredients no recipe lists and the vocabulary does not name; returns how many.
+
+    A parser or vocabulary change leaves the names it used to produce
+    ("두부강된장참기름") behind with no recipe; autocomplete would offer them.
+    """
+    used = select(recipe_ingredients.c.ingredient_id)
+    aliased = select(ingredient_aliases.c.ingredient_id)
+    vocabulary = set(vocab.STAPLES) | {c for _, c, _ in alias_table()}
+    result = await conn.execute(delete(ingredients).where(
+        ingredients.c.id.not_in(used), ingredients.c.id.not_in(aliased), ingredients.c.name.not_in(vocabulary)))
+    return int(result.rowcount or 0)
+
+
 async def refresh_fingerprints(conn: AsyncConnection, *, only_missing: bool) -> int:
     """Compute fingerprints from the stored rows with today's vocabulary; returns how many changed.
 
@@ -318,6 +332,7 @@ async def import_parsed(
                 await _write_batch(conn, records[start:start + BATCH], ids, report, claimed)
                 if progress is not None:
                     progress(min(start + BATCH, len(records)), len(records))
+            report.ingredients_changed += await prune_unused_ingredients(conn)
             report.catalog_version = await _bump(conn) if report.changed else (await read_stamp(conn)).version
         except BaseException:
             await trans.rollback()
@@ -388,6 +403,8 @@ async def dedupe(engine: AsyncEngine, *, dry_run: bool = False) -> DedupeReport:
                     {"source": c.source, "source_id": c.source_id, "recipe_id": group.kept} for c in group.removed])
                 await conn.execute(delete(recipes).where(recipes.c.id.in_(copy_ids)))
             removed = sum(len(g.removed) for g in groups)
+            if removed:
+                await prune_unused_ingredients(conn)
             version = await _bump(conn) if removed else (await read_stamp(conn)).version
         except BaseException:
             await trans.rollback()
