@@ -29,7 +29,7 @@ from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import InvalidInput
 from f2f_cli.recipes.builtin import builtin_catalog
 from f2f_cli.recipes.catalog import DedupeReport, ImportReport, dedupe, import_parsed
-from f2f_cli.recipes.formats import FORMATS, SOURCE_SIMPLE, Format, ParsedFile, parse_file
+from f2f_cli.recipes.formats import FORMATS, SOURCE_LENGTH, SOURCE_SIMPLE, Format, ParsedFile, parse_file
 from f2f_cli.recipes.queries import get_recipe, list_recipes
 from f2f_cli.recipes.recommender import Recommender
 
@@ -137,8 +137,10 @@ def import_(
     """
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
+    if not source.strip() or len(source.strip()) > SOURCE_LENGTH:
+        raise InvalidInput(f"--source must be 1 to {SOURCE_LENGTH} characters")
     chosen: Format | None = "cookrcp01" if fmt == "cookrcp01" else "simple" if fmt == "simple" else None
-    parsed = parse_file(file, chosen, source=source)
+    parsed = parse_file(file, chosen, source=source.strip())
     _render_report(_import(parsed, dry_run, json), str(file), json)
 
 

@@ -25,6 +25,7 @@ from f2f_cli.recipes.parse import nfc, parse_ingredient_lines
 Format = Literal["cookrcp01", "simple"]
 FORMATS: tuple[Format, ...] = ("cookrcp01", "simple")
 SOURCE_ID_LENGTH = 64
+SOURCE_LENGTH = 32
 SOURCE_COOKRCP01 = "cookrcp01"
 SOURCE_SIMPLE = "simple"
 
@@ -118,6 +119,8 @@ def build_record(
     kcal: object = None,
 ) -> RecipeRecord:
     """One recipe from raw fields, with ingredients parsed; raises ``_RowError`` with the reason."""
+    if not source or len(source) > SOURCE_LENGTH:
+        raise _RowError(f"source must be 1 to {SOURCE_LENGTH} characters")
     sid = _text(source_id)
     if not sid:
         raise _RowError("missing id")

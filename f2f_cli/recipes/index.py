@@ -35,6 +35,7 @@ from f2f_cli.recipes.identity import dish_key
 from f2f_cli.recipes.normalize import canonical_name
 
 SNAPSHOT_MAGIC = b"F2FRIDX1"
+TIE = 1e-9  # coverage and IDF mass are compared to nine decimals
 SNAPSHOT_FORMAT = 1
 
 IntArray = npt.NDArray[np.int64]
@@ -158,10 +159,10 @@ class RecipeIndex:
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return Recommendations((), considered, tuple(known), tuple(unknown))
-        score = np.round(covered[candidates] / self.core_weight[candidates], 9)
+        score = covered[candidates] / self.core_weight[candidates]
         # One sortable key: the group (missing count) dominates, coverage orders inside it.
         key = missing[candidates] * 2.0 + (1.0 - score)
-        rows, scores = self._top_dishes(candidates, key, score, matched, np.round(covered, 9), limit)
+        rows, scores = self._top_dishes(candidates, key, score, matched, covered, limit)
         chosen = set(cols)
         items = []
         for row, row_score in zip(rows.tolist(), scores.tolist(), strict=True):
@@ -194,11 +195,14 @@ class RecipeIndex:
         while True:
             if candidates.size > window:
                 kth = np.partition(key, window - 1)[window - 1]
-                keep = np.flatnonzero(key <= kth)
+                # Scores equal to nine decimals tie: keep those a float bit above the last place too.
+                keep = np.flatnonzero(key <= kth + TIE)
             else:
                 keep = np.arange(candidates.size)
             rows = candidates[keep]
-            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -mass[rows], key[keep]))
+            # Rounded only inside the window, so a query never rounds the whole catalog.
+            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -np.round(mass[rows], 9),
+                                np.round(key[keep], 9)))
             _, first = np.unique(self.dish_codes[rows[order]], return_index=True)
             picked = order[np.sort(first)[:limit]]
             if picked.size >= limit or keep.size == candidates.size:

@@ -113,7 +113,7 @@ def _glued(key: str) -> str | None:
                 return whole
     # The longest known tail of at least two letters: "김치주머니소새우" → 새우.
     for start in range(1, len(key) - 1):
-        found = _resolve(key[start:]) or _resolve(_strip_prep(key[start:]))
+        found = _resolve(key[start:])
         if found is not None:
             return found
     return None

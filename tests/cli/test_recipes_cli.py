@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,22 @@ def test_dedupe_dry_run_asks_and_json(run, sqlite_url: str) -> None:  # type: ig
     assert done["removed"] == copies and not done["dry_run"]
     assert json.loads(run("recipes", "list", "--json").stdout)["total"] == copies
     assert json.loads(run("recipes", "dedupe", "--json").stdout)["removed"] == 0
+
+
+def test_readme_simple_format_example_imports(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = re.findall(r"```json\n(.*?)```", readme.split("## Recipes", 1)[1], flags=re.S)[0]
+    path = tmp_path / "example.json"
+    path.write_text(example, encoding="utf-8")
+    report = json.loads(run("recipes", "import", str(path), "--format", "simple", "--json").stdout)
+    assert (report["inserted"], report["skipped"]) == (1, [])
+    recipe_id = json.loads(run("recipes", "list", "--json").stdout)["items"][0]["id"]
+    detail = json.loads(run("recipes", "show", str(recipe_id), "--json").stdout)
+    assert [(i["ingredient"], i["role"]) for i in detail["ingredients"]] == [
+        ("연두부", "main"), ("새우", "main"), ("달걀", "main"), ("시금치", "garnish")]
+    assert detail["kcal"] == 220 and detail["category"] == "반찬" and len(detail["steps"]) == 2
+    long_source = run("recipes", "import", str(path), "--source", "x" * 33)
+    assert long_source.exit_code == 2 and "--source" in long_source.stderr
 
 
 def test_recipe_text_is_printed_literally(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
