@@ -17,6 +17,7 @@ from sqlalchemy import Column, ColumnElement, and_, bindparam, delete, func, ins
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from f2f_cli.clock import utcnow
 from f2f_cli.db.schema import (
     CANONICAL_NAME_LENGTH,
     ingredient_aliases,
@@ -31,7 +32,6 @@ from f2f_cli.recipes import vocab
 from f2f_cli.recipes.formats import ParsedFile, RecipeRecord, Skipped
 from f2f_cli.recipes.identity import fingerprint
 from f2f_cli.recipes.normalize import alias_table, canonical_name, info
-from f2f_cli.sessions.model import utcnow
 
 BATCH = 200
 Progress = Callable[[int, int], None]
