@@ -36,7 +36,7 @@ from f2f_cli.recipes.normalize import canonical_name
 
 SNAPSHOT_MAGIC = b"F2FRIDX1"
 TIE = 1e-9  # coverage and IDF mass are compared to nine decimals
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: dish codes stored, so a pod loading it does not re-read every title
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -90,13 +90,14 @@ class RecipeIndex:
     ingredient_staple: list[bool]
     aliases: dict[str, str]
     matrix: sparse.csr_matrix
+    # Rows with the same dish key share a code; computed from the titles unless a snapshot brings them.
+    dish_codes: IntArray | None = None
     idf: FloatArray = field(init=False)
     doc_freq: IntArray = field(init=False)
     core_count: IntArray = field(init=False)
     core_weight: FloatArray = field(init=False)
     column: dict[str, int] = field(init=False)
     by_column: sparse.csc_matrix = field(init=False)
-    dish_codes: IntArray = field(init=False)
 
     def __post_init__(self) -> None:
         # Column slices of a CSC copy touch only the fridge's ingredients, not the whole catalog.
@@ -107,10 +108,16 @@ class RecipeIndex:
         self.core_count = np.asarray(self.matrix.getnnz(axis=1), dtype=np.int64)
         self.core_weight = np.asarray(self.matrix @ self.idf, dtype=np.float64)
         self.column = {name: i for i, name in enumerate(self.ingredient_names)}
-        # Rows with the same dish key are one dish: a list shows the best-ranked of them only.
-        codes: dict[str, int] = {}
-        self.dish_codes = np.fromiter((codes.setdefault(dish_key(t), len(codes)) for t in self.titles),
-                                      dtype=np.int64, count=len(self.titles))
+        if self.dish_codes is None:
+            # Rows with the same dish key are one dish: a list shows the best-ranked of them only.
+            codes: dict[str, int] = {}
+            self.dish_codes = np.fromiter((codes.setdefault(dish_key(t), len(codes)) for t in self.titles),
+                                          dtype=np.int64, count=len(self.titles))
+
+    @property
+    def dishes(self) -> IntArray:
+        assert self.dish_codes is not None  # set by __post_init__
+        return self.dish_codes
 
     @property
     def size(self) -> int:
@@ -203,7 +210,7 @@ class RecipeIndex:
             # Rounded only inside the window, so a query never rounds the whole catalog.
             order = np.lexsort((self.recipe_ids[rows], -matched[rows], -np.round(mass[rows], 9),
                                 np.round(key[keep], 9)))
-            _, first = np.unique(self.dish_codes[rows[order]], return_index=True)
+            _, first = np.unique(self.dishes[rows[order]], return_index=True)
             picked = order[np.sort(first)[:limit]]
             if picked.size >= limit or keep.size == candidates.size:
                 return rows[picked], score[keep][picked]
@@ -227,6 +234,7 @@ class RecipeIndex:
             arrays,
             recipe_ids=self.recipe_ids,
             category_codes=self.category_codes,
+            dish_codes=self.dishes,
             indptr=self.matrix.indptr.astype(np.int64),
             indices=self.matrix.indices.astype(np.int32),
             shape=np.asarray(self.matrix.shape, dtype=np.int64),
@@ -252,15 +260,16 @@ class RecipeIndex:
                 )
                 recipe_ids = npz["recipe_ids"].astype(np.int64)
                 codes = npz["category_codes"].astype(np.int32)
+                dishes = npz["dish_codes"].astype(np.int64)
         except (msgspec.DecodeError, ValueError, KeyError, OSError) as exc:
             raise SnapshotError(f"corrupt recipe index snapshot: {exc}") from None
-        if len(meta.titles) != shape[0] or len(meta.ingredient_names) != shape[1]:
+        if len(meta.titles) != shape[0] or len(meta.ingredient_names) != shape[1] or len(dishes) != shape[0]:
             raise SnapshotError("corrupt recipe index snapshot: sizes do not agree")
         return cls(
             stamp=meta.stamp, recipe_ids=recipe_ids, titles=meta.titles, category_names=meta.categories,
             category_codes=codes, ingredient_names=meta.ingredient_names,
             ingredient_categories=meta.ingredient_categories, ingredient_staple=meta.ingredient_staple,
-            aliases=meta.aliases, matrix=matrix,
+            aliases=meta.aliases, matrix=matrix, dish_codes=dishes,
         )
 
 

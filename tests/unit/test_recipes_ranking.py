@@ -45,3 +45,11 @@ def test_ready_recipes_using_more_of_the_fridge_come_first() -> None:
     assert got[:3] == [2, 3, 1] and set(got[3:]) == {4, 5}
     # The full scan ranks the same way (its rows equal the dishes here).
     assert ReferenceScanner(index).recommend(fridge, limit=10) == got
+
+
+def test_snapshot_keeps_the_dishes() -> None:
+    index = index_of([(1, "두부조림", ["두부", "대파"]), (2, "두부 조림", ["두부", "대파"]),
+                      (3, "두부국", ["두부", "무"])])
+    loaded = RecipeIndex.from_bytes(index.to_bytes())
+    assert loaded.dishes.tolist() == index.dishes.tolist() == [0, 0, 1]
+    assert [r.recipe_id for r in loaded.recommend(["두부", "대파"]).items] == [1, 3]
