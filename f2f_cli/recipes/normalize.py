@@ -126,6 +126,8 @@ def canonical_name(name: str) -> str:
     text = _PARENS.sub(" ", text)
     words = [w for w in _SPACES.split(_JUNK.sub(" ", text)) if w]
     kept = [w for w in words if w not in vocab.PREP_WORDS] or words
+    if all(w in vocab.COLOUR_WORDS for w in kept):
+        return ""
     key = "".join(kept)
     stripped = _strip_prep(key)
     found = _resolve(key) or _resolve(stripped)
