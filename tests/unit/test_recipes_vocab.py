@@ -68,3 +68,12 @@ def test_vocabulary_tables_are_consistent() -> None:
     for canonical, spellings in COMMON_SYNONYMS.items():
         assert any(canonical_name(s) == canonical for s in spellings), canonical
     assert all(canonical_name(n) == n for n in NOISE_POOL)
+
+
+def test_list_fragments_are_not_ingredients() -> None:
+    lines = ["파프리카(빨강, 노랑 각 10g)", "청홍고추 각각 15g노란 파프리카 30g", "흰색) 각 25g씩"]
+    items = parse_ingredient_lines(lines)
+    assert [(canonical_name(i.name), i.amount) for i in items] == [
+        ("파프리카", ""), ("", "10g"), ("고추", "15g"), ("파프리카", "30g"), ("", "25g씩")]
+    # An empty canonical name is how build_record knows to drop the item.
+    assert canonical_name("노란색") == canonical_name("빨강") == ""
