@@ -110,7 +110,7 @@ def _render_report(report: ImportReport, what: str, json: bool) -> None:
 @app.command("seed")
 @cli_errors
 def seed(dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
-    """Load the built-in Korean catalog (about 1,000 recipes). Safe to run again: unchanged recipes are left alone.
+    """Load the built-in Korean catalog (987 recipes). Safe to run again: unchanged recipes are left alone.
 
     Recipes already imported from the public COOKRCP01 data are recognised and updated, not added twice.
     """
@@ -131,9 +131,11 @@ def import_(
 ) -> None:
     """Import recipes; the same recipe is updated, never added twice. A malformed file changes nothing.
 
-    A row is the same recipe when its (source, id) is already in the catalog, or when its title and
-    ingredient set match a stored recipe (e.g. the built-in catalog, which comes from COOKRCP01);
-    the report lists the rows merged that way. Simple-format fields are described in the README.
+    A row is the same recipe when its (source, id) is in the catalog, or its title and ingredient set match one.
+
+    So the public COOKRCP01 data updates the built-in catalog it came from; the report lists the rows merged.
+
+    The simple format's fields are described in the README. Example: f2f recipes import recipes.json --dry-run
     """
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
@@ -251,10 +253,9 @@ def ingredients_(
 def dedupe_(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
     """Remove copies of a recipe (same title and ingredient set) from a catalog that already holds them.
 
-    The oldest row of each group stays; the ids of removed copies point to it, so importing them
-    again updates it. Shows the groups and asks first (--yes to skip). Example:
+    The oldest row of each group stays; the ids of removed copies then name it, so importing them updates it.
 
-      f2f recipes dedupe --dry-run
+    Shows the groups and asks first (--yes to skip). Example: f2f recipes dedupe --dry-run
     """
     preview = _run(lambda engine: dedupe(engine, dry_run=True))
     if dry_run or not preview.removed:
