@@ -8,12 +8,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-import click
 import msgspec
 import typer
 from rich.console import Console
 
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, F2FError
+from f2f_cli.errors import EXIT_USAGE, F2FError
 from f2f_cli.settings import Settings, get_settings
 
 P = ParamSpec("P")
@@ -51,18 +50,6 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail("interrupted", 130) from None
 
     return wrapper
-
-
-def confirm_or_abort(yes: bool, question: str) -> None:
-    """Ask before a destructive step (skipped with --yes); no, Ctrl-D or no terminal answer aborts with exit 1."""
-    if yes:
-        return
-    try:
-        ok = typer.confirm(question, default=False, err=True)  # stderr: --json output stays clean
-    except click.Abort:
-        ok = False
-    if not ok:
-        raise fail("aborted, nothing changed (use --yes to skip the question)", EXIT_FAILURE)
 
 
 def configure_cli_logging() -> None:

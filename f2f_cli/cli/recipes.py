@@ -19,14 +19,14 @@ from f2f_cli.cli.common import (
     JSON_HELP,
     YES_HELP,
     cli_errors,
-    confirm_or_abort,
+    fail,
     load_settings,
     print_json,
     stderr,
     stdout,
 )
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.errors import InvalidInput
+from f2f_cli.errors import EXIT_FAILURE, InvalidInput
 from f2f_cli.recipes.builtin import builtin_catalog
 from f2f_cli.recipes.catalog import DedupeReport, ImportReport, dedupe, import_parsed
 from f2f_cli.recipes.formats import FORMATS, SOURCE_LENGTH, SOURCE_SIMPLE, Format, ParsedFile, parse_file
@@ -49,6 +49,21 @@ app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask before a destructive step; no (or no terminal to answer) exits 1 with nothing changed.
+
+    The same as ``sessions._confirm``; the CLI branch moves one copy into ``common`` (use it once merged).
+    """
+    if yes:
+        return
+    try:
+        ok = typer.confirm(question, default=False, err=True)  # stderr: --json output stays clean
+    except typer.Abort:
+        ok = False
+    if not ok:
+        raise fail("aborted, nothing changed (use --yes to skip the question)", EXIT_FAILURE)
 
 
 def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -268,7 +283,7 @@ def dedupe_(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = Fal
         return
     if not json:
         _render_dedupe(preview)
-    confirm_or_abort(yes, f"Remove {preview.removed} copies from the recipe catalog?")
+    _confirm(yes, f"Remove {preview.removed} copies from the recipe catalog?")
     result = _run(lambda engine: dedupe(engine))
     if json:
         print_json(result)

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import click
 import msgspec
 import typer
 from rich.table import Table
@@ -19,7 +20,6 @@ from f2f_cli.cli.common import (
     JSON_HELP,
     YES_HELP,
     cli_errors,
-    confirm_or_abort,
     fail,
     load_settings,
     print_json,
@@ -79,6 +79,17 @@ def _run(work: Callable[[OpsContext], Awaitable[T]]) -> T:
             return await work(ctx)
 
     return asyncio.run(go())
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    try:
+        ok = typer.confirm(question, default=False)
+    except click.Abort:
+        ok = False
+    if not ok:
+        raise fail("aborted, nothing changed (use --yes to skip the question)", EXIT_FAILURE)
 
 
 def _when(value: datetime | None) -> str:
@@ -216,7 +227,7 @@ def _render_inspection(result: Inspection) -> None:
 def _end(session_id: str, action: Action, dry_run: bool, yes: bool, json: bool) -> None:
     check_session_id(session_id)
     if not dry_run:
-        confirm_or_abort(yes, f"{action.capitalize()} session {session_id} in every store of the current phase?")
+        _confirm(yes, f"{action.capitalize()} session {session_id} in every store of the current phase?")
     result: EndResult = _run(lambda ctx: end_session(ctx, session_id, action, dry_run=dry_run))
     if json:
         print_json(result)
@@ -261,7 +272,7 @@ def purge(
     """
     age = parse_duration(older_than, what="--older-than")
     if not dry_run:
-        confirm_or_abort(yes, f"Delete SQL sessions that expired more than {older_than} ago?")
+        _confirm(yes, f"Delete SQL sessions that expired more than {older_than} ago?")
     with progress("purging expired sessions", enabled=not json and not dry_run) as report:
         result = _run(lambda ctx: purge_expired(ctx.engine, older_than=age, batch_size=batch_size, dry_run=dry_run,
                                                 wait=wait, progress=report))
