@@ -95,7 +95,7 @@ async def test_a_copy_inside_one_file_is_merged(engine: AsyncEngine) -> None:
 
 
 async def make_copies(engine: AsyncEngine, source: str) -> int:
-    """Copy every recipe under ``source`` as the importer before migration 0003 did (no fingerprint)."""
+    """Copy every recipe under ``source`` as the importer before migration 0005_recipe_identity did (no fingerprint)."""
     async with engine.begin() as conn:
         originals = (await conn.execute(select(recipes))).mappings().all()
         for row in originals:
@@ -146,7 +146,7 @@ async def test_unused_names_leave_the_ingredient_list(engine: AsyncEngine) -> No
     assert "두부강된장참기름" not in names and {"두부", "소금", "참기름"} <= names
 
 
-def test_migration_0003_up_and_down(sql_url: str) -> None:
+def test_migration_recipe_identity_up_and_down(sql_url: str) -> None:
     sync = create_sync_engine_for(sql_url)
     try:
         schema.downgrade(sql_url, "0002")
