@@ -5,6 +5,13 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
+# ---- requirements: the dependency list alone, so editing any other part of pyproject.toml keeps
+# the cached dependency layer below ------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS requirements
+COPY pyproject.toml /src/
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /requirements.txt
+
 # ---- build: f2f and its dependencies in a virtualenv, trimmed to what a server runs --------------
 FROM ${PYTHON_IMAGE} AS build
 
@@ -23,7 +30,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# The dependencies first, from pyproject.toml alone, so this layer survives code changes; trimmed to
+# The dependencies first, from their list alone, so this layer survives code changes; trimmed to
 # what a server runs. Out go the test suites numpy and scipy ship (about 50 MB) and the debug sections
 # some wheels leave in their extension modules (uvloop, sqlalchemy, PyYAML, greenlet, httptools,
 # hiredis: about 25 MB); each stripped module is imported once to prove it still loads. The root
@@ -31,10 +38,8 @@ WORKDIR /src
 # recompile (about +1 s per process): bytecode is written here for every package except numpy and
 # scipy, and for those two only for what f2f imports (f2f_cli/recipes/index.py: numpy, scipy.sparse);
 # the rest of scipy (about 35 MB of bytecode) is never loaded.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && /opt/venv/bin/pip install -r /tmp/requirements.txt \
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
     && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
     && find /opt/venv/lib -name '*.so' -not -path '*.libs/*' -exec sh -c \
            'case "$(readelf -S "$1")" in *.debug_info*) strip --strip-debug "$1" && echo "$1" ;; esac' sh {} \; \
