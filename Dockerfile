@@ -37,7 +37,7 @@ WORKDIR /src
 # filesystem is read-only at run time, so Python cannot cache bytecode then and every start would
 # recompile (about +1 s per process): bytecode is written here for every package except numpy and
 # scipy, and for those two only for what f2f imports (f2f_cli/recipes/index.py: numpy, scipy.sparse);
-# the rest of scipy (about 35 MB of bytecode) is never loaded.
+# the rest of numpy and scipy (about 15 MB of bytecode) is never loaded.
 COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
     && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
