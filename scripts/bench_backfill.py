@@ -50,7 +50,7 @@ CHILD = r"""
 import asyncio, json, resource, sys, time
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.migration.backfill import backfill
-from f2f_cli.sessions.redis import RedisSessionStore
+from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.settings import Settings
 
 async def main():

@@ -25,11 +25,11 @@ import time
 
 from sqlalchemy import delete
 
+from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.db.schema import fridge_sessions
-from f2f_cli.sessions.backup_worker import BackupWorker, WorkerOptions, backup_lag
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_client import scan_keys
+from f2f_cli.redis.client import scan_keys
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:

@@ -27,10 +27,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.db import migrate as schema
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Phase
 from f2f_cli.settings import Settings
 from tests.redis_servers import data_node
 from tests.servers import f2f_server

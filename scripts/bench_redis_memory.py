@@ -16,8 +16,8 @@ import secrets
 import sys
 from datetime import datetime
 
-from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 
 INGREDIENTS = ["계란", "대파", "두부", "김치", "양파", "마늘", "돼지고기", "감자", "애호박", "고추장"]
 

@@ -29,8 +29,8 @@ PORT = 7520
 
 
 async def _dual(url: str) -> None:
+    from f2f_cli.control.phase import Phase, set_phase
     from f2f_cli.db.engine import create_engine_for
-    from f2f_cli.sessions.phase import Phase, set_phase
     from f2f_cli.settings import Settings
 
     engine = create_engine_for(Settings.from_env({"F2F_DATABASE_URL": url}, env_file=None))

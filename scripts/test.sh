@@ -30,7 +30,10 @@ if ! command -v podman >/dev/null 2>&1 && [ -f "$image_tool" ] && [ "$(id -u)" -
 fi
 
 echo "== ruff"
-.venv/bin/ruff check f2f_cli tests scripts
+.venv/bin/ruff check f2f_cli migrations tests scripts
+echo "== import-linter (layer rules, docs/ARCHITECTURE.md)"
+# Quiet when every contract holds; the full report when one breaks.
+out=$(.venv/bin/lint-imports --no-cache 2>&1) || { echo "$out"; exit 1; }
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"

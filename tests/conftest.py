@@ -26,6 +26,33 @@ REDIS_TEST_URL = os.environ.get("F2F_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 RUN_ID = secrets.token_hex(4)
 
 
+# Fixtures that reach a PostgreSQL or Redis server; a test that uses one (directly or through another fixture)
+# is marked ``services`` automatically, so ``pytest -m "not services"`` runs with no server at all.
+SERVICE_FIXTURES = frozenset({
+    "pg_database_url", "pg_url", "empty_pg_url", "redis_url", "redis_prefix",
+    "redis_cluster", "redis_sentinel", "redis_mode_url",
+})
+SERVICE_MARKERS = ("postgres", "redis", "chaos", "services")
+SERVER_BACKENDS = ("postgres", "redis", "dual")
+
+
+def _needs_services(item: pytest.Item) -> bool:
+    if any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
+        return True
+    if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    # Parametrised fixtures (sql_url, the contract suite's store) pick their backend at run time: a backend
+    # named after a server needs it, SQLite and the in-memory store do not.
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(isinstance(v, str) and v.startswith(SERVER_BACKENDS) for v in params.values())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _needs_services(item):
+            item.add_marker(pytest.mark.services)
+
+
 def _pg_url_for(dbname: str) -> str:
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     return f"{base}/{dbname}"

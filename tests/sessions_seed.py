@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from f2f_cli.sessions.model import utcnow
-from f2f_cli.sessions.ops.context import OpsContext, open_context
-from f2f_cli.sessions.sql import SqlSessionStore
+from f2f_cli.clock import utcnow
+from f2f_cli.ops.context import OpsContext, open_context
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 
 

@@ -36,13 +36,13 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_mp
 
-from f2f_cli.sessions.breaker import BreakerState
-from f2f_cli.sessions.phase import Phase
+from f2f_cli.control.phase import Phase
+from f2f_cli.stores.breaker import BreakerState
 
 if TYPE_CHECKING:
     from f2f_cli.api.services import Services
+    from f2f_cli.control.runtime import PhaseRuntime
     from f2f_cli.recipes.index import RecipeIndex
-    from f2f_cli.sessions.runtime import PhaseRuntime
 
 log = logging.getLogger("f2f.metrics")
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from f2f_cli.errors import F2FError
-from f2f_cli.sessions.breaker import CircuitBreaker
 from f2f_cli.settings import Settings
+from f2f_cli.stores.breaker import CircuitBreaker
 
 log = logging.getLogger("f2f.ratelimit")
 
@@ -164,7 +164,7 @@ def session_creation_limit(settings: Settings) -> SessionCreationLimit | None:
         return None
     limiter: Limiter = MemoryBucket(per_minute)
     if settings.redis_url is not None:
-        from f2f_cli.sessions.redis_client import create_redis
+        from f2f_cli.redis.client import create_redis
 
         limiter = RedisBucket(create_redis(settings), settings.redis_key_prefix, per_minute)
     return SessionCreationLimit(limiter, per_minute)

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import msgspec
 
+from f2f_cli.domain.model import Session
 from f2f_cli.recipes.autocomplete import Suggestion
 from f2f_cli.recipes.index import Recommendation, Recommendations
-from f2f_cli.sessions.model import Session
 
 
 class ErrorOut(msgspec.Struct):

@@ -7,27 +7,28 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
+from f2f_cli.backup.worker import BackupLag, backup_lag
+from f2f_cli.control.phase import new_instance_id
+from f2f_cli.control.runtime import PhaseRuntime, RedisStoreFactory
+from f2f_cli.control.specs import spec_of
 from f2f_cli.db.engine import create_engine_for
+from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError
 from f2f_cli.recipes.recommender import IndexLoaded, Recommender
-from f2f_cli.sessions.backup_worker import BackupLag, backup_lag
-from f2f_cli.sessions.phase import Phase, new_instance_id
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.runtime import PhaseRuntime, RedisStoreFactory
-from f2f_cli.sessions.sql import SqlSessionStore
-from f2f_cli.sessions.store import SessionStore
-from f2f_cli.sessions.timed import StoreObserver, TimedStore
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
+from f2f_cli.stores.timed import StoreObserver, TimedStore
 
 if TYPE_CHECKING:
-    from f2f_cli.sessions.redis_client import RedisClient
+    from f2f_cli.redis.client import RedisClient
 
 
 def redis_store_factory(settings: Settings) -> RedisStoreFactory | None:
     """How to build the Redis store for this process, or None without F2F_REDIS_URL."""
     if settings.redis_url is None:
         return None
-    from f2f_cli.sessions.redis_factory import make_redis_store
+    from f2f_cli.stores.redis_factory import make_redis_store
 
     def make(backup: bool) -> SessionStore:
         return make_redis_store(settings, backup_stream=backup)
@@ -43,7 +44,7 @@ def _recipe_redis(settings: Settings) -> RedisClient | None:
     """A client for the recommender's index snapshot, or None without F2F_REDIS_URL."""
     if settings.redis_url is None:
         return None
-    from f2f_cli.sessions.redis_client import create_redis
+    from f2f_cli.redis.client import create_redis
 
     return create_redis(settings, command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
 
@@ -106,7 +107,7 @@ class Services:
 
     async def backup_lag(self) -> BackupLag:
         """The backup stream's backlog in the phases that have one; nothing pending otherwise."""
-        if self.runtime.phase not in (Phase.REDIS, Phase.CUTOVER):
+        if not spec_of(self.runtime.phase).backup_stream:
             return BackupLag(pending=0, undelivered=0, oldest_age_ms=None, streams=0)
         store = self.runtime.backup_store()
         assert isinstance(store, RedisSessionStore)
@@ -115,10 +116,10 @@ class Services:
     async def readiness(self) -> dict[str, str]:
         """Check exactly the stores the current phase needs: 'ok' or the reason, per store."""
         checks: dict[str, str] = {}
-        current = self.runtime.phase
-        if current.needs_sql:
+        spec = spec_of(self.runtime.phase)
+        if spec.needs_sql:
             checks["sql"] = await _check(self.sql_store)
-        if current is Phase.REDIS:
+        if spec.needs_redis:
             checks["redis"] = await _check(self.runtime.backup_store())
         return checks
 

@@ -172,9 +172,9 @@ def dedicated_database(settings: Settings, workdir: Path) -> Iterator[str]:
 
 
 def _prepare_database(url: str, phase: str) -> None:
+    from f2f_cli.control.phase import Phase, set_phase
     from f2f_cli.db import migrate as schema
     from f2f_cli.db.engine import create_engine_for
-    from f2f_cli.sessions.phase import Phase, set_phase
 
     schema.upgrade(url)
     if phase == Phase.POSTGRES.value:

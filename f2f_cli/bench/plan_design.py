@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from f2f_cli.sessions.ids import new_session_id
-from f2f_cli.sessions.model import utcnow
-from f2f_cli.sessions.redis_client import RedisClient
+from f2f_cli.clock import utcnow
+from f2f_cli.domain.ids import new_session_id
+from f2f_cli.redis.client import RedisClient
 
 
 class PlanJsonSessions:

@@ -40,17 +40,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.plan_design import PlanJsonSessions, lost_concurrent_adds
 from f2f_cli.bench.stats import LatencyStats, ratio, summarize
+from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.schema import fridge_sessions
+from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import ConfigError, F2FError, SchemaNotReady
-from f2f_cli.sessions.breaker import CircuitBreaker
-from f2f_cli.sessions.dual import DualSessionStore
-from f2f_cli.sessions.model import utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_client import RedisClient, create_redis, scan_keys
-from f2f_cli.sessions.sql import SqlSessionStore
-from f2f_cli.sessions.store import SessionStore
+from f2f_cli.redis.client import RedisClient, create_redis, scan_keys
 from f2f_cli.settings import Settings
+from f2f_cli.stores.breaker import CircuitBreaker
+from f2f_cli.stores.dual import DualSessionStore
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 
 STORES = ("sql", "redis", "dual")
 OPS = ("create", "get", "add", "remove")

@@ -24,12 +24,12 @@ from f2f_cli.cli.common import (
     stdout,
 )
 from f2f_cli.cli.progress import CliProgress
+from f2f_cli.control.phase import Phase
+from f2f_cli.control.repair import repair_pass
 from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.repair import repair_pass
 from f2f_cli.settings import Settings, mask_url
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -130,8 +130,8 @@ def register(app: typer.Typer) -> None:
 
         async def gather() -> Status:
             from f2f_cli.db.engine import create_engine_for
-            from f2f_cli.sessions.redis import RedisSessionStore
-            from f2f_cli.sessions.sql import SqlSessionStore
+            from f2f_cli.stores.redis import RedisSessionStore
+            from f2f_cli.stores.sql import SqlSessionStore
 
             engine = create_engine_for(settings)
             redis = RedisSessionStore.from_settings(settings) if settings.redis_url else None

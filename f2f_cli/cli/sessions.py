@@ -27,20 +27,21 @@ from f2f_cli.cli.common import (
     stdout,
 )
 from f2f_cli.cli.progress import progress
+from f2f_cli.clock import utcnow
+from f2f_cli.control.specs import spec_of
+from f2f_cli.domain.ids import check_session_id
+from f2f_cli.domain.model import normalize_ingredient
 from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
-from f2f_cli.sessions.ids import check_session_id
-from f2f_cli.sessions.model import normalize_ingredient, utcnow
-from f2f_cli.sessions.ops.context import OpsContext, open_context
-from f2f_cli.sessions.ops.durations import format_duration, parse_duration
-from f2f_cli.sessions.ops.end import Action, EndResult, end_session
-from f2f_cli.sessions.ops.inspect import Inspection, inspect_session
-from f2f_cli.sessions.ops.listing import ListFilter, SessionRow, list_sql, list_store
-from f2f_cli.sessions.ops.purge import DEFAULT_BATCH, purge_expired
-from f2f_cli.sessions.ops.redis_stats import RedisStats, redis_stats
-from f2f_cli.sessions.ops.restore import restore_redis
-from f2f_cli.sessions.ops.stats import SqlStats, sql_stats
-from f2f_cli.sessions.ops.transfer import export_sessions, import_sessions
-from f2f_cli.sessions.phase import Phase
+from f2f_cli.ops.context import OpsContext, open_context
+from f2f_cli.ops.durations import format_duration, parse_duration
+from f2f_cli.ops.end import Action, EndResult, end_session
+from f2f_cli.ops.inspect import Inspection, inspect_session
+from f2f_cli.ops.listing import ListFilter, SessionRow, list_sql, list_store
+from f2f_cli.ops.purge import DEFAULT_BATCH, purge_expired
+from f2f_cli.ops.redis_stats import RedisStats, redis_stats
+from f2f_cli.ops.restore import restore_redis
+from f2f_cli.ops.stats import SqlStats, sql_stats
+from f2f_cli.ops.transfer import export_sessions, import_sessions
 
 T = TypeVar("T")
 
@@ -312,7 +313,7 @@ def stats(
         redis = None
         if ctx.redis_configured:
             redis = await redis_stats(ctx.redis(), top=top, sample=sample or None, memory_sample=memory_sample,
-                                      with_backup=phase in (Phase.REDIS, Phase.CUTOVER))
+                                      with_backup=spec_of(phase).backup_stream)
         return phase.value, sql, redis
 
     phase, sql, redis = _run(work)

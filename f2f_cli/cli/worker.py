@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from f2f_cli.backup.worker import WorkerOptions, read_lag, run_worker
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stdout
 from f2f_cli.errors import ConfigError
-from f2f_cli.sessions.backup_worker import WorkerOptions, read_lag, run_worker
 
 
 @cli_errors

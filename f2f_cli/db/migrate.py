@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from f2f_cli.db.engine import create_sync_engine_for
 from f2f_cli.errors import StoreUnavailable
 from f2f_cli.settings import mask_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+def migrations_dir() -> Path:
+    """Where Alembic's environment is: the top-level ``migrations/`` shipped as ``f2f_cli.migrations``.
+
+    Resolved through the import system, so a wheel, an editable install and a
+    source checkout all find the same files.
+    """
+    package = importlib.import_module("f2f_cli.migrations")
+    return Path(package.__file__ or "").resolve().parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,7 @@ class SchemaState:
 
 def _config(database_url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     # '%' is Alembic's interpolation character; passwords may contain it.
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.clock import utcnow
 from f2f_cli.migration import checkpoint as checkpoints
 from f2f_cli.migration.progress import Progress, SilentProgress
-from f2f_cli.sessions.copying import copy_to_redis, count_unexpired
-from f2f_cli.sessions.model import utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
+from f2f_cli.stores.copying import copy_to_redis, count_unexpired
+from f2f_cli.stores.redis import RedisSessionStore
 
 CHECKPOINT = "backfill"
 

@@ -9,9 +9,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.clock import utcnow
+from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_checkpoints
-from f2f_cli.sessions.model import utcnow
-from f2f_cli.sessions.sql import translate_db_errors
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.db import migrate as schema
+from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_repair_queue
 from f2f_cli.errors import F2FError
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_client import for_each_primary
-from f2f_cli.sessions.sql import translate_db_errors
+from f2f_cli.redis.client import for_each_primary
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 
 # Policies that may evict a key that has no TTL: never acceptable for f2f's data.
 EVICTS_PERSISTENT_KEYS = {"allkeys-lru", "allkeys-lfu", "allkeys-random"}

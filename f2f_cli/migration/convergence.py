@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Instance
 from f2f_cli.errors import PreconditionFailed
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Instance
 
 
 def live_window(poll_seconds: float) -> timedelta:

@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.clock import utcnow
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
+from f2f_cli.control.repair import repair_pass
 from f2f_cli.db.engine import create_engine_for
+from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_control, f2f_phase_history, f2f_repair_queue
 from f2f_cli.db.schema import fridge_sessions as sessions_t
+from f2f_cli.domain.model import Session
 from f2f_cli.errors import F2FError, PreconditionFailed
 from f2f_cli.migration import checks
 from f2f_cli.migration.backfill import BackfillReport, backfill
@@ -28,14 +34,10 @@ from f2f_cli.migration.convergence import live_window, wait_for_epoch
 from f2f_cli.migration.progress import Progress, SilentProgress
 from f2f_cli.migration.status import backup_backlog
 from f2f_cli.migration.verify import VerifyReport, repair, verify
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.copying import count_unexpired
-from f2f_cli.sessions.model import Session, utcnow
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.repair import repair_pass
-from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
 from f2f_cli.settings import Settings
+from f2f_cli.stores.copying import count_unexpired
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 
 
 @dataclass(slots=True)

@@ -8,14 +8,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backup.worker import backup_lag
+from f2f_cli.clock import utcnow
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Control, Instance
+from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_instances, f2f_phase_history
 from f2f_cli.errors import F2FError
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.backup_worker import backup_lag
-from f2f_cli.sessions.model import utcnow
-from f2f_cli.sessions.phase import Control, Instance
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.clock import utcnow
+from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import fridge_sessions as sessions_t
+from f2f_cli.domain.model import Session
 from f2f_cli.migration.progress import Progress, SilentProgress
-from f2f_cli.sessions.copying import count_unexpired, for_each_copy_batch
-from f2f_cli.sessions.model import Session, utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_client import scan_keys
-from f2f_cli.sessions.redis_codec import datetime_to_ms
-from f2f_cli.sessions.sql import SqlSessionStore, translate_db_errors
+from f2f_cli.redis.client import scan_keys
+from f2f_cli.redis.codec import datetime_to_ms
+from f2f_cli.stores.copying import count_unexpired, for_each_copy_batch
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 
 # Candidate differences are re-read for this long before they count (writes in flight land).
 SETTLE_SECONDS = 2.0

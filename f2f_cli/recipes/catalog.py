@@ -16,12 +16,12 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from f2f_cli.clock import utcnow
 from f2f_cli.db.schema import ingredient_aliases, ingredients, recipe_catalog, recipe_ingredients, recipes
 from f2f_cli.errors import SchemaNotReady, StoreUnavailable
 from f2f_cli.recipes import vocab
 from f2f_cli.recipes.formats import ParsedFile, RecipeRecord, Skipped
 from f2f_cli.recipes.normalize import alias_table, info
-from f2f_cli.sessions.model import utcnow
 
 BATCH = 200
 Progress = Callable[[int, int], None]

@@ -26,7 +26,7 @@ from f2f_cli.recipes.index import IngredientRow, RecipeIndex, Recommendations, S
 from f2f_cli.recipes.normalize import CORE_ROLES
 
 if TYPE_CHECKING:
-    from f2f_cli.sessions.redis_client import RedisClient
+    from f2f_cli.redis.client import RedisClient
 
 log = logging.getLogger(__name__)
 

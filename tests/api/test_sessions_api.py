@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from f2f_cli.api.app import create_app
-from f2f_cli.sessions.ids import new_session_id
+from f2f_cli.domain.ids import new_session_id
 from tests.conftest import make_settings
 
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.sql import SqlSessionStore
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import data_node
+from tests.redis_servers import data_node, free_port
 from tests.servers import f2f_server
 
-REDIS_PORT = 7011  # this module's own Redis
+REDIS_PORT = free_port()  # this module's own Redis, picked once per run
 
 pytestmark = pytest.mark.chaos
 

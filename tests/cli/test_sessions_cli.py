@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from f2f_cli.sessions.ids import new_session_id
+from f2f_cli.domain.ids import new_session_id
 from tests.cli.conftest import Invoke
 from tests.sessions_seed import ops, seed
 

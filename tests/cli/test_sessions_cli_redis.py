@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from f2f_cli.sessions.phase import Phase, set_phase
+from f2f_cli.control.phase import Phase, set_phase
 from tests.cli.conftest import Invoke
 from tests.integration.test_sessions_ops_redis import forget_redis
 from tests.sessions_seed import ops, seed

@@ -1,7 +1,7 @@
 """Redis servers this suite owns (3-node Cluster, Sentinel) and Redis store fixtures.
 
-The Cluster and the Sentinel setup start once per run on loopback ports
-7100-7299 and are stopped at the end; the shared Redis on 6379 is used with a
+The Cluster and the Sentinel setup start once per run on free loopback ports
+and are stopped at the end; the shared Redis on 6379 is used with a
 per-test key prefix.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from f2f_cli.sessions.redis import RedisSessionStore
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.redis_servers import RedisClusterServers, SentinelServers, start_cluster, start_sentinel
 

@@ -13,8 +13,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.sessions.sql import SqlSessionStore
-from f2f_cli.sessions.store import SessionStore
+from f2f_cli.domain.store import SessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 
 StoreCM = AbstractAsyncContextManager[SessionStore]
@@ -42,10 +42,10 @@ def postgres_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: in
 @asynccontextmanager
 async def _dual(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
     """SQL (PostgreSQL) as the authority, the shared Redis receiving copies, reads from Redis."""
-    from f2f_cli.sessions import phase
-    from f2f_cli.sessions.breaker import CircuitBreaker
-    from f2f_cli.sessions.dual import DualSessionStore
-    from f2f_cli.sessions.redis import RedisSessionStore
+    from f2f_cli.control import phase
+    from f2f_cli.stores.breaker import CircuitBreaker
+    from f2f_cli.stores.dual import DualSessionStore
+    from f2f_cli.stores.redis import RedisSessionStore
 
     pg = request.getfixturevalue("pg_url")
     settings = make_settings(
@@ -80,7 +80,7 @@ async def _redis(
 ) -> AsyncIterator[SessionStore]:
     """The Redis store alone: the shared Redis, or this suite's own Cluster / Sentinel servers;
     ``backup`` is the store of the redis phase (each write also appends to the backup stream)."""
-    from f2f_cli.sessions.redis import RedisSessionStore
+    from f2f_cli.stores.redis import RedisSessionStore
     from tests.integration.conftest import redis_url_for
 
     settings = make_settings(

@@ -14,14 +14,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from f2f_cli.backup.apply import apply_copies
+from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
+from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for, create_sync_engine_for
 from f2f_cli.db.schema import f2f_instances, fridge_session_ingredients, fridge_sessions
-from f2f_cli.sessions.backup_sql import apply_copies
-from f2f_cli.sessions.backup_worker import BackupWorker, WorkerOptions, backup_lag
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_keys import BACKUP_GROUP
+from f2f_cli.domain.model import Ingredient, Session
+from f2f_cli.redis.keys import BACKUP_GROUP
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.integration.conftest import redis_url_for
 

@@ -10,20 +10,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from f2f_cli.clock import utcnow
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.schema import fridge_sessions
+from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.migration import checkpoint
 from f2f_cli.migration.backfill import CHECKPOINT, backfill
 from f2f_cli.migration.machine import Migrator
 from f2f_cli.migration.verify import verify
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.sql import SqlSessionStore
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
-from tests.redis_servers import data_node
+from tests.redis_servers import data_node, free_port
 
 
 @dataclass
@@ -215,7 +216,7 @@ async def test_to_redis_refuses_without_a_worker_or_with_differences(env: Env) -
 
 
 async def test_to_dual_refuses_an_evicting_redis(env: Env, tmp_path: Path) -> None:
-    node = data_node(7021, tmp_path / "r", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru").start()
+    node = data_node(free_port(), tmp_path / "r", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru").start()
     try:
         settings = make_settings(F2F_DATABASE_URL=env.settings.database_url, F2F_REDIS_URL=node.url)
         async with Migrator.open(settings, actor="test") as m:

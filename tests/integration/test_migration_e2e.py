@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
 from f2f_cli.errors import SessionNotFound
 from f2f_cli.migration.machine import Migrator
 from f2f_cli.migration.status import backup_backlog
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.redis import RedisSessionStore
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.servers import f2f_server, worker_process
 

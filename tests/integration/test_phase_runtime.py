@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
+from f2f_cli.control.runtime import PhaseRuntime
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import WritesHeld
-from f2f_cli.sessions import phase as control
-from f2f_cli.sessions.phase import Phase
-from f2f_cli.sessions.runtime import PhaseRuntime
-from f2f_cli.sessions.sql import SqlSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.servers import f2f_server
 

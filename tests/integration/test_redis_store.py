@@ -12,13 +12,14 @@ import pytest
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from f2f_cli.clock import utcnow
+from f2f_cli.domain.model import Ingredient, Session
+from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import InvalidSessionId, SessionNotFound, StoreUnavailable, TooManyIngredients
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_codec import session_from_entry
-from f2f_cli.sessions.redis_keys import BACKUP_GROUP
-from f2f_cli.sessions.store import SessionStore
+from f2f_cli.redis.codec import session_from_entry
+from f2f_cli.redis.keys import BACKUP_GROUP
 from f2f_cli.settings import Settings
+from f2f_cli.stores.redis import RedisSessionStore
 
 pytestmark = pytest.mark.redis
 

@@ -12,22 +12,23 @@ import msgspec
 import pytest
 from sqlalchemy import delete
 
+from f2f_cli.clock import utcnow
+from f2f_cli.control.phase import Phase, set_phase
 from f2f_cli.db.schema import fridge_sessions
+from f2f_cli.domain.ids import new_session_id
+from f2f_cli.domain.model import Ingredient
 from f2f_cli.errors import PreconditionFailed, SessionNotFound
-from f2f_cli.sessions.ids import new_session_id
-from f2f_cli.sessions.model import Ingredient, utcnow
-from f2f_cli.sessions.ops.context import OpsContext
-from f2f_cli.sessions.ops.end import end_session
-from f2f_cli.sessions.ops.inspect import inspect_session
-from f2f_cli.sessions.ops.listing import ListFilter, list_store
-from f2f_cli.sessions.ops.redis_stats import redis_stats
-from f2f_cli.sessions.ops.restore import restore_redis
-from f2f_cli.sessions.ops.sqlread import read_row
-from f2f_cli.sessions.ops.transfer import export_sessions, import_sessions
-from f2f_cli.sessions.phase import Phase, set_phase
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_client import scan_keys
-from f2f_cli.sessions.redis_codec import datetime_to_ms
+from f2f_cli.ops.context import OpsContext
+from f2f_cli.ops.end import end_session
+from f2f_cli.ops.inspect import inspect_session
+from f2f_cli.ops.listing import ListFilter, list_store
+from f2f_cli.ops.redis_stats import redis_stats
+from f2f_cli.ops.restore import restore_redis
+from f2f_cli.ops.sqlread import read_row
+from f2f_cli.ops.transfer import export_sessions, import_sessions
+from f2f_cli.redis.client import scan_keys
+from f2f_cli.redis.codec import datetime_to_ms
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.sessions_seed import ops, seed
 
 pytestmark = pytest.mark.redis

@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from f2f_cli.db.schema import fridge_session_ingredients, fridge_sessions
+from f2f_cli.domain.ids import new_session_id
 from f2f_cli.errors import InvalidInput, InvalidSessionId, SessionNotFound
-from f2f_cli.sessions.ids import new_session_id
-from f2f_cli.sessions.ops.durations import format_duration, parse_duration
-from f2f_cli.sessions.ops.end import end_session
-from f2f_cli.sessions.ops.inspect import inspect_session
-from f2f_cli.sessions.ops.listing import ListFilter, list_sql
-from f2f_cli.sessions.ops.purge import purge_expired
-from f2f_cli.sessions.ops.sqlread import read_row
-from f2f_cli.sessions.ops.stats import sql_stats
+from f2f_cli.ops.durations import format_duration, parse_duration
+from f2f_cli.ops.end import end_session
+from f2f_cli.ops.inspect import inspect_session
+from f2f_cli.ops.listing import ListFilter, list_sql
+from f2f_cli.ops.purge import purge_expired
+from f2f_cli.ops.sqlread import read_row
+from f2f_cli.ops.stats import sql_stats
 from tests.sessions_seed import ops, seed
 
 
@@ -178,7 +178,7 @@ async def test_two_purges_at_once_never_double_delete(sql_url: str) -> None:
 async def test_second_purge_exits_cleanly_while_the_lock_is_held(pg_url: str) -> None:
     from sqlalchemy import text
 
-    from f2f_cli.sessions.ops.purge import PURGE_LOCK_KEY
+    from f2f_cli.ops.purge import PURGE_LOCK_KEY
 
     async with ops(pg_url) as ctx:
         await seed(ctx, 3, expired_ago=timedelta(minutes=10))

@@ -10,12 +10,13 @@ import msgspec
 import pytest
 from sqlalchemy import delete
 
+from f2f_cli.clock import utcnow
 from f2f_cli.db.schema import fridge_sessions
+from f2f_cli.domain.ids import new_session_id
+from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.errors import InvalidInput
-from f2f_cli.sessions.ids import new_session_id
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.ops.jsonl import decode_line, encode_line
-from f2f_cli.sessions.ops.transfer import export_sessions, import_sessions
+from f2f_cli.ops.jsonl import decode_line, encode_line
+from f2f_cli.ops.transfer import export_sessions, import_sessions
 from tests.sessions_seed import ops, seed
 
 

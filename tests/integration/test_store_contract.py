@@ -9,10 +9,11 @@ from datetime import timedelta
 
 import pytest
 
+from f2f_cli.clock import utcnow
+from f2f_cli.domain.ids import is_valid_session_id, new_session_id
+from f2f_cli.domain.model import Ingredient, Session
+from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import SessionNotFound, TooManyIngredients
-from f2f_cli.sessions.ids import is_valid_session_id, new_session_id
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.store import SessionStore
 from tests.integration.stores import STORE_FACTORIES
 
 MakeStore = Callable[..., Awaitable[SessionStore]]

@@ -31,14 +31,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for
+from f2f_cli.domain.model import Ingredient, Session
+from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import SessionNotFound, TooManyIngredients
-from f2f_cli.sessions.breaker import CircuitBreaker
-from f2f_cli.sessions.dual import DualSessionStore
-from f2f_cli.sessions.model import Ingredient, Session, utcnow
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.sql import SqlSessionStore
-from f2f_cli.sessions.store import SessionStore
+from f2f_cli.stores.breaker import CircuitBreaker
+from f2f_cli.stores.dual import DualSessionStore
+from f2f_cli.stores.redis import RedisSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 
 T = TypeVar("T")
@@ -88,7 +89,7 @@ async def _redis(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
 
 @asynccontextmanager
 async def _dual(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
-    from f2f_cli.sessions import phase
+    from f2f_cli.control import phase
 
     settings = _redis_settings(request, F2F_DATABASE_URL=request.getfixturevalue("pg_url"))
     engine = create_engine_for(settings)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from f2f_cli.sessions.breaker import BreakerState, CircuitBreaker
+from f2f_cli.stores.breaker import BreakerState, CircuitBreaker
 
 
 class FakeClock:

@@ -8,9 +8,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from f2f_cli.errors import ConfigError, StoreUnavailable
-from f2f_cli.sessions.redis import RedisSessionStore
-from f2f_cli.sessions.redis_client import SentinelRedis, create_redis, parse_redis_url
-from f2f_cli.sessions.redis_keys import RedisKeys, slot_tags
+from f2f_cli.redis.client import SentinelRedis, create_redis, parse_redis_url
+from f2f_cli.redis.keys import RedisKeys, slot_tags
+from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 
 

@@ -11,9 +11,9 @@ from f2f_cli.api.middleware import CLIENT_ADDRESS_KEY
 from f2f_cli.api.responses import JSONResponse, read_json
 from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
 from f2f_cli.api.services import Services
+from f2f_cli.domain.ids import check_session_id
+from f2f_cli.domain.model import normalize_ingredient, normalize_ingredients
 from f2f_cli.errors import InvalidSessionId, TooManyIngredients
-from f2f_cli.sessions.ids import check_session_id
-from f2f_cli.sessions.model import normalize_ingredient, normalize_ingredients
 
 SESSION_COOKIE = "f2f_session"
 SESSION_HEADER = "x-session-id"

@@ -1,0 +1,1 @@
+"""The phase machine at run time: control tables, heartbeats, the per-instance runtime, repair."""

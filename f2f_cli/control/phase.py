@@ -1,0 +1,194 @@
+"""The phase every instance follows, kept in ``f2f_control`` (one row), and instance heartbeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from f2f_cli.clock import utcnow
+from f2f_cli.db.errors import translate_db_errors
+from f2f_cli.db.schema import f2f_control, f2f_instances, f2f_phase_history, f2f_repair_queue
+from f2f_cli.errors import SchemaNotReady
+
+
+class Phase(StrEnum):
+    POSTGRES = "postgres"
+    DUAL_WRITE = "dual-write"
+    DUAL = "dual"
+    CUTOVER = "cutover"
+    REDIS = "redis"
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    phase: Phase
+    epoch: int
+    changed_at: datetime
+    changed_by: str
+    redis_trusted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    instance_id: str
+    kind: str
+    host: str
+    pid: int
+    phase_seen: str
+    epoch_seen: int
+    started_at: datetime
+    last_seen: datetime
+
+
+def new_instance_id(kind: str) -> str:
+    return f"{kind}-{socket.gethostname()[:40]}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+async def read_control(conn: AsyncConnection) -> Control:
+    row = (await conn.execute(select(f2f_control).where(f2f_control.c.id == 1))).first()
+    if row is None:
+        raise SchemaNotReady("f2f_control has no row: run 'f2f migrate db upgrade'")
+    return Control(Phase(row.phase), row.epoch, row.changed_at, row.changed_by, row.redis_trusted)
+
+
+async def get_control(engine: AsyncEngine) -> Control:
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            return await read_control(conn)
+
+
+async def set_phase(
+    engine: AsyncEngine,
+    phase: Phase,
+    *,
+    actor: str,
+    action: str,
+    expect: Phase | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Control:
+    """Move to ``phase`` with a new epoch, in one transaction with its audit row.
+
+    With ``expect``, the move only happens from that phase (compare-and-set), so
+    two operators racing cannot both step.
+    """
+    now = utcnow()
+    with translate_db_errors():
+        async with engine.begin() as conn:
+            before = await read_control(conn)
+            if expect is not None and before.phase is not expect:
+                from f2f_cli.errors import PreconditionFailed
+
+                raise PreconditionFailed(f"phase is {before.phase}, expected {expect}")
+            await conn.execute(
+                update(f2f_control)
+                .where(f2f_control.c.id == 1, f2f_control.c.epoch == before.epoch)
+                .values(phase=phase.value, epoch=before.epoch + 1, changed_at=now, changed_by=actor[:200])
+            )
+            await conn.execute(
+                insert(f2f_phase_history).values(
+                    at=now,
+                    actor=actor[:200],
+                    action=action,
+                    from_phase=before.phase.value,
+                    to_phase=phase.value,
+                    epoch=before.epoch + 1,
+                    detail=json.dumps(detail, ensure_ascii=False) if detail else None,
+                )
+            )
+            if conn.dialect.name == "postgresql":
+                # Instances that LISTEN hear of the change at once instead of at their next poll.
+                await conn.exec_driver_sql(f"NOTIFY f2f_control, '{before.epoch + 1}'")
+            return await read_control(conn)
+
+
+async def mark_redis_untrusted(engine: AsyncEngine, session_id: str, reason: str) -> None:
+    """Queue ``session_id`` for repair and stop every instance trusting Redis, atomically."""
+    now = utcnow()
+    insert_fn = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_fn(f2f_repair_queue).values(session_id=session_id, queued_at=now, reason=reason[:200])
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["session_id"], set_={"queued_at": now, "reason": reason[:200]}
+    )
+    with translate_db_errors():
+        async with engine.begin() as conn:
+            await conn.execute(stmt)
+            await conn.execute(update(f2f_control).where(f2f_control.c.id == 1).values(redis_trusted=False))
+
+
+async def repair_queue(engine: AsyncEngine, limit: int = 500) -> list[tuple[str, datetime]]:
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(f2f_repair_queue.c.session_id, f2f_repair_queue.c.queued_at)
+                .order_by(f2f_repair_queue.c.queued_at)
+                .limit(limit)
+            )
+            return [(r.session_id, r.queued_at) for r in rows]
+
+
+async def repair_done(engine: AsyncEngine, done: list[tuple[str, datetime]]) -> bool:
+    """Drop repaired entries (unless re-queued since) and trust Redis again once the queue is empty."""
+    with translate_db_errors():
+        async with engine.begin() as conn:
+            for session_id, queued_at in done:
+                await conn.execute(
+                    delete(f2f_repair_queue).where(
+                        f2f_repair_queue.c.session_id == session_id, f2f_repair_queue.c.queued_at == queued_at
+                    )
+                )
+            remaining = await conn.scalar(select(func.count()).select_from(f2f_repair_queue))
+            if remaining:
+                return False
+            await conn.execute(update(f2f_control).where(f2f_control.c.id == 1).values(redis_trusted=True))
+            return True
+
+
+async def heartbeat(
+    engine: AsyncEngine, instance_id: str, kind: str, phase: str, epoch: int, started_at: datetime
+) -> None:
+    now = utcnow()
+    values = {
+        "instance_id": instance_id,
+        "kind": kind,
+        "host": socket.gethostname()[:255],
+        "pid": os.getpid(),
+        "phase_seen": phase,
+        "epoch_seen": epoch,
+        "started_at": started_at,
+        "last_seen": now,
+    }
+    insert_fn = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_fn(f2f_instances).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["instance_id"],
+        set_={"phase_seen": phase, "epoch_seen": epoch, "last_seen": now},
+    )
+    with translate_db_errors():
+        async with engine.begin() as conn:
+            await conn.execute(stmt)
+
+
+async def remove_instance(engine: AsyncEngine, instance_id: str) -> None:
+    with translate_db_errors():
+        async with engine.begin() as conn:
+            await conn.execute(delete(f2f_instances).where(f2f_instances.c.instance_id == instance_id))
+
+
+async def live_instances(engine: AsyncEngine, *, within: timedelta, kind: str | None = None) -> list[Instance]:
+    """Instances whose heartbeat is newer than ``within``: the ones a phase step must wait for."""
+    query = select(f2f_instances).where(f2f_instances.c.last_seen > utcnow() - within)
+    if kind is not None:
+        query = query.where(f2f_instances.c.kind == kind)
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(f2f_instances.c.host, f2f_instances.c.pid))).all()
+    return [Instance(**r._mapping) for r in rows]

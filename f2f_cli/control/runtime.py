@@ -1,0 +1,322 @@
+"""The phase runtime of one ``f2f serve`` process.
+
+It polls ``f2f_control`` (and listens for PostgreSQL NOTIFY where offered),
+switches the store between requests when the phase or epoch changes, holds
+writes during a cut-over, and acknowledges a new epoch in its heartbeat only
+after the writes it started under the previous phase have finished, so that
+``f2f migrate`` may rely on "every live instance has seen epoch N" (invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from f2f_cli.clock import utcnow
+from f2f_cli.control import phase as control
+from f2f_cli.control.phase import Phase
+from f2f_cli.control.repair import repair_pass
+from f2f_cli.control.specs import Authority, ReadFrom, spec_of
+from f2f_cli.domain.model import Mutation, Session
+from f2f_cli.domain.store import SessionStore
+from f2f_cli.errors import F2FError, StoreUnavailable, WritesHeld
+from f2f_cli.stores.breaker import CircuitBreaker
+from f2f_cli.stores.dual import DualEvents, DualSessionStore
+from f2f_cli.stores.sql import SqlSessionStore
+
+log = logging.getLogger("f2f.runtime")
+
+# Makes the store of the redis phase; ``backup=True`` adds the backup-stream append.
+RedisStoreFactory = Callable[[bool], SessionStore]
+
+
+class _NoRedis:
+    """Stands in when a phase needs Redis and none is configured: every call is a clean 503."""
+
+    backend = "redis"
+
+    def __getattr__(self, name: str) -> Any:
+        async def unavailable(*_args: object, **_kwargs: object) -> Any:
+            raise StoreUnavailable("this phase needs Redis but F2F_REDIS_URL is not set")
+
+        return unavailable
+
+
+class PhaseRuntime:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sql: SqlSessionStore,
+        *,
+        redis_factory: RedisStoreFactory | None,
+        poll_seconds: float,
+        instance_id: str,
+        kind: str = "serve",
+        hold_timeout: float = 5.0,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.sql = sql
+        self.poll_seconds = poll_seconds
+        self.instance_id = instance_id
+        self.kind = kind
+        self.hold_timeout = hold_timeout
+        self.drain_timeout = drain_timeout
+        self.breaker = CircuitBreaker()
+        self.dual_events = DualEvents()
+        self.started_at = utcnow()
+        self.phase = Phase.POSTGRES
+        self.epoch = 0
+        # The epoch reported in heartbeats: raised only once the writes of earlier epochs are done.
+        self.acknowledged_epoch = 0
+        self.acknowledged_phase = Phase.POSTGRES
+        self.redis_trusted = True
+        self.last_poll_ok: datetime | None = None
+        self._redis_factory = redis_factory
+        self._cache: SessionStore | None = None
+        self._backup: SessionStore | None = None
+        self._store: SessionStore = sql
+        self._generation = 0
+        self._inflight: dict[int, int] = {}
+        self._drained = asyncio.Condition()
+        self._changed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._repairing = False
+        self._refresh_lock = asyncio.Lock()
+        self.facade = PhaseStore(self)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the phase once (so the first request is served right), then poll in the background."""
+        try:
+            await self.refresh()
+        except F2FError as exc:
+            log.warning("cannot read the phase yet (%s); will retry every %.1fs", exc.message, self.poll_seconds)
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name="f2f-phase-poll"))
+        if self.engine.dialect.name == "postgresql":
+            self._tasks.append(asyncio.create_task(self._listen_loop(), name="f2f-phase-listen"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(F2FError):
+            await control.remove_instance(self.engine, self.instance_id)
+        for store in {id(s): s for s in (self._cache, self._backup) if s is not None}.values():
+            with contextlib.suppress(Exception):
+                await store.close()
+
+    # -- the current store -------------------------------------------------------
+
+    def store(self) -> SessionStore:
+        return self._store
+
+    def cache(self) -> SessionStore:
+        if self._cache is None:
+            self._cache = self._redis_factory(False) if self._redis_factory else _NoRedis()
+        return self._cache
+
+    def backup_store(self) -> SessionStore:
+        if self._backup is None:
+            self._backup = self._redis_factory(True) if self._redis_factory else _NoRedis()
+        return self._backup
+
+    def _store_for(self, p: Phase) -> SessionStore:
+        spec = spec_of(p)
+        if spec.authority is Authority.REDIS:
+            return self.backup_store()
+        if not spec.copies_to_redis:
+            return self.sql
+        return DualSessionStore(
+            self.sql,
+            self.cache(),
+            read_from_cache=spec.reads is not ReadFrom.SQL,
+            breaker=self.breaker,
+            on_copy_failed=self._copy_failed,
+            cache_trusted=lambda: self.redis_trusted,
+            events=self.dual_events,
+        )
+
+    async def _copy_failed(self, session_id: str, reason: str) -> None:
+        # Before the response is sent: this instance stops trusting Redis at once,
+        # the others at their next poll (or NOTIFY).
+        self.redis_trusted = False
+        await control.mark_redis_untrusted(self.engine, session_id, reason)
+
+    # -- phase changes -------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        async with self._refresh_lock:
+            state = await control.get_control(self.engine)
+            self.last_poll_ok = utcnow()
+            self.redis_trusted = state.redis_trusted
+            if state.epoch != self.epoch:
+                await self._switch(state.phase, state.epoch)
+            else:
+                await self._heartbeat()
+        if not state.redis_trusted and spec_of(state.phase).repairs_redis and self.breaker.allow():
+            await self._repair()
+
+    async def _switch(self, new_phase: Phase, epoch: int) -> None:
+        previous = self._generation
+        self._store = self._store_for(new_phase)
+        self.phase, self.epoch = new_phase, epoch
+        self._generation += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+        log.info("phase %s (epoch %d)", new_phase, epoch)
+        await self._wait_drained(previous)
+        self.acknowledged_phase, self.acknowledged_epoch = new_phase, epoch
+        await self._heartbeat()
+
+    async def _wait_drained(self, generation: int) -> None:
+        async def drained() -> None:
+            async with self._drained:
+                await self._drained.wait_for(lambda: self._inflight.get(generation, 0) == 0)
+
+        try:
+            await asyncio.wait_for(drained(), self.drain_timeout)
+        except TimeoutError:
+            log.warning("writes of the previous phase still running after %.0fs", self.drain_timeout)
+
+    async def _heartbeat(self) -> None:
+        await control.heartbeat(
+            self.engine,
+            self.instance_id,
+            self.kind,
+            self.acknowledged_phase.value,
+            self.acknowledged_epoch,
+            self.started_at,
+        )
+
+    async def _repair(self) -> None:
+        if self._repairing:
+            return
+        self._repairing = True
+        try:
+            report = await repair_pass(self.engine, self.sql, self.cache())
+            self.breaker.success()
+            if report.trusted:
+                self.redis_trusted = True
+                log.info("repair pass copied %d sessions; Redis trusted again", report.copied)
+        except Exception as exc:
+            self.breaker.failure()
+            reason = exc.message if isinstance(exc, F2FError) else type(exc).__name__
+            log.info("repair pass postponed: %s", reason)
+        finally:
+            self._repairing = False
+
+    async def _poll_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            try:
+                await self.refresh()
+            except F2FError as exc:
+                log.warning("phase poll failed: %s", exc.message)
+            except Exception:
+                log.exception("phase poll failed")
+
+    async def _listen_loop(self) -> None:
+        """PostgreSQL LISTEN: a phase change wakes the poller at once. Polling still covers failures."""
+        import psycopg
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute("LISTEN f2f_control")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("LISTEN connection lost: %s", exc)
+            await asyncio.sleep(max(self.poll_seconds, 1.0))
+
+    # -- writes --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def write_slot(self) -> AsyncIterator[SessionStore]:
+        """The store to write to, after any cut-over hold; counted so a switch can wait for it."""
+        deadline = asyncio.get_running_loop().time() + self.hold_timeout
+        while spec_of(self.phase).writes_held:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise WritesHeld("writes are held for a phase cut-over; retry shortly")
+            self._wake.set()  # poll now rather than at the next tick
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+        generation = self._generation
+        self._inflight[generation] = self._inflight.get(generation, 0) + 1
+        try:
+            yield self._store
+        finally:
+            self._inflight[generation] -= 1
+            if self._inflight[generation] == 0:
+                del self._inflight[generation]
+                async with self._drained:
+                    self._drained.notify_all()
+
+
+class PhaseStore:
+    """The ``SessionStore`` the API uses: each call goes to the store of the current phase."""
+
+    backend = "phase"
+
+    def __init__(self, runtime: PhaseRuntime) -> None:
+        self._rt = runtime
+
+    async def get(self, session_id: str) -> Session:
+        return await self._rt.store().get(session_id)
+
+    async def count(self) -> int:
+        return await self._rt.store().count()
+
+    def iter_sessions(self, batch_size: int = 500) -> AsyncIterator[Session]:
+        return self._rt.store().iter_sessions(batch_size)
+
+    async def create(self) -> Session:
+        async with self._rt.write_slot() as store:
+            return await store.create()
+
+    async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation:
+        async with self._rt.write_slot() as store:
+            return await store.add_ingredients(session_id, names)
+
+    async def remove_ingredient(self, session_id: str, name: str) -> Mutation:
+        async with self._rt.write_slot() as store:
+            return await store.remove_ingredient(session_id, name)
+
+    async def clear(self, session_id: str) -> Mutation:
+        async with self._rt.write_slot() as store:
+            return await store.clear(session_id)
+
+    async def touch(self, session_id: str) -> Session:
+        async with self._rt.write_slot() as store:
+            return await store.touch(session_id)
+
+    async def delete(self, session_id: str) -> None:
+        async with self._rt.write_slot() as store:
+            await store.delete(session_id)
+
+    async def apply_copy(self, copy: Session) -> bool:
+        async with self._rt.write_slot() as store:
+            return await store.apply_copy(copy)
+
+    async def ping(self) -> None:
+        await self._rt.store().ping()
+
+    async def close(self) -> None:
+        await self._rt.stop()

@@ -1,0 +1,77 @@
+"""The session model shared by every store, and ingredient-name rules."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime
+
+import msgspec
+
+from f2f_cli.clock import utcnow
+from f2f_cli.errors import InvalidIngredient
+
+_SPACES = re.compile(r"\s+")
+
+
+class Ingredient(msgspec.Struct, frozen=True):
+    name: str
+    added_at: datetime
+
+
+class Session(msgspec.Struct, frozen=True):
+    """A fridge as one store holds it at one version.
+
+    ``deleted`` is only ever true on a tombstone copy moving between stores;
+    stores never hand a deleted session to the API.
+    """
+
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    version: int
+    ingredients: tuple[Ingredient, ...] = ()
+    deleted: bool = False
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(i.name for i in self.ingredients)
+
+    def ttl_seconds(self, now: datetime | None = None) -> float:
+        return (self.expires_at - (now or utcnow())).total_seconds()
+
+
+class Mutation(msgspec.Struct, frozen=True):
+    """The state after a write and the names the write actually changed."""
+
+    session: Session
+    changed: tuple[str, ...]
+
+
+def sort_ingredients(items: Iterable[Ingredient]) -> tuple[Ingredient, ...]:
+    """The one order every store returns: oldest first, then by name."""
+    return tuple(sorted(items, key=lambda i: (i.added_at, i.name)))
+
+
+def normalize_ingredient(raw: object, max_length: int) -> str:
+    """NFC, trimmed, inner whitespace collapsed; reject empty, control or over-long names."""
+    if not isinstance(raw, str):
+        raise InvalidIngredient("each ingredient must be a string")
+    name = _SPACES.sub(" ", unicodedata.normalize("NFC", raw)).strip()
+    if not name:
+        raise InvalidIngredient("ingredient names must not be empty")
+    if len(name) > max_length:
+        raise InvalidIngredient(f"ingredient names are limited to {max_length} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+        raise InvalidIngredient("ingredient names must not contain control or unassigned characters")
+    return name
+
+
+def normalize_ingredients(raw: Iterable[object], max_length: int) -> tuple[str, ...]:
+    """Normalised names, first occurrence kept, order preserved."""
+    seen: dict[str, None] = {}
+    for item in raw:
+        seen.setdefault(normalize_ingredient(item, max_length), None)
+    return tuple(seen)

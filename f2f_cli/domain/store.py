@@ -1,0 +1,48 @@
+"""The ``SessionStore`` protocol every backend (SQL, Redis, dual) implements.
+
+Contract (tests/integration/test_store_contract.py checks it on every backend):
+- every write is atomic, increments ``version`` by one and slides ``expires_at``
+  to now + TTL;
+- an expired or deleted session is invisible: reads and writes raise
+  ``SessionNotFound`` even before any purge;
+- ``add_ingredients`` adds only absent names and raises ``TooManyIngredients``
+  (changing nothing) when the result would exceed the limit;
+- ``apply_copy`` stores a full-state copy (or tombstone) made by the other
+  store only if it is newer than what this store holds, and says if it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from f2f_cli.domain.model import Mutation, Session
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    backend: str
+
+    async def create(self) -> Session: ...
+
+    async def get(self, session_id: str) -> Session: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation: ...
+
+    async def remove_ingredient(self, session_id: str, name: str) -> Mutation: ...
+
+    async def clear(self, session_id: str) -> Mutation: ...
+
+    async def touch(self, session_id: str) -> Session: ...
+
+    async def count(self) -> int: ...
+
+    def iter_sessions(self, batch_size: int = 500) -> AsyncIterator[Session]: ...
+
+    async def apply_copy(self, copy: Session) -> bool: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

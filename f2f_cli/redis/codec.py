@@ -1,0 +1,96 @@
+"""Turn session hashes and backup-stream entries (see ``redis_scripts``) into ``Session`` values.
+
+Redis keeps times in whole milliseconds (its own clock unit); copies coming from
+SQL are truncated to the millisecond. Copies are compared by ``version``, never
+by timestamp, so the truncation cannot reorder anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from f2f_cli.domain.model import Ingredient, Session, sort_ingredients
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+UNIT_SEPARATOR = "\x1f"
+
+
+# Below this (year 2096) a float holds ms / 1000 to within 0.5 µs, so fromtimestamp's
+# rounding to the microsecond lands exactly on the millisecond; it is 4× faster than
+# timedelta arithmetic, which matters on the read path (one call per ingredient).
+_FAST_MS_LIMIT = 4_000_000_000_000
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    if 0 <= ms < _FAST_MS_LIMIT:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    return (value - EPOCH) // _MS
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def session_from_hash(session_id: str, flat: Sequence[bytes | str], expires_ms: int) -> Session:
+    """A session from a flat HGETALL reply and the key's PEXPIRETIME."""
+    meta: dict[str, int] = {}
+    offsets: list[tuple[int, str]] = []
+    pairs = iter(flat)
+    for raw, value in zip(pairs, pairs, strict=True):
+        name = raw.decode() if isinstance(raw, bytes) else raw
+        if name[:1] == " ":
+            meta[name] = int(value)
+        else:
+            offsets.append((int(value), name))
+    # Offsets grow with added_at, so (offset, name) is sort_ingredients' order without its key function.
+    offsets.sort()
+    created = meta[" c"]
+    return Session(
+        session_id=session_id,
+        created_at=ms_to_datetime(created),
+        updated_at=ms_to_datetime(created + meta[" u"]),
+        expires_at=ms_to_datetime(expires_ms),
+        version=meta[" v"],
+        ingredients=tuple(Ingredient(name, ms_to_datetime(created + off)) for off, name in offsets),
+        deleted=" d" in meta,
+    )
+
+
+def session_from_entry(fields: Mapping[bytes, bytes]) -> Session:
+    """A full-state copy from one backup-stream entry."""
+    created = int(fields[b"c"])
+    packed = fields[b"g"].decode()
+    items: list[Ingredient] = []
+    if packed:
+        parts = packed.split(UNIT_SEPARATOR)
+        items = [Ingredient(parts[i], ms_to_datetime(created + int(parts[i + 1]))) for i in range(0, len(parts), 2)]
+    return Session(
+        session_id=fields[b"i"].decode(),
+        created_at=ms_to_datetime(created),
+        updated_at=ms_to_datetime(int(fields[b"u"])),
+        expires_at=ms_to_datetime(int(fields[b"e"])),
+        version=int(fields[b"v"]),
+        ingredients=sort_ingredients(items),
+        deleted=fields[b"d"] == b"1",
+    )
+
+
+def pack_copy(copy: Session) -> str:
+    """The APPLY_COPIES argument for ``copy`` (see ``redis_scripts``)."""
+    head = [
+        str(copy.version),
+        str(datetime_to_ms(copy.created_at)),
+        str(datetime_to_ms(copy.updated_at)),
+        str(datetime_to_ms(copy.expires_at)),
+        "1" if copy.deleted else "0",
+    ]
+    if not copy.deleted:
+        for item in copy.ingredients:
+            head += [item.name, str(datetime_to_ms(item.added_at))]
+    return UNIT_SEPARATOR.join(head)

@@ -1,0 +1,1 @@
+"""Session stores: SQL, Redis, dual and the wrappers around them, and the copy engine between them."""

@@ -1,0 +1,336 @@
+"""The SQL session store (PostgreSQL or SQLite), written with SQLAlchemy Core.
+
+Every write is one transaction that starts by bumping the session row
+(``version + 1``, sliding ``expires_at``). That UPDATE takes the row lock, so
+concurrent writes to one session queue behind each other and the limit check
+that follows sees a stable ingredient set, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from f2f_cli.clock import Clock, utcnow
+from f2f_cli.db.errors import translate_db_errors
+from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
+from f2f_cli.db.schema import fridge_sessions as sessions_t
+from f2f_cli.domain.ids import new_session_id
+from f2f_cli.domain.model import Ingredient, Mutation, Session, sort_ingredients
+from f2f_cli.errors import SessionNotFound, TooManyIngredients
+
+_Change = Callable[[AsyncConnection, datetime], Awaitable[tuple[str, ...]]]
+
+
+def _live(now: datetime) -> Any:
+    return and_(sessions_t.c.expires_at > now, sessions_t.c.deleted_at.is_(None))
+
+
+# One statement (a join), so the session row and its ingredients come from the
+# same snapshot even under READ COMMITTED. Built once: constructing it per call
+# cost more than the database round trip.
+_GET = (
+    select(
+        sessions_t.c.session_id,
+        sessions_t.c.created_at,
+        sessions_t.c.updated_at,
+        sessions_t.c.expires_at,
+        sessions_t.c.version,
+        ingredients_t.c.name,
+        ingredients_t.c.added_at,
+    )
+    .select_from(sessions_t.outerjoin(ingredients_t, ingredients_t.c.session_id == sessions_t.c.session_id))
+    .where(
+        sessions_t.c.session_id == bindparam("session_id"),
+        sessions_t.c.expires_at > bindparam("now", type_=sessions_t.c.expires_at.type),
+        sessions_t.c.deleted_at.is_(None),
+    )
+)
+
+
+class SqlSessionStore:
+    """``SessionStore`` over the ``fridge_sessions`` tables."""
+
+    backend = "sql"
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        ttl_seconds: int,
+        max_ingredients: int,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.max_ingredients = max_ingredients
+        self._clock = clock
+        # The read is one statement, so autocommit sees the same single snapshot a
+        # transaction would, without the BEGIN and ROLLBACK round trips around it.
+        self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        dialect = engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, session_id: str) -> Session:
+        with translate_db_errors():
+            async with self._read_engine.connect() as conn:
+                rows = (await conn.execute(_GET, {"session_id": session_id, "now": self._clock()})).all()
+        if not rows:
+            raise SessionNotFound(f"session {session_id} not found or expired")
+        first = rows[0]
+        return Session(
+            session_id=first.session_id,
+            created_at=first.created_at,
+            updated_at=first.updated_at,
+            expires_at=first.expires_at,
+            version=first.version,
+            ingredients=sort_ingredients(Ingredient(r.name, r.added_at) for r in rows if r.name is not None),
+        )
+
+    async def count(self) -> int:
+        with translate_db_errors():
+            async with self.engine.connect() as conn:
+                total = await conn.scalar(select(func.count()).select_from(sessions_t).where(_live(self._clock())))
+        return int(total or 0)
+
+    async def iter_sessions(self, batch_size: int = 500) -> AsyncIterator[Session]:
+        """Live sessions in id order, a page at a time (keyset pagination: bounded memory)."""
+        after = ""
+        while True:
+            now = self._clock()
+            with translate_db_errors():
+                async with self.engine.connect() as conn:
+                    heads = (
+                        await conn.execute(
+                            select(sessions_t)
+                            .where(sessions_t.c.session_id > after, _live(now))
+                            .order_by(sessions_t.c.session_id)
+                            .limit(batch_size)
+                        )
+                    ).all()
+                    if not heads:
+                        return
+                    ids = [h.session_id for h in heads]
+                    items: dict[str, list[Ingredient]] = {i: [] for i in ids}
+                    for r in await conn.execute(
+                        select(ingredients_t).where(ingredients_t.c.session_id.in_(ids))
+                    ):
+                        items[r.session_id].append(Ingredient(r.name, r.added_at))
+            for h in heads:
+                yield session_from_row(h, items[h.session_id])
+            after = ids[-1]
+
+    # -- writes --------------------------------------------------------------
+
+    async def create(self) -> Session:
+        now = self._clock()
+        session = Session(
+            session_id=new_session_id(),
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self.ttl,
+            version=1,
+        )
+        with translate_db_errors():
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    sessions_t.insert().values(
+                        session_id=session.session_id,
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=session.expires_at,
+                        version=1,
+                    )
+                )
+        return session
+
+    async def touch(self, session_id: str) -> Session:
+        return (await self._write(session_id, _no_change)).session
+
+    async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation:
+        async def add(conn: AsyncConnection, now: datetime) -> tuple[str, ...]:
+            if not names:
+                return ()
+            stmt = (
+                self._insert(ingredients_t)
+                .values([{"session_id": session_id, "name": n, "added_at": now} for n in names])
+                .on_conflict_do_nothing(index_elements=["session_id", "name"])
+                .returning(ingredients_t.c.name)
+            )
+            added = {r.name for r in await conn.execute(stmt)}
+            return tuple(n for n in names if n in added)
+
+        return await self._write(session_id, add, check_limit=True)
+
+    async def remove_ingredient(self, session_id: str, name: str) -> Mutation:
+        async def remove(conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
+            stmt = (
+                delete(ingredients_t)
+                .where(ingredients_t.c.session_id == session_id, ingredients_t.c.name == name)
+                .returning(ingredients_t.c.name)
+            )
+            return tuple(r.name for r in await conn.execute(stmt))
+
+        return await self._write(session_id, remove)
+
+    async def clear(self, session_id: str) -> Mutation:
+        async def clear_all(conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
+            stmt = delete(ingredients_t).where(ingredients_t.c.session_id == session_id).returning(ingredients_t.c.name)
+            return tuple(sorted(r.name for r in await conn.execute(stmt)))
+
+        return await self._write(session_id, clear_all)
+
+    async def delete(self, session_id: str) -> None:
+        await self.delete_returning_tombstone(session_id)
+
+    async def delete_returning_tombstone(self, session_id: str) -> Session:
+        """Turn the session into a tombstone (no ingredients, a new version, invisible) and return it.
+
+        The tombstone is the copy the other store must receive so the delete wins there too.
+        """
+        now = self._clock()
+        with translate_db_errors():
+            async with self.engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        update(sessions_t)
+                        .where(sessions_t.c.session_id == session_id, _live(now))
+                        .values(version=sessions_t.c.version + 1, updated_at=now, deleted_at=now)
+                        .returning(sessions_t)
+                    )
+                ).first()
+                if row is None:
+                    raise SessionNotFound(f"session {session_id} not found or expired")
+                await conn.execute(delete(ingredients_t).where(ingredients_t.c.session_id == session_id))
+        return session_from_row(row, [])
+
+    async def read_copy(self, session_id: str) -> Session | None:
+        """The unexpired state this store holds, tombstones included: what a repair copies."""
+        now = self._clock()
+        with translate_db_errors():
+            async with self.engine.connect() as conn:
+                head = (
+                    await conn.execute(
+                        select(sessions_t).where(sessions_t.c.session_id == session_id, sessions_t.c.expires_at > now)
+                    )
+                ).first()
+                if head is None:
+                    return None
+                rows = await conn.execute(
+                    select(ingredients_t.c.name, ingredients_t.c.added_at).where(
+                        ingredients_t.c.session_id == session_id
+                    )
+                )
+                return session_from_row(head, [Ingredient(r.name, r.added_at) for r in rows])
+
+    async def apply_copy(self, copy: Session) -> bool:
+        """Store a full-state copy (or tombstone) made by the version authority, if newer."""
+        if copy.expires_at <= self._clock():
+            return False
+        values = {
+            "session_id": copy.session_id,
+            "created_at": copy.created_at,
+            "updated_at": copy.updated_at,
+            "expires_at": copy.expires_at,
+            "version": copy.version,
+            "deleted_at": copy.updated_at if copy.deleted else None,
+        }
+        stmt = self._insert(sessions_t).values(values)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["session_id"],
+            set_={k: stmt.excluded[k] for k in values if k != "session_id"},
+            where=sessions_t.c.version < stmt.excluded.version,
+        ).returning(sessions_t.c.session_id)
+        with translate_db_errors():
+            async with self.engine.begin() as conn:
+                if (await conn.execute(upsert)).first() is None:
+                    return False
+                await conn.execute(delete(ingredients_t).where(ingredients_t.c.session_id == copy.session_id))
+                if copy.ingredients and not copy.deleted:
+                    await conn.execute(
+                        ingredients_t.insert(),
+                        [
+                            {"session_id": copy.session_id, "name": i.name, "added_at": i.added_at}
+                            for i in copy.ingredients
+                        ],
+                    )
+        return True
+
+    async def discard(self, session_id: str) -> None:
+        """Remove the row outright, no tombstone: for operator repair of a diverged copy."""
+        with translate_db_errors():
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(sessions_t).where(sessions_t.c.session_id == session_id))
+
+    async def ping(self) -> None:
+        with translate_db_errors():
+            async with self.engine.connect() as conn:
+                await conn.execute(select(literal(1)))
+
+    async def close(self) -> None:
+        """The engine belongs to whoever made it; nothing to release here."""
+
+    # -- internals -----------------------------------------------------------
+
+    async def _write(self, session_id: str, change: _Change, *, check_limit: bool = False) -> Mutation:
+        now = self._clock()
+        expires_at = now + self.ttl
+        with translate_db_errors():
+            async with self.engine.begin() as conn:
+                head = (
+                    await conn.execute(
+                        update(sessions_t)
+                        .where(sessions_t.c.session_id == session_id, _live(now))
+                        .values(version=sessions_t.c.version + 1, updated_at=now, expires_at=expires_at)
+                        .returning(sessions_t.c.created_at, sessions_t.c.version)
+                    )
+                ).first()
+                if head is None:
+                    raise SessionNotFound(f"session {session_id} not found or expired")
+                changed = await change(conn, now)
+                rows = (
+                    await conn.execute(
+                        select(ingredients_t.c.name, ingredients_t.c.added_at).where(
+                            ingredients_t.c.session_id == session_id
+                        )
+                    )
+                ).all()
+                if check_limit and len(rows) > self.max_ingredients:
+                    # Raising inside begin() rolls the whole write back.
+                    raise TooManyIngredients(
+                        f"a session holds at most {self.max_ingredients} ingredients "
+                        f"({len(rows) - len(changed)} stored, {len(changed)} new)"
+                    )
+        session = Session(
+            session_id=session_id,
+            created_at=head.created_at,
+            updated_at=now,
+            expires_at=expires_at,
+            version=head.version,
+            ingredients=sort_ingredients(Ingredient(r.name, r.added_at) for r in rows),
+        )
+        return Mutation(session=session, changed=changed)
+
+
+async def _no_change(_conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
+    return ()
+
+
+def session_from_row(head: Row[Any] | Any, items: Iterable[Ingredient] = ()) -> Session:
+    """A ``Session`` from a ``fridge_sessions`` row and its ingredients (tombstones included)."""
+    return Session(
+        session_id=head.session_id,
+        created_at=head.created_at,
+        updated_at=head.updated_at,
+        expires_at=head.expires_at,
+        version=head.version,
+        ingredients=sort_ingredients(items),
+        deleted=head.deleted_at is not None,
+    )
