@@ -111,6 +111,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _shutdown_seconds(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 300:
+        raise ValueError("must be at most 300 (seconds)")
+    return value
+
+
 def _redis_url(raw: str) -> str | None:
     raw = raw.strip()
     if not raw:
@@ -197,6 +204,9 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _positive_float, default=15.0)
+    # How long `f2f serve` drains in-flight requests after SIGTERM before closing the rest (1-300 s);
+    # the Helm chart keeps terminationGracePeriodSeconds above it plus the preStop sleep.
+    graceful_shutdown_seconds: int = _env("F2F_GRACEFUL_SHUTDOWN_SECONDS", _shutdown_seconds, default=20)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:

@@ -104,6 +104,12 @@ class Metrics:
         self.breaker_opened = Counter(
             "f2f_redis_circuit_opened", "Times the Redis circuit breaker opened.", registry=r
         )
+        # The automatic Redis -> PostgreSQL failover of the redis phase (DESIGN.md, "Redis faults") counts
+        # here, on the instance that carried it out; the Helm chart's F2FRedisAutoFailover alert watches it.
+        self.redis_failovers = Counter(
+            "f2f_redis_failovers", "Automatic failovers from Redis to PostgreSQL authority this process carried out.",
+            registry=r,
+        )
         self.breaker_state = Gauge(
             "f2f_redis_circuit_state", "1 for the current state of the Redis circuit breaker.", ["state"],
             multiprocess_mode="livemax", registry=r,

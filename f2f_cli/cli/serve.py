@@ -97,4 +97,6 @@ def serve(
             proxy_headers=False,
             server_header=False,
             lifespan="on",
+            # Without it uvicorn waits for every connection forever and the kubelet's SIGKILL ends the drain.
+            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         )
