@@ -219,6 +219,13 @@ def test_metrics_port_equal_to_the_api_port_fails_the_render(server_port: int, m
     assert render(deep_merge(values, {"server": {"port": server_port + 1}}))
 
 
+def test_metrics_port_equal_to_the_service_port_fails_the_render() -> None:
+    values = deep_merge(DEFAULTS_PLUS_DB, {"service": {"port": 9090}, "metrics": {"port": 9090}})
+    with pytest.raises(helm_python.HelmError, match=r"metrics.port \(9090\) is service.port"):
+        render(values)
+    assert render(deep_merge(values, {"metrics": {"port": 9091}}))
+
+
 @pytest.mark.parametrize(
     ("port", "ok"),
     [(None, True), ("", True), (1, True), (9090, True), (65535, True),
