@@ -61,7 +61,7 @@ def confirm(yes: bool, question: str) -> None:
     if yes:
         return
     try:
-        ok = typer.confirm(question, default=False)
+        ok = typer.confirm(question, default=False, err=True)  # stdout stays for data (--json)
     except typer.Abort:
         ok = False
     if not ok:
