@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,17 +15,24 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, compile_path
+from starlette.types import Receive, Scope, Send
 
 from f2f_cli.api import errors, openapi
 from f2f_cli.api.metrics import Metrics
-from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
-from f2f_cli.api.responses import JSONResponse
+from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware, MetricsPortSplit
+from f2f_cli.api.responses import JSONResponse, error_response
 from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
+from f2f_cli.api.routing import resource
 from f2f_cli.api.services import Services
 from f2f_cli.logs import AccessLog
 from f2f_cli.settings import Settings, get_settings
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    # A new response each time: the edge middleware appends its headers to the one it is given.
+    await error_response(404, "not_found", "no such endpoint")(scope, receive, send)
 
 
 def _middleware(
@@ -44,6 +52,15 @@ def _middleware(
             access_log=access_log,
         )
     ]
+    if settings.metrics_port is not None:
+        stack.append(
+            Middleware(
+                MetricsPortSplit,
+                metrics_port=settings.metrics_port,
+                metrics_path="/metrics",
+                not_found=_not_found,
+            )
+        )
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         stack.append(
@@ -67,8 +84,9 @@ def create_app(settings: Settings) -> Starlette:
         settings.api_prefix,
         [*openapi.session_operations(settings.api_prefix), *openapi.recipe_operations()],
         openapi.health_operations(),
+        max_ingredient_length=settings.max_ingredient_length,
     )
-    metrics = Metrics.from_environment(settings.metrics_refresh_seconds)
+    metrics = Metrics.from_environment(settings.metrics_refresh_seconds, settings.metrics_cache_seconds)
     access_log = AccessLog(settings.log_format)
     running: dict[str, Services] = {}
 
@@ -105,7 +123,7 @@ def create_app(settings: Settings) -> Starlette:
         # prefix is written into each path rather than mounted: a Mount is one more match per request.
         *_prefixed(settings.api_prefix, [*sessions.routes(), *recipes.routes()]),
         *health.routes(),
-        Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
+        resource("/openapi.json", "openapi", GET=openapi_json),
     ]
     app = Starlette(
         routes=routes,
@@ -113,6 +131,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
     )
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.access_log = access_log
@@ -120,9 +139,16 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def _prefixed(prefix: str, routes: list[Route]) -> list[Route]:
+    """The routes with ``prefix`` written into their paths (same class, same handlers, same methods)."""
     if not prefix:
         return routes
-    return [Route(prefix + r.path, r.endpoint, methods=sorted(r.methods or ()), name=r.name) for r in routes]
+    moved = []
+    for route in routes:
+        twin = copy.copy(route)
+        twin.path = prefix + route.path
+        twin.path_regex, twin.path_format, twin.param_convertors = compile_path(twin.path)
+        moved.append(twin)
+    return moved
 
 
 def app_from_environment() -> Starlette:

@@ -192,10 +192,11 @@ def _same_ranking(index: RecipeIndex, fridge: list[str], got: list[int], expecte
     cols, _, _ = index.columns_for(fridge)
     have = set(cols)
 
-    def key(recipe_id: int) -> tuple[int, float]:
+    def key(recipe_id: int) -> tuple[int, float, float]:
         row = ids.index(recipe_id)
         core = index.matrix.indices[index.matrix.indptr[row]:index.matrix.indptr[row + 1]]
         matched = [c for c in core if c in have]
-        return len(core) - len(matched), round(float(index.idf[matched].sum() / index.idf[core].sum()), 9)
+        mass = float(index.idf[matched].sum())
+        return len(core) - len(matched), round(mass / float(index.idf[core].sum()), 6), round(mass, 6)
 
     return [key(r) for r in got] == [key(r) for r in expected]

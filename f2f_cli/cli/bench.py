@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from f2f_cli.bench.recommend import RecommendBenchResult, redis_snapshot_store, run_recommend_bench
-from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
-from f2f_cli.errors import StoreUnavailable
+from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
+from f2f_cli.errors import RedisNotConfigured
 
 if TYPE_CHECKING:
     from f2f_cli.bench.http import HttpBenchResult
@@ -27,13 +28,13 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 PlotOpt = Annotated[
-    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f[plot]).")
+    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f\\[plot]).")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed of the generated data.")]
 
 
-def _mark(ok: bool) -> str:
-    return "[green]ok[/]" if ok else "[red]over target[/]"
+def _mark(ok: bool, missed: str = "missed target") -> Text:
+    return Text("ok", "green") if ok else Text(missed, "red")
 
 
 @app.command("recommend")
@@ -48,18 +49,25 @@ def recommend(
     redis: Annotated[bool, typer.Option("--redis", help="Round-trip the snapshot through F2F_REDIS_URL.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan."""
+    """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan.
+
+    Examples:
+
+      f2f bench recommend --recipes 100000
+
+      f2f bench recommend --recipes 20000 --redis --json
+    """
     store = None
     if redis:
-        settings = load_settings()
+        settings = load_settings(database=False)
         if not settings.redis_url:
-            raise StoreUnavailable("--redis needs F2F_REDIS_URL")
+            raise RedisNotConfigured("--redis round-trips the snapshot through Redis")
         store = redis_snapshot_store(settings)
     err = stderr()
     result = run_recommend_bench(
         recipes=recipes, queries=queries, fridge_size=fridge_size, limit=limit,
         reference_queries=reference_queries, seed=seed, snapshot_store=store,
-        progress=None if json else lambda msg: err.print(f"[dim]{msg}…[/]"),
+        progress=None if json else lambda msg: err.print(f"{msg}…", style="dim"),
     )
     if json:
         print_json(result)
@@ -93,7 +101,7 @@ def _render(r: RecommendBenchResult) -> None:
 
 def _progress(json: bool) -> Callable[[str], None]:
     err = stderr()
-    return (lambda _msg: None) if json else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+    return (lambda _msg: None) if json else (lambda msg: err.print(f"{msg}…", style="dim"))
 
 
 def _ms(value: float) -> str:
@@ -208,11 +216,11 @@ def _render_sessions(r: SessionsBenchResult) -> None:
         lost = ", ".join(f"{t} {n}" for t, n in r.race.lost.items())
         out.print(f"{r.race.adds} concurrent adds of distinct ingredients to one session, lost: {lost}")
     for where, message in r.errors.items():
-        out.print(f"[yellow]errors in {where}:[/] {message}")
+        out.print(styled((f"errors in {where}:", "yellow"), f" {message}"))
     for note in r.notes:
-        out.print(f"[dim]note: {note}[/]")
-    out.print(f"[dim]cleaned up: {r.cleanup.get('sql_rows', 0)} session rows, "
-              f"{r.cleanup.get('redis_keys', 0)} Redis keys[/]")
+        out.print(f"note: {note}", style="dim")
+    out.print(f"cleaned up: {plural(r.cleanup.get('sql_rows', 0), 'session row')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")
 
 
 @app.command("http")
@@ -250,7 +258,7 @@ def http(
         raise fail("--loadgen must be auto, wrk or python", EXIT_USAGE)
     if plot is not None:
         check_plot_path(plot)
-    settings = load_settings()
+    settings = load_settings(database=False)
     result = run_http_bench(
         settings, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
         ingredients=ingredients, seed=seed, loadgen=loadgen, warmup=warmup, progress=_progress(json),
@@ -289,10 +297,10 @@ def _render_http(r: HttpBenchResult) -> None:
     ratios = Table("endpoint", "f2f / baseline req/s", "target", "", title="f2f against the bare baseline")
     for sc in r.scenarios:
         ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
-                       "" if sc.meets_target is None else ("[green]ok[/]" if sc.meets_target else "[red]below[/]"))
+                       "" if sc.meets_target is None else _mark(sc.meets_target, "below target"))
     out.print(ratios)
     out.print(f"f2f serve logging: {r.f2f_logging}; it wrote {r.f2f_access_lines:,} access lines", markup=False)
     for note in r.notes:
-        out.print(f"[dim]note: {note}[/]")
-    out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
-              "Redis keys[/]")
+        out.print(f"note: {note}", style="dim")
+    out.print(f"cleaned up: {plural(r.cleanup.get('databases', 0), 'database')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from f2f_cli.backup.worker import WorkerOptions, read_lag, run_worker
-from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stdout
-from f2f_cli.errors import ConfigError
+from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stdout
+from f2f_cli.errors import RedisNotConfigured
 
 
 @cli_errors
@@ -38,7 +38,7 @@ def worker(
     """
     settings = load_settings()
     if not settings.redis_url:
-        raise ConfigError("f2f worker needs F2F_REDIS_URL")
+        raise RedisNotConfigured("f2f worker drains the Redis backup stream")
     if lag:
         backlog = asyncio.run(read_lag(settings))
         if json:
@@ -59,4 +59,5 @@ def worker(
         print_json({"entries": stats.entries, "applied": stats.applied, "reclaimed": stats.reclaimed,
                     "batches": stats.batches, "errors": stats.errors})  # fmt: skip
     else:
-        stdout().print(f"worker stopped: {stats.entries} entries, {stats.applied} sessions written")
+        stdout().print(f"worker stopped: {plural(stats.entries, 'entry', 'entries')}, "
+                       f"{plural(stats.applied, 'session')} written")
