@@ -20,7 +20,7 @@ SQLite has no stored functions: the embedded store runs the same steps as one
 SQLAlchemy transaction, so this revision does nothing there.
 
 Revision ID: 0006_hotpath
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006_hotpath"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -25,14 +25,14 @@ def _has_function(url: str) -> bool:
 def test_migration_0006_adds_and_drops_the_write_function(empty_pg_url: str) -> None:
     schema.upgrade(empty_pg_url)
     assert _has_function(empty_pg_url)
-    schema.downgrade(empty_pg_url, "0002")
+    schema.downgrade(empty_pg_url, "0003")
     assert not _has_function(empty_pg_url)
     schema.upgrade(empty_pg_url)
     assert _has_function(empty_pg_url)
 
 
 def test_migration_0006_is_a_no_op_on_sqlite(sqlite_url: str) -> None:
-    schema.downgrade(sqlite_url, "0002")
+    schema.downgrade(sqlite_url, "0003")
     schema.upgrade(sqlite_url)
     assert schema.state(sqlite_url).at_head
 
@@ -52,7 +52,7 @@ async def test_an_unreachable_database_is_a_clean_503() -> None:
 
 
 async def test_the_write_function_missing_is_a_clean_error(empty_pg_url: str) -> None:
-    schema.upgrade(empty_pg_url, "0002")  # a database one revision behind: no f2f_session_write
+    schema.upgrade(empty_pg_url, "0003")  # a database one revision behind: no f2f_session_write
     store = await open_sql_store(make_settings(F2F_DATABASE_URL=empty_pg_url))
     try:
         created = await store.create()
