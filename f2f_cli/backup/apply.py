@@ -1,30 +1,122 @@
-"""Version-guarded bulk upsert of full-state session copies into SQL (used by ``f2f worker``).
+"""Version-guarded, set-based apply of full-state session copies into SQL (used by ``f2f worker``).
 
-A minimal stand-in for ``SqlSessionStore.apply_copy`` in bulk: one statement
-upserts every session row ``WHERE version < :new``, and only the rows that
-statement actually changed get their ingredients rewritten, in the same
-transaction. Older copies never replace newer rows; replaying a copy is a no-op.
-A tombstone copy becomes a row with ``deleted_at`` set and no ingredients; SQL
-hides rows past ``expires_at``, so a session that expires in Redis expires in
-SQL at the same instant without another message.
+A batch of backup-stream entries is first **coalesced**: only the newest copy of
+each session is applied (the older ones are full states of the same session that
+the newest supersedes; the worker acknowledges them together after the commit).
+
+On PostgreSQL the whole batch then takes two statements, whatever its size:
+
+1. the session rows, sent as ``unnest`` arrays, upserted ``WHERE version <
+   excluded.version`` in session-id order (concurrent workers lock rows in the
+   same order, so they cannot deadlock), ``RETURNING`` the ids that changed;
+2. for those sessions only, the ingredient sets by difference: the packed
+   ingredient strings go to PostgreSQL as they came from Redis, are unpacked
+   there (``string_to_array``), and only the rows that differ are deleted,
+   inserted or given a new ``added_at``. A one-name add to a 90-ingredient
+   session writes one row, not 90.
+
+Statement 2 runs after statement 1 so it takes a fresh snapshot: the rows it
+diffs against are those of the last committed writer, and the session rows it
+belongs to are locked by us until commit, so no other worker changes them
+meanwhile. Times travel as epoch milliseconds and become ``timestamptz`` in SQL.
+
+SQLite (the embedded default) keeps the row-at-a-time SQLAlchemy path through the
+same :func:`apply_copies` interface. Older copies never replace newer rows;
+replaying a copy is a no-op. A tombstone becomes a row with ``deleted_at`` set and
+no ingredients; SQL hides rows past ``expires_at``, so a session that expires in
+Redis expires in SQL at the same instant without another message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from f2f_cli.db.schema import fridge_session_ingredients, fridge_sessions
-from f2f_cli.domain.model import Session
+from f2f_cli.domain.model import Ingredient, Session, sort_ingredients
+from f2f_cli.redis.codec import UNIT_SEPARATOR, datetime_to_ms, ms_to_datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PackedCopy:
+    """A full-state copy as the backup stream carries it (see ``redis.scripts``): epoch ms and the
+    ingredients packed as ``name US offset US ...`` (offsets in ms after ``created_ms``)."""
+
+    session_id: str
+    version: int
+    created_ms: int
+    updated_ms: int
+    expires_ms: int
+    deleted: bool
+    packed: str
+
+    @classmethod
+    def from_entry(cls, fields: Mapping[bytes, bytes]) -> PackedCopy:
+        deleted = fields[b"d"] == b"1"
+        return cls(
+            session_id=fields[b"i"].decode(),
+            version=int(fields[b"v"]),
+            created_ms=int(fields[b"c"]),
+            updated_ms=int(fields[b"u"]),
+            expires_ms=int(fields[b"e"]),
+            deleted=deleted,
+            packed="" if deleted else fields[b"g"].decode(),
+        )
+
+    @classmethod
+    def from_session(cls, copy: Session) -> PackedCopy:
+        created = datetime_to_ms(copy.created_at)
+        parts: list[str] = []
+        if not copy.deleted:
+            for item in copy.ingredients:
+                parts += [item.name, str(datetime_to_ms(item.added_at) - created)]
+        return cls(
+            session_id=copy.session_id,
+            version=copy.version,
+            created_ms=created,
+            updated_ms=datetime_to_ms(copy.updated_at),
+            expires_ms=datetime_to_ms(copy.expires_at),
+            deleted=copy.deleted,
+            packed=UNIT_SEPARATOR.join(parts),
+        )
+
+    def to_session(self) -> Session:
+        items: list[Ingredient] = []
+        if self.packed:
+            parts = self.packed.split(UNIT_SEPARATOR)
+            items = [
+                Ingredient(parts[i], ms_to_datetime(self.created_ms + int(parts[i + 1])))
+                for i in range(0, len(parts), 2)
+            ]
+        return Session(
+            session_id=self.session_id,
+            created_at=ms_to_datetime(self.created_ms),
+            updated_at=ms_to_datetime(self.updated_ms),
+            expires_at=ms_to_datetime(self.expires_ms),
+            version=self.version,
+            ingredients=sort_ingredients(items),
+            deleted=self.deleted,
+        )
+
+
+def coalesce(copies: Iterable[PackedCopy]) -> list[PackedCopy]:
+    """One copy per session (the highest version), sorted by id so concurrent
+    workers lock rows in the same order and cannot deadlock each other."""
+    best: dict[str, PackedCopy] = {}
+    for copy in copies:
+        held = best.get(copy.session_id)
+        if held is None or copy.version > held.version:
+            best[copy.session_id] = copy
+    return [best[k] for k in sorted(best)]
 
 
 def newest_per_session(copies: Sequence[Session]) -> list[Session]:
-    """One copy per session (the highest version), sorted by id so concurrent
-    workers lock rows in the same order and cannot deadlock each other."""
+    """:func:`coalesce` for ``Session`` values."""
     best: dict[str, Session] = {}
     for copy in copies:
         held = best.get(copy.session_id)
@@ -33,11 +125,105 @@ def newest_per_session(copies: Sequence[Session]) -> list[Session]:
     return [best[k] for k in sorted(best)]
 
 
-async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[str]:
-    """Apply ``copies`` inside the caller's transaction; return the ids that changed."""
-    chosen = newest_per_session(copies)
+_MS = "to_timestamp(({0})::double precision / 1000)"
+
+_UPSERT_SESSIONS = f"""
+INSERT INTO fridge_sessions AS f (session_id, created_at, updated_at, expires_at, version, deleted_at)
+SELECT s.sid, {_MS.format("s.c")}, {_MS.format("s.u")}, {_MS.format("s.e")}, s.v,
+       CASE WHEN s.d THEN {_MS.format("s.u")} END
+FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::boolean[])
+     AS s(sid, v, c, u, e, d)
+ORDER BY s.sid
+ON CONFLICT (session_id) DO UPDATE
+SET created_at = excluded.created_at, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+    version = excluded.version, deleted_at = excluded.deleted_at
+WHERE f.version < excluded.version
+RETURNING f.session_id
+"""
+
+# The sessions named here are locked by statement 1 of this transaction, so the rows read below
+# cannot change under us; only differing rows are touched (a no-op ON CONFLICT would still lock
+# and dirty every row it meets).
+_DIFF_INGREDIENTS = rf"""
+WITH src AS (
+  SELECT s.sid, s.c, string_to_array(s.g, E'\x1f') AS a
+  FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS s(sid, c, g)
+), fresh AS (
+  SELECT src.sid, src.a[2 * k - 1] AS name, {_MS.format("src.c + src.a[2 * k]::bigint")} AS added_at
+  FROM src CROSS JOIN LATERAL generate_series(1, cardinality(src.a) / 2) AS k
+), gone AS (
+  DELETE FROM fridge_session_ingredients AS i
+  WHERE i.session_id = ANY(%s::text[])
+    AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.sid = i.session_id AND fresh.name = i.name)
+  RETURNING 1
+), put AS (
+  INSERT INTO fridge_session_ingredients AS i (session_id, name, added_at)
+  SELECT fresh.sid, fresh.name, fresh.added_at
+  FROM fresh LEFT JOIN fridge_session_ingredients AS old ON old.session_id = fresh.sid AND old.name = fresh.name
+  WHERE old.added_at IS DISTINCT FROM fresh.added_at
+  ON CONFLICT (session_id, name) DO UPDATE SET added_at = excluded.added_at
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM put)
+"""
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What one batch did: copies offered, sessions after coalescing, session rows and ingredient rows written."""
+
+    copies: int = 0
+    sessions: int = 0
+    changed: frozenset[str] = frozenset()
+    ingredient_rows: int = 0
+
+
+async def apply_packed(conn: AsyncConnection, copies: Sequence[PackedCopy]) -> ApplyResult:
+    """Apply ``copies`` inside the caller's transaction (coalesced first)."""
+    chosen = coalesce(copies)
     if not chosen:
-        return set()
+        return ApplyResult(copies=len(copies))
+    if conn.dialect.name == "postgresql":
+        changed, rows = await _apply_postgresql(conn, chosen)
+    else:
+        changed, rows = await _apply_rows(conn, [c.to_session() for c in chosen])
+    return ApplyResult(copies=len(copies), sessions=len(chosen), changed=frozenset(changed), ingredient_rows=rows)
+
+
+async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[str]:
+    """Apply ``Session`` copies inside the caller's transaction; return the ids that changed."""
+    result = await apply_packed(conn, [PackedCopy.from_session(c) for c in copies])
+    return set(result.changed)
+
+
+async def _apply_postgresql(conn: AsyncConnection, chosen: Sequence[PackedCopy]) -> tuple[set[str], int]:
+    raw = await conn.get_raw_connection()
+    pg: Any = raw.driver_connection  # psycopg.AsyncConnection, inside the caller's transaction
+    cur = await pg.execute(
+        _UPSERT_SESSIONS,
+        (
+            [c.session_id for c in chosen],
+            [c.version for c in chosen],
+            [c.created_ms for c in chosen],
+            [c.updated_ms for c in chosen],
+            [c.expires_ms for c in chosen],
+            [c.deleted for c in chosen],
+        ),
+    )
+    changed = {row[0] for row in await cur.fetchall()}
+    if not changed:
+        return changed, 0
+    todo = [c for c in chosen if c.session_id in changed]
+    ids = [c.session_id for c in todo]
+    cur = await pg.execute(
+        _DIFF_INGREDIENTS, (ids, [c.created_ms for c in todo], [c.packed for c in todo], ids)
+    )
+    row = await cur.fetchone()
+    return changed, int(row[0]) + int(row[1]) if row else 0
+
+
+async def _apply_rows(conn: AsyncConnection, chosen: Sequence[Session]) -> tuple[set[str], int]:
+    """SQLite: one upsert of the session rows, then the changed sessions' ingredients rewritten."""
     rows: list[dict[str, Any]] = [
         {
             "session_id": c.session_id,
@@ -49,8 +235,7 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
         }
         for c in chosen
     ]
-    dialect = conn.dialect.name
-    ins: Any = postgresql.insert(fridge_sessions) if dialect == "postgresql" else sqlite.insert(fridge_sessions)
+    ins: Any = sqlite.insert(fridge_sessions)
     stmt = ins.on_conflict_do_update(
         index_elements=[fridge_sessions.c.session_id],
         set_={name: ins.excluded[name] for name in ("created_at", "updated_at", "expires_at", "version", "deleted_at")},
@@ -59,7 +244,7 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
     result = await conn.execute(stmt, rows)
     changed = {row[0] for row in result.all()}
     if not changed:
-        return changed
+        return changed, 0
     ids = sorted(changed)
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
@@ -72,4 +257,4 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
     ]
     if ingredient_rows:
         await conn.execute(insert(fridge_session_ingredients), ingredient_rows)
-    return changed
+    return changed, len(ingredient_rows)

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from f2f_cli.backup.apply import apply_copies
+from f2f_cli.backup.apply import PackedCopy, apply_copies, apply_packed
 from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for, create_sync_engine_for
@@ -224,3 +224,78 @@ async def test_sigterm_stops_the_worker_cleanly_and_removes_its_heartbeat(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_coalescing_applies_only_the_newest_copy_of_a_hot_session(
+    backup_setup: tuple[Settings, RedisSessionStore],
+) -> None:
+    """Many entries of one session in one batch: SQL ends at the newest, every entry is acknowledged."""
+    settings, store = backup_setup
+    hot = (await store.create()).session_id
+    cold = (await store.create()).session_id
+    for i in range(40):
+        await store.add_ingredients(hot, [f"재료{i}"])
+    await store.remove_ingredient(hot, "재료3")
+    await store.add_ingredients(cold, ["두부"])
+    entries = 2 + 40 + 1 + 1
+
+    worker = BackupWorker(settings, WorkerOptions(batch_size=1000, block_ms=50))
+    try:
+        await worker.prepare()
+        while (await backup_lag(store.client, store.keys)).total:
+            await worker.run_once()
+    finally:
+        await worker.close()
+    assert worker.stats.entries == entries
+    # Two sessions: however the batches fell, far fewer session applies than entries.
+    assert worker.stats.sessions < entries // 2
+    state = sql_state(settings.database_url)
+    assert state[hot] == (42, False, frozenset(f"재료{i}" for i in range(40) if i != 3))
+    assert state == await redis_state(store)
+
+
+async def test_ingredient_rows_are_rewritten_only_where_they_changed(pg_url: str) -> None:
+    """PostgreSQL: a one-name add to a 90-ingredient session writes one row; the others keep their xmin."""
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=pg_url))
+    sid = "D" * 32
+    t0 = utcnow().replace(microsecond=0)
+    base = tuple(Ingredient(f"재료{i:02d}", t0 + timedelta(milliseconds=i)) for i in range(90))
+
+    def version(v: int, items: tuple[Ingredient, ...]) -> PackedCopy:
+        return PackedCopy.from_session(Session(sid, t0, t0 + timedelta(seconds=v), t0 + timedelta(hours=1), v, items))
+
+    try:
+        async with engine.begin() as conn:
+            first = await apply_packed(conn, [version(1, base)])
+        assert first.changed == {sid} and first.ingredient_rows == 90
+        before = _ingredient_xmins(pg_url, sid)
+        added = Ingredient("두부", t0 + timedelta(seconds=2))
+        async with engine.begin() as conn:
+            second = await apply_packed(conn, [version(2, (*base, added))])
+        assert second.ingredient_rows == 1
+        after = _ingredient_xmins(pg_url, sid)
+        assert {n: after[n] for n in before} == before  # the 90 untouched rows were not rewritten
+        async with engine.begin() as conn:
+            # A remove plus a re-dated name: one delete, one update.
+            moved = Ingredient("재료05", t0 + timedelta(seconds=3))
+            third = await apply_packed(conn, [version(3, (*base[:5], moved, *base[6:89], added))])
+        assert third.ingredient_rows == 2
+        sync_engine = create_sync_engine_for(pg_url)
+        with sync_engine.connect() as sync:
+            ing = fridge_session_ingredients.c
+            rows = dict(sync.execute(select(ing.name, ing.added_at).where(ing.session_id == sid)).all())
+        sync_engine.dispose()
+        assert set(rows) == {i.name for i in base[:89]} | {"두부"}
+        assert rows["재료05"] == moved.added_at and rows["두부"] == added.added_at
+    finally:
+        await engine.dispose()
+
+
+def _ingredient_xmins(database_url: str, sid: str) -> dict[str, str]:
+    engine = create_sync_engine_for(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT name, xmin::text FROM fridge_session_ingredients WHERE session_id = :sid"), {"sid": sid}
+        ).all()
+    engine.dispose()
+    return {name: xmin for name, xmin in rows}
