@@ -10,10 +10,11 @@ On PostgreSQL the whole batch then takes two statements, whatever its size:
    excluded.version`` in session-id order (concurrent workers lock rows in the
    same order, so they cannot deadlock), ``RETURNING`` the ids that changed;
 2. for those sessions only, the ingredient sets by difference: the packed
-   ingredient strings go to PostgreSQL as they came from Redis, are unpacked
-   there (``string_to_array``), and only the rows that differ are deleted,
-   inserted or given a new ``added_at``. A one-name add to a 90-ingredient
-   session writes one row, not 90.
+   ingredient strings go to PostgreSQL as they came from Redis (no Python
+   object per ingredient), are unpacked there, compared with the stored rows in
+   one hashed full join, and only the rows that differ are deleted, inserted or
+   given a new ``added_at``. A one-name add to a 90-ingredient session writes
+   one row, not 90.
 
 Statement 2 runs after statement 1 so it takes a fresh snapshot: the rows it
 diffs against are those of the last committed writer, and the session rows it
@@ -29,6 +30,7 @@ Redis expires in SQL at the same instant without another message.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -141,31 +143,91 @@ WHERE f.version < excluded.version
 RETURNING f.session_id
 """
 
+# For this transaction only: the diff joins tens of thousands of rows; in memory and hashed they take a
+# fraction of a sort-merge on collated text (measured 3× faster on a 90-ingredient batch).
+_DIFF_SETTINGS = "SELECT set_config('work_mem', '64MB', true), set_config('enable_mergejoin', 'off', true)"
+
 # The sessions named here are locked by statement 1 of this transaction, so the rows read below
 # cannot change under us; only differing rows are touched (a no-op ON CONFLICT would still lock
 # and dirty every row it meets).
-_DIFF_INGREDIENTS = rf"""
-WITH src AS (
-  SELECT s.sid, s.c, string_to_array(s.g, E'\x1f') AS a
-  FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS s(sid, c, g)
+_DIFF_INGREDIENTS = r"""
+WITH cell AS (
+  -- The packed "name US offset US ..." strings, one element per row; ``k`` numbers the sessions so
+  -- the pairing below partitions on an integer, not on collated text.
+  SELECT s.sid, s.c, s.k, t.x, t.n, lead(t.x) OVER (PARTITION BY s.k ORDER BY t.n) AS nxt
+  FROM unnest(%s::text[], %s::bigint[], %s::text[]) WITH ORDINALITY AS s(sid, c, g, k),
+       unnest(string_to_array(s.g, E'\x1f')) WITH ORDINALITY AS t(x, n)
 ), fresh AS (
-  SELECT src.sid, src.a[2 * k - 1] AS name, {_MS.format("src.c + src.a[2 * k]::bigint")} AS added_at
-  FROM src CROSS JOIN LATERAL generate_series(1, cardinality(src.a) / 2) AS k
+  SELECT sid, x AS name, {_MS} AS added_at FROM cell WHERE n %% 2 = 1
+), old AS (
+  SELECT session_id::text AS sid, name::text AS name, added_at
+  FROM fridge_session_ingredients WHERE session_id = ANY(%s::text[])
+), diff AS (
+  SELECT coalesce(fresh.sid, old.sid) AS sid, coalesce(fresh.name, old.name) AS name, fresh.added_at
+  FROM fresh FULL JOIN old ON old.sid = fresh.sid AND old.name = fresh.name
+  WHERE fresh.added_at IS DISTINCT FROM old.added_at
 ), gone AS (
-  DELETE FROM fridge_session_ingredients AS i
-  WHERE i.session_id = ANY(%s::text[])
-    AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.sid = i.session_id AND fresh.name = i.name)
+  DELETE FROM fridge_session_ingredients AS i USING diff
+  WHERE diff.added_at IS NULL AND i.session_id = diff.sid AND i.name = diff.name
   RETURNING 1
 ), put AS (
   INSERT INTO fridge_session_ingredients AS i (session_id, name, added_at)
-  SELECT fresh.sid, fresh.name, fresh.added_at
-  FROM fresh LEFT JOIN fridge_session_ingredients AS old ON old.session_id = fresh.sid AND old.name = fresh.name
-  WHERE old.added_at IS DISTINCT FROM fresh.added_at
+  SELECT sid, name, added_at FROM diff WHERE added_at IS NOT NULL
+  ON CONFLICT (session_id, name) DO UPDATE SET added_at = excluded.added_at
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM put)
+""".replace("{_MS}", _MS.format("c + nxt::bigint"))
+
+
+_LOCK_VERSIONS = """
+SELECT session_id, version FROM fridge_sessions WHERE session_id = ANY(%s::text[]) ORDER BY session_id FOR UPDATE
+"""
+
+# The difference computed by the worker against a copy it knows SQL holds: only changed rows travel.
+_APPLY_DIFF = f"""
+WITH gone AS (
+  DELETE FROM fridge_session_ingredients AS i USING unnest(%s::text[], %s::text[]) AS d(sid, name)
+  WHERE i.session_id = d.sid AND i.name = d.name
+  RETURNING 1
+), put AS (
+  INSERT INTO fridge_session_ingredients AS i (session_id, name, added_at)
+  SELECT p.sid, p.name, {_MS.format("p.ms")} FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS p(sid, name, ms)
   ON CONFLICT (session_id, name) DO UPDATE SET added_at = excluded.added_at
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM put)
 """
+
+
+class KnownCopies:
+    """The last copy of each session a worker saw committed to SQL (bounded, least recently used out).
+
+    A version names exactly one full state (DESIGN: one version authority), so when SQL's row still
+    carries the version remembered here, SQL's ingredient rows are exactly this copy's: the new copy is
+    diffed against it in Python and only the changed rows are sent. Anything else (not remembered,
+    another worker wrote since, a purge removed the row) takes the SQL-side diff.
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._copies: OrderedDict[str, PackedCopy] = OrderedDict()
+
+    def get(self, session_id: str) -> PackedCopy | None:
+        return self._copies.get(session_id)
+
+    def remember(self, copies: Iterable[PackedCopy]) -> None:
+        """Call after the transaction that applied ``copies`` committed."""
+        for copy in copies:
+            held = self._copies.get(copy.session_id)
+            if held is None or copy.version > held.version:
+                self._copies[copy.session_id] = copy
+            self._copies.move_to_end(copy.session_id)
+        while len(self._copies) > self.capacity:
+            self._copies.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._copies)
 
 
 @dataclass(slots=True)
@@ -176,18 +238,25 @@ class ApplyResult:
     sessions: int = 0
     changed: frozenset[str] = frozenset()
     ingredient_rows: int = 0
+    diffed_in_worker: int = 0  # changed sessions whose ingredient difference the worker computed
+    chosen: tuple[PackedCopy, ...] = ()  # the coalesced copies (hand them to KnownCopies after commit)
 
 
-async def apply_packed(conn: AsyncConnection, copies: Sequence[PackedCopy]) -> ApplyResult:
-    """Apply ``copies`` inside the caller's transaction (coalesced first)."""
+async def apply_packed(
+    conn: AsyncConnection, copies: Sequence[PackedCopy], known: KnownCopies | None = None
+) -> ApplyResult:
+    """Apply ``copies`` inside the caller's transaction (coalesced first). With ``known`` (PostgreSQL),
+    sessions whose SQL version matches a remembered copy are diffed in Python."""
     chosen = coalesce(copies)
     if not chosen:
         return ApplyResult(copies=len(copies))
+    diffed = 0
     if conn.dialect.name == "postgresql":
-        changed, rows = await _apply_postgresql(conn, chosen)
+        changed, rows, diffed = await _apply_postgresql(conn, chosen, known)
     else:
         changed, rows = await _apply_rows(conn, [c.to_session() for c in chosen])
-    return ApplyResult(copies=len(copies), sessions=len(chosen), changed=frozenset(changed), ingredient_rows=rows)
+    return ApplyResult(copies=len(copies), sessions=len(chosen), changed=frozenset(changed), ingredient_rows=rows,
+                       diffed_in_worker=diffed, chosen=tuple(chosen))  # fmt: skip
 
 
 async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[str]:
@@ -196,13 +265,28 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
     return set(result.changed)
 
 
-async def _apply_postgresql(conn: AsyncConnection, chosen: Sequence[PackedCopy]) -> tuple[set[str], int]:
+def _pairs(packed: str) -> dict[str, str]:
+    if not packed:
+        return {}
+    parts = packed.split(UNIT_SEPARATOR)
+    return dict(zip(parts[0::2], parts[1::2], strict=True))
+
+
+async def _apply_postgresql(
+    conn: AsyncConnection, chosen: Sequence[PackedCopy], known: KnownCopies | None
+) -> tuple[set[str], int, int]:
     raw = await conn.get_raw_connection()
     pg: Any = raw.driver_connection  # psycopg.AsyncConnection, inside the caller's transaction
+    all_ids = [c.session_id for c in chosen]
+    prev: dict[str, int] = {}
+    if known is not None and len(known):
+        # Lock first (in id order, as the upsert would) so the versions read stay true until commit.
+        cur = await pg.execute(_LOCK_VERSIONS, (all_ids,))
+        prev = {sid: int(version) for sid, version in await cur.fetchall()}
     cur = await pg.execute(
         _UPSERT_SESSIONS,
         (
-            [c.session_id for c in chosen],
+            all_ids,
             [c.version for c in chosen],
             [c.created_ms for c in chosen],
             [c.updated_ms for c in chosen],
@@ -212,14 +296,43 @@ async def _apply_postgresql(conn: AsyncConnection, chosen: Sequence[PackedCopy])
     )
     changed = {row[0] for row in await cur.fetchall()}
     if not changed:
-        return changed, 0
-    todo = [c for c in chosen if c.session_id in changed]
-    ids = [c.session_id for c in todo]
-    cur = await pg.execute(
-        _DIFF_INGREDIENTS, (ids, [c.created_ms for c in todo], [c.packed for c in todo], ids)
-    )
-    row = await cur.fetchone()
-    return changed, int(row[0]) + int(row[1]) if row else 0
+        return changed, 0, 0
+    slow: list[PackedCopy] = []
+    gone_sid: list[str] = []
+    gone_name: list[str] = []
+    put_sid: list[str] = []
+    put_name: list[str] = []
+    put_ms: list[int] = []
+    fast = 0
+    for c in chosen:
+        if c.session_id not in changed:
+            continue
+        held = known.get(c.session_id) if known is not None else None
+        if held is None or prev.get(c.session_id) != held.version or held.created_ms != c.created_ms:
+            slow.append(c)
+            continue
+        fast += 1
+        old, new = _pairs(held.packed), _pairs(c.packed)
+        for name in old.keys() - new.keys():
+            gone_sid.append(c.session_id)
+            gone_name.append(name)
+        for name, offset in new.items():
+            if old.get(name) != offset:
+                put_sid.append(c.session_id)
+                put_name.append(name)
+                put_ms.append(c.created_ms + int(offset))
+    rows = 0
+    if gone_sid or put_sid:
+        cur = await pg.execute(_APPLY_DIFF, (gone_sid, gone_name, put_sid, put_name, put_ms))
+        row = await cur.fetchone()
+        rows += int(row[0]) + int(row[1]) if row else 0
+    if slow:
+        ids = [c.session_id for c in slow]
+        await pg.execute(_DIFF_SETTINGS)
+        cur = await pg.execute(_DIFF_INGREDIENTS, (ids, [c.created_ms for c in slow], [c.packed for c in slow], ids))
+        row = await cur.fetchone()
+        rows += int(row[0]) + int(row[1]) if row else 0
+    return changed, rows, fast
 
 
 async def _apply_rows(conn: AsyncConnection, chosen: Sequence[Session]) -> tuple[set[str], int]:

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from f2f_cli.backup.apply import PackedCopy, apply_copies, apply_packed
+from f2f_cli.backup.apply import KnownCopies, PackedCopy, apply_copies, apply_packed
 from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for, create_sync_engine_for
@@ -299,3 +299,37 @@ def _ingredient_xmins(database_url: str, sid: str) -> dict[str, str]:
         ).all()
     engine.dispose()
     return {name: xmin for name, xmin in rows}
+
+
+async def test_worker_side_diff_is_used_only_while_sql_holds_the_remembered_version(pg_url: str) -> None:
+    """Two workers on one session: a worker diffs in Python only against the version SQL really holds."""
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=pg_url))
+    sid = "K" * 32
+    t0 = utcnow().replace(microsecond=0)
+
+    def version(v: int, names: tuple[str, ...]) -> PackedCopy:
+        items = tuple(Ingredient(n, t0 + timedelta(milliseconds=i)) for i, n in enumerate(names))
+        return PackedCopy.from_session(Session(sid, t0, t0 + timedelta(seconds=v), t0 + timedelta(hours=1), v, items))
+
+    async def apply(known: KnownCopies, copy: PackedCopy) -> int:
+        async with engine.begin() as conn:
+            result = await apply_packed(conn, [copy], known)
+        known.remember(result.chosen)
+        assert sql_state(pg_url)[sid] == (copy.version, False, frozenset(copy.to_session().names))
+        return result.diffed_in_worker
+
+    first, second = KnownCopies(), KnownCopies()
+    try:
+        assert await apply(first, version(1, ("a", "b", "c"))) == 0  # nothing known yet: SQL-side diff
+        assert await apply(second, version(2, ("a", "b", "c", "x"))) == 0  # the other worker, v1 unknown to it
+        # The first worker remembers v1 but SQL holds v2: diffing against v1 would keep "x".
+        assert await apply(first, version(3, ("b", "c", "y"))) == 0
+        assert await apply(first, version(4, ("b", "c", "y", "z"))) == 1  # SQL holds v3, which it knows
+        tomb = PackedCopy(sid, 5, version(5, ()).created_ms, version(5, ()).updated_ms, version(5, ()).expires_ms,
+                          True, "")  # fmt: skip
+        async with engine.begin() as conn:
+            result = await apply_packed(conn, [tomb], first)
+        assert result.diffed_in_worker == 1
+        assert sql_state(pg_url)[sid] == (5, True, frozenset())
+    finally:
+        await engine.dispose()
