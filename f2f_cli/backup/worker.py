@@ -86,6 +86,9 @@ class WorkerStats:
     reclaimed: int = 0
     errors: int = 0
     groups_recreated: int = 0
+    sql_seconds: float = 0.0  # wall time in the SQL transactions (apply + commit)
+    ack_seconds: float = 0.0  # wall time acknowledging and deleting committed entries
+    wait_seconds: float = 0.0  # wall time waiting for a read (nothing prefetched yet)
     started: float = field(default_factory=time.monotonic)
     # Per committed entry: ms from its XADD (the entry id's clock) to the SQL commit. Off unless a
     # caller (a bench) sets it to a list.
@@ -296,7 +299,9 @@ class BackupWorker:
             return entries
         if self._prefetch is not None:
             task, self._prefetch = self._prefetch, None
+            waited = time.perf_counter()
             entries = await task
+            self.stats.wait_seconds += time.perf_counter() - waited
             if entries:
                 return entries
         if time.monotonic() - self._last_claim >= self.options.claim_interval:
@@ -417,11 +422,15 @@ class BackupWorker:
 
     async def _commit(self, entries: Sequence[Entry]) -> None:
         copies = [PackedCopy.from_entry(fields) for _, _, fields in entries]
+        began = time.perf_counter()
         async with self.engine.begin() as conn:
             result = await apply_packed(conn, copies, self._known)
         committed_ms = int(time.time() * 1000)
+        committed = time.perf_counter()
         self._known.remember(result.chosen)
         await self._acknowledge(entries)
+        self.stats.sql_seconds += committed - began
+        self.stats.ack_seconds += time.perf_counter() - committed
         lags = [max(0, committed_ms - _entry_ms(eid)) for _, eid, _ in entries]
         self.stats.batches += 1
         self.stats.entries += len(entries)

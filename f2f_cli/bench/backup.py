@@ -73,6 +73,9 @@ class DrainRun(msgspec.Struct):
     ingredient_rows: int  # rows inserted, updated or deleted (by difference)
     batches: int
     worker_cpu_seconds: float  # summed over the worker processes: CPU < wall × workers means they waited
+    worker_sql_seconds: float  # summed: wall time inside SQL transactions (apply + commit)
+    worker_ack_seconds: float  # summed: acknowledging and deleting entries in Redis
+    diffed_in_worker: int  # sessions whose ingredient difference the worker computed (the rest: in SQL)
     serve_adds_per_second: float  # what one f2f serve wrote while filling this backlog
     serve_failed: int
     drain_over_serve: float | None
@@ -97,6 +100,9 @@ class LagResult(msgspec.Struct):
     write_rate: float  # achieved
     write_errors: int
     entries: int
+    batches: int
+    worker_cpu_seconds: float
+    worker_sql_seconds: float
     p50_ms: float
     p95_ms: float
     p99_ms: float
@@ -158,6 +164,8 @@ async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, 
         out.put({
             "entries": stats.entries, "sessions": stats.sessions, "rows": stats.ingredient_rows,
             "batches": stats.batches, "errors": stats.errors, "cpu": time.process_time() - cpu,
+            "sql": stats.sql_seconds, "ack": stats.ack_seconds, "wait": stats.wait_seconds,
+            "diffed": stats.diffed_in_worker,
             "lags": stats.lag_samples or [],
         })  # fmt: skip
     finally:
@@ -393,6 +401,8 @@ def _drain_scenario(
             workers=count, entries=backlog, seconds=seconds, entries_per_second=rate,
             sessions_applied=sum(s["sessions"] for s in stats), ingredient_rows=sum(s["rows"] for s in stats),
             batches=sum(s["batches"] for s in stats), worker_cpu_seconds=sum(s["cpu"] for s in stats),
+            worker_sql_seconds=sum(s["sql"] for s in stats), worker_ack_seconds=sum(s["ack"] for s in stats),
+            diffed_in_worker=sum(s["diffed"] for s in stats),
             serve_adds_per_second=load.requests_per_second, serve_failed=load.errors + load.non_2xx,
             drain_over_serve=ratio(rate, load.requests_per_second),
         ))  # fmt: skip
@@ -414,37 +424,53 @@ def _drain_scenario(
 
 async def _write_at_rate(env: dict[str, str], ids: Sequence[str], rate: int, seconds: float
                          ) -> tuple[int, int, float, int]:  # fmt: skip
-    """One-ingredient adds at ``rate``/s; returns (writes, errors, seconds, backlog max)."""
-    from f2f_cli.errors import F2FError
-    from f2f_cli.stores.redis import RedisSessionStore
+    """One-ingredient adds at ``rate``/s; returns (writes, errors, seconds, backlog max).
+
+    A load generator, so it is lean: every 2 ms the writes then due go out in one pipeline of the
+    very Lua write script the Redis store runs (same stream entry, same backup index update on a
+    Cluster), without decoding the replies into sessions."""
+    from redis.exceptions import RedisError
+
+    from f2f_cli.redis.keys import BACKUP_GROUP
+    from f2f_cli.redis.scripts import WRITE
+    from f2f_cli.stores.redis import DEFAULT_BACKUP_MAX_ENTRIES, RedisSessionStore
 
     settings = Settings.from_env(env, env_file=None)
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
-    written = errors = 0
-    backlog_max = 0
-    tick = 0.002
-    stream = None if store.keys.cluster else store.keys.backup_streams()[0]
-
-    async def add(i: int) -> None:
-        nonlocal errors
-        try:
-            await store.add_ingredients(ids[i % len(ids)], [_ADD_NAMES[i % len(_ADD_NAMES)]])
-        except F2FError:
-            errors += 1
-
+    client, keys = store.client, store.keys
+    ttl_ms, limit = settings.session_ttl_seconds * 1000, settings.max_ingredients
+    written = errors = backlog_max = 0
+    stream = None if keys.cluster else keys.backup_streams()[0]
     try:
-        start = time.perf_counter()
-        last_sample = start
+        sha = await client.script_load(WRITE)
+        start = last_sample = time.perf_counter()
         while (elapsed := time.perf_counter() - start) < seconds:
-            due = int(elapsed * rate) + 1 - written
+            due = min(int(elapsed * rate) + 1, int(rate * seconds)) - written - errors
             if due > 0:
-                await asyncio.gather(*(add(written + i) for i in range(due)))
-                written += due
+                pipe = client.pipeline(transaction=False)
+                first = written + errors
+                for i in range(first, first + due):
+                    sid = ids[i % len(ids)]
+                    pipe.evalsha(sha, 2, keys.session(sid), keys.backup_stream(sid), "a", ttl_ms, limit,
+                                 DEFAULT_BACKUP_MAX_ENTRIES, BACKUP_GROUP, sid, _ADD_NAMES[i % len(_ADD_NAMES)])
+                replies = await pipe.execute(raise_on_error=False)
+                marks = []
+                for i, reply in zip(range(first, first + due), replies, strict=True):
+                    if isinstance(reply, BaseException) or int(reply[0]) != 1:
+                        errors += 1
+                        continue
+                    written += 1
+                    if keys.cluster and int(reply[4]) == 1:
+                        marks.append(keys.backup_slot(ids[i % len(ids)]))
+                if marks:
+                    await client.sadd(keys.backup_index, *marks)
             if stream is not None and time.perf_counter() - last_sample >= 0.05:
                 last_sample = time.perf_counter()
-                backlog_max = max(backlog_max, int(await store.client.xlen(stream)))
-            await asyncio.sleep(tick)
+                backlog_max = max(backlog_max, int(await client.xlen(stream)))
+            await asyncio.sleep(0.002)
         return written, errors, time.perf_counter() - start, backlog_max
+    except RedisError as exc:
+        raise BenchFailed(f"the writer lost Redis: {exc}") from None
     finally:
         await store.close()
 
@@ -466,7 +492,9 @@ def _lag(env: dict[str, str], *, rate: int, seconds: float, sessions: int, batch
     p50, p95, p99 = (float(v) for v in np.percentile(lags, [50, 95, 99])) if lags.size else (0.0, 0.0, 0.0)
     return LagResult(
         target_rate=rate, seconds=took, writes=writes, write_rate=writes / took if took > 0 else 0.0,
-        write_errors=errors, entries=int(lags.size), p50_ms=p50, p95_ms=p95, p99_ms=p99,
+        write_errors=errors, entries=int(lags.size), batches=sum(s["batches"] for s in stats),
+        worker_cpu_seconds=sum(s["cpu"] for s in stats), worker_sql_seconds=sum(s["sql"] for s in stats),
+        p50_ms=p50, p95_ms=p95, p99_ms=p99,
         max_ms=float(lags.max()) if lags.size else 0.0, backlog_max=backlog_max,
         drained_after_last_write_ms=max(0.0, (drained - last) * 1000), target_p99_ms=TARGET_LAG_P99_MS,
         meets_target=None if not lags.size else p99 <= TARGET_LAG_P99_MS,
