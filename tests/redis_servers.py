@@ -1,12 +1,14 @@
 """Real Redis servers the tests start and stop themselves: single nodes, a 3-node Cluster, Sentinel.
 
-Only loopback ports 7100-7299 are used (the range this suite owns). Processes
+Ports are picked at random among free loopback ports (``free_port``), so several
+test runs on one machine (worktrees, CI beside a developer) never collide. Processes
 run in the foreground of a ``subprocess.Popen`` so teardown can stop exactly
 the processes it started, by pid.
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -37,6 +39,15 @@ def _wait(predicate: object, what: str, timeout: float = 20.0) -> None:
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex((HOST, port)) != 0
+
+
+def free_port() -> int:
+    """A free loopback port whose Cluster bus port (+10000) is free too, below the ephemeral range."""
+    for _ in range(200):
+        port = random.randint(17000, 22000)
+        if port_free(port) and port_free(port + 10000):
+            return port
+    raise RuntimeError("no free loopback port found in 17000-22000")
 
 
 @dataclass
@@ -98,7 +109,8 @@ class RedisClusterServers:
             node.stop()
 
 
-def start_cluster(base: Path, ports: tuple[int, ...] = (7100, 7101, 7102)) -> RedisClusterServers:
+def start_cluster(base: Path, ports: tuple[int, ...] | None = None) -> RedisClusterServers:
+    ports = ports or (free_port(), free_port(), free_port())
     servers = RedisClusterServers(ports)
     try:
         for port in ports:
@@ -144,7 +156,9 @@ class SentinelServers:
         self.master.stop()
 
 
-def start_sentinel(base: Path, master_port: int = 7110, sentinel_port: int = 7120) -> SentinelServers:
+def start_sentinel(base: Path, master_port: int | None = None, sentinel_port: int | None = None) -> SentinelServers:
+    master_port = master_port or free_port()
+    sentinel_port = sentinel_port or free_port()
     master = data_node(master_port, base / f"master-{master_port}").start()
     workdir = base / f"sentinel-{sentinel_port}"
     workdir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
 from f2f_cli.backup.worker import BackupLag, backup_lag
-from f2f_cli.control.phase import Phase, new_instance_id
+from f2f_cli.control.phase import new_instance_id
 from f2f_cli.control.runtime import PhaseRuntime, RedisStoreFactory
+from f2f_cli.control.specs import spec_of
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError
@@ -106,7 +107,7 @@ class Services:
 
     async def backup_lag(self) -> BackupLag:
         """The backup stream's backlog in the phases that have one; nothing pending otherwise."""
-        if self.runtime.phase not in (Phase.REDIS, Phase.CUTOVER):
+        if not spec_of(self.runtime.phase).backup_stream:
             return BackupLag(pending=0, undelivered=0, oldest_age_ms=None, streams=0)
         store = self.runtime.backup_store()
         assert isinstance(store, RedisSessionStore)
@@ -115,10 +116,10 @@ class Services:
     async def readiness(self) -> dict[str, str]:
         """Check exactly the stores the current phase needs: 'ok' or the reason, per store."""
         checks: dict[str, str] = {}
-        current = self.runtime.phase
-        if current.needs_sql:
+        spec = spec_of(self.runtime.phase)
+        if spec.needs_sql:
             checks["sql"] = await _check(self.sql_store)
-        if current is Phase.REDIS:
+        if spec.needs_redis:
             checks["redis"] = await _check(self.runtime.backup_store())
         return checks
 

@@ -28,7 +28,7 @@ from f2f_cli.cli.common import (
 )
 from f2f_cli.cli.progress import progress
 from f2f_cli.clock import utcnow
-from f2f_cli.control.phase import Phase
+from f2f_cli.control.specs import spec_of
 from f2f_cli.domain.ids import check_session_id
 from f2f_cli.domain.model import normalize_ingredient
 from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
@@ -313,7 +313,7 @@ def stats(
         redis = None
         if ctx.redis_configured:
             redis = await redis_stats(ctx.redis(), top=top, sample=sample or None, memory_sample=memory_sample,
-                                      with_backup=phase in (Phase.REDIS, Phase.CUTOVER))
+                                      with_backup=spec_of(phase).backup_stream)
         return phase.value, sql, redis
 
     phase, sql, redis = _run(work)

@@ -27,14 +27,6 @@ class Phase(StrEnum):
     CUTOVER = "cutover"
     REDIS = "redis"
 
-    @property
-    def needs_sql(self) -> bool:
-        return self is not Phase.REDIS
-
-    @property
-    def needs_redis(self) -> bool:
-        return self is not Phase.POSTGRES
-
 
 @dataclass(frozen=True, slots=True)
 class Control:

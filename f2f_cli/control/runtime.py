@@ -22,6 +22,7 @@ from f2f_cli.clock import utcnow
 from f2f_cli.control import phase as control
 from f2f_cli.control.phase import Phase
 from f2f_cli.control.repair import repair_pass
+from f2f_cli.control.specs import Authority, ReadFrom, spec_of
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError, StoreUnavailable, WritesHeld
@@ -131,14 +132,15 @@ class PhaseRuntime:
         return self._backup
 
     def _store_for(self, p: Phase) -> SessionStore:
-        if p is Phase.POSTGRES:
-            return self.sql
-        if p is Phase.REDIS:
+        spec = spec_of(p)
+        if spec.authority is Authority.REDIS:
             return self.backup_store()
+        if not spec.copies_to_redis:
+            return self.sql
         return DualSessionStore(
             self.sql,
             self.cache(),
-            read_from_cache=p in (Phase.DUAL, Phase.CUTOVER),
+            read_from_cache=spec.reads is not ReadFrom.SQL,
             breaker=self.breaker,
             on_copy_failed=self._copy_failed,
             cache_trusted=lambda: self.redis_trusted,
@@ -162,7 +164,7 @@ class PhaseRuntime:
                 await self._switch(state.phase, state.epoch)
             else:
                 await self._heartbeat()
-        if not state.redis_trusted and state.phase in (Phase.DUAL_WRITE, Phase.DUAL) and self.breaker.allow():
+        if not state.redis_trusted and spec_of(state.phase).repairs_redis and self.breaker.allow():
             await self._repair()
 
     async def _switch(self, new_phase: Phase, epoch: int) -> None:
@@ -249,7 +251,7 @@ class PhaseRuntime:
     async def write_slot(self) -> AsyncIterator[SessionStore]:
         """The store to write to, after any cut-over hold; counted so a switch can wait for it."""
         deadline = asyncio.get_running_loop().time() + self.hold_timeout
-        while self.phase is Phase.CUTOVER:
+        while spec_of(self.phase).writes_held:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 raise WritesHeld("writes are held for a phase cut-over; retry shortly")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.control.phase import Control, Phase, get_control
+from f2f_cli.control.specs import current_spec, spec_of
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import InvalidInput, NotAvailable
@@ -59,12 +60,10 @@ class OpsContext:
 
     async def stores_of_phase(self) -> list[StoreName]:
         """The stores that hold sessions in the current phase, the version authority first."""
-        phase = await self.phase()
-        if phase is Phase.POSTGRES:
-            return ["sql"]
-        if phase is Phase.REDIS:
-            return ["redis", "sql"]
-        return ["sql", "redis"]
+        stores: list[StoreName] = []
+        for name in spec_of(await self.phase()).holds_sessions_in:
+            stores.append("redis" if name == "redis" else "sql")
+        return stores
 
     async def resolve_store(self, choice: str) -> StoreName:
         """``auto`` is the store reads come from now; ``sql``/``redis`` are taken as given."""
@@ -72,12 +71,7 @@ class OpsContext:
             raise InvalidInput(f"unknown store {choice!r}: use sql, redis or auto")
         if choice == "auto":
             control = await self.control()
-            # In a cut-over reads continue as in `dual`/`redis`, both of which read Redis.
-            if control.phase is Phase.REDIS or (
-                control.phase in (Phase.DUAL, Phase.CUTOVER) and control.redis_trusted
-            ):
-                return "redis"
-            return "sql"
+            return "redis" if current_spec(control).reads_redis(control.redis_trusted) else "sql"
         if choice == "redis":
             self.redis()
         return "sql" if choice == "sql" else "redis"

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from f2f_cli.clock import utcnow
-from f2f_cli.control.phase import Phase
+from f2f_cli.control.specs import spec_of
 from f2f_cli.errors import PreconditionFailed
 from f2f_cli.ops.context import OpsContext
 from f2f_cli.stores.copying import copy_to_redis, count_unexpired
@@ -44,8 +44,8 @@ async def restore_redis(
     progress: Progress | None = None,
 ) -> RestoreResult:
     phase = await ctx.phase()
-    if phase is Phase.POSTGRES:
-        raise PreconditionFailed("phase is postgres: Redis holds no sessions in this phase, nothing to restore")
+    if "redis" not in spec_of(phase).holds_sessions_in:
+        raise PreconditionFailed(f"phase is {phase}: Redis holds no sessions in this phase, nothing to restore")
     redis = ctx.redis()
     await redis.ping()
     started = time.perf_counter()

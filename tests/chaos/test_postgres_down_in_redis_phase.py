@@ -31,11 +31,11 @@ from f2f_cli.db.engine import create_engine_for
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import data_node
+from tests.redis_servers import data_node, free_port
 from tests.servers import f2f_server, worker_process
 
-PG_PORT = 7701
-REDIS_PORT = 7601
+PG_PORT = free_port()  # this module's own PostgreSQL cluster, picked once per run
+REDIS_PORT = free_port()
 
 pytestmark = [
     pytest.mark.chaos,

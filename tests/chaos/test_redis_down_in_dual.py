@@ -18,10 +18,10 @@ from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import data_node
+from tests.redis_servers import data_node, free_port
 from tests.servers import f2f_server
 
-REDIS_PORT = 7011  # this module's own Redis
+REDIS_PORT = free_port()  # this module's own Redis, picked once per run
 
 pytestmark = pytest.mark.chaos
 

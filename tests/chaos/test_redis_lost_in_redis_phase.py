@@ -19,10 +19,10 @@ from f2f_cli.db.engine import create_engine_for
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import RedisProcess, data_node
+from tests.redis_servers import RedisProcess, data_node, free_port
 from tests.servers import f2f_server, worker_process
 
-REDIS_PORT = 7012
+REDIS_PORT = free_port()  # picked once per run
 
 pytestmark = pytest.mark.chaos
 

@@ -1,7 +1,7 @@
 """Redis servers this suite owns (3-node Cluster, Sentinel) and Redis store fixtures.
 
-The Cluster and the Sentinel setup start once per run on loopback ports
-7100-7299 and are stopped at the end; the shared Redis on 6379 is used with a
+The Cluster and the Sentinel setup start once per run on free loopback ports
+and are stopped at the end; the shared Redis on 6379 is used with a
 per-test key prefix.
 """
 

@@ -24,7 +24,7 @@ from f2f_cli.settings import Settings
 from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
-from tests.redis_servers import data_node
+from tests.redis_servers import data_node, free_port
 
 
 @dataclass
@@ -216,7 +216,7 @@ async def test_to_redis_refuses_without_a_worker_or_with_differences(env: Env) -
 
 
 async def test_to_dual_refuses_an_evicting_redis(env: Env, tmp_path: Path) -> None:
-    node = data_node(7021, tmp_path / "r", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru").start()
+    node = data_node(free_port(), tmp_path / "r", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru").start()
     try:
         settings = make_settings(F2F_DATABASE_URL=env.settings.database_url, F2F_REDIS_URL=node.url)
         async with Migrator.open(settings, actor="test") as m:

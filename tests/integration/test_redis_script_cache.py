@@ -10,7 +10,7 @@ from f2f_cli.domain.ids import new_session_id
 from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
-from tests.redis_servers import data_node
+from tests.redis_servers import data_node, free_port
 
 
 def _copy(version: int) -> Session:
@@ -19,7 +19,7 @@ def _copy(version: int) -> Session:
 
 
 async def test_bulk_copies_and_reads_reload_scripts_after_a_flush(tmp_path: Path) -> None:
-    node = data_node(7041, tmp_path / "redis").start()
+    node = data_node(free_port(), tmp_path / "redis").start()
     store = RedisSessionStore.from_settings(make_settings(F2F_REDIS_URL=node.url, F2F_REDIS_COMMAND_TIMEOUT="5"))
     try:
         first = [_copy(2), _copy(3)]
