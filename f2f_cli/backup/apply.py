@@ -4,22 +4,26 @@ A batch of backup-stream entries is first **coalesced**: only the newest copy of
 each session is applied (the older ones are full states of the same session that
 the newest supersedes; the worker acknowledges them together after the commit).
 
-On PostgreSQL the whole batch then takes two statements, whatever its size:
+On PostgreSQL the whole batch then takes a few statements, whatever its size:
 
-1. the session rows, sent as ``unnest`` arrays, upserted ``WHERE version <
+1. (when the worker remembers earlier copies) ``SELECT … FOR UPDATE`` of the
+   batch's session rows in id order: their current versions, locked until commit;
+2. the session rows, sent as ``unnest`` arrays, upserted ``WHERE version <
    excluded.version`` in session-id order (concurrent workers lock rows in the
-   same order, so they cannot deadlock), ``RETURNING`` the ids that changed;
-2. for those sessions only, the ingredient sets by difference: the packed
-   ingredient strings go to PostgreSQL as they came from Redis (no Python
-   object per ingredient), are unpacked there, compared with the stored rows in
-   one hashed full join, and only the rows that differ are deleted, inserted or
-   given a new ``added_at``. A one-name add to a 90-ingredient session writes
-   one row, not 90.
+   same order), ``RETURNING`` the ids that changed;
+3. the ingredient sets **by difference**, computed in the worker: against the
+   copy it remembers (:class:`KnownCopies`) when SQL still holds exactly that
+   version (a version names one full state), else against the rows SQL holds,
+   read in one aggregated query after step 2 locked them; then one statement
+   deletes, inserts or re-dates only the rows that differ. A one-name add to a
+   90-ingredient session writes one row, not 90, and sends one row, not 90.
 
-Statement 2 runs after statement 1 so it takes a fresh snapshot: the rows it
-diffs against are those of the last committed writer, and the session rows it
-belongs to are locked by us until commit, so no other worker changes them
-meanwhile. Times travel as epoch milliseconds and become ``timestamptz`` in SQL.
+Everything after step 2 sees the rows as the last committed writer left them,
+and the session rows stay locked by this transaction until commit, so no other
+worker changes them meanwhile. Times travel as epoch milliseconds and become
+``timestamptz`` in SQL. Should two workers ever lock each other's rows in a
+different order (possible only around brand-new sessions), PostgreSQL aborts one
+transaction; that worker retries its batch, nothing is lost.
 
 SQLite (the embedded default) keeps the row-at-a-time SQLAlchemy path through the
 same :func:`apply_copies` interface. Older copies never replace newer rows;
@@ -143,41 +147,11 @@ WHERE f.version < excluded.version
 RETURNING f.session_id
 """
 
-# For this transaction only: the diff joins tens of thousands of rows; in memory and hashed they take a
-# fraction of a sort-merge on collated text (measured 3× faster on a 90-ingredient batch).
-_DIFF_SETTINGS = "SELECT set_config('work_mem', '64MB', true), set_config('enable_mergejoin', 'off', true)"
-
-# The sessions named here are locked by statement 1 of this transaction, so the rows read below
-# cannot change under us; only differing rows are touched (a no-op ON CONFLICT would still lock
-# and dirty every row it meets).
-_DIFF_INGREDIENTS = r"""
-WITH cell AS (
-  -- The packed "name US offset US ..." strings, one element per row; ``k`` numbers the sessions so
-  -- the pairing below partitions on an integer, not on collated text.
-  SELECT s.sid, s.c, s.k, t.x, t.n, lead(t.x) OVER (PARTITION BY s.k ORDER BY t.n) AS nxt
-  FROM unnest(%s::text[], %s::bigint[], %s::text[]) WITH ORDINALITY AS s(sid, c, g, k),
-       unnest(string_to_array(s.g, E'\x1f')) WITH ORDINALITY AS t(x, n)
-), fresh AS (
-  SELECT sid, x AS name, {_MS} AS added_at FROM cell WHERE n %% 2 = 1
-), old AS (
-  SELECT session_id::text AS sid, name::text AS name, added_at
-  FROM fridge_session_ingredients WHERE session_id = ANY(%s::text[])
-), diff AS (
-  SELECT coalesce(fresh.sid, old.sid) AS sid, coalesce(fresh.name, old.name) AS name, fresh.added_at
-  FROM fresh FULL JOIN old ON old.sid = fresh.sid AND old.name = fresh.name
-  WHERE fresh.added_at IS DISTINCT FROM old.added_at
-), gone AS (
-  DELETE FROM fridge_session_ingredients AS i USING diff
-  WHERE diff.added_at IS NULL AND i.session_id = diff.sid AND i.name = diff.name
-  RETURNING 1
-), put AS (
-  INSERT INTO fridge_session_ingredients AS i (session_id, name, added_at)
-  SELECT sid, name, added_at FROM diff WHERE added_at IS NOT NULL
-  ON CONFLICT (session_id, name) DO UPDATE SET added_at = excluded.added_at
-  RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM put)
-""".replace("{_MS}", _MS.format("c + nxt::bigint"))
+# The ingredient rows SQL holds for some sessions, packed like a stream entry but with absolute ms.
+_FETCH_ROWS = """
+SELECT session_id, string_agg(name || chr(31) || (extract(epoch FROM added_at) * 1000)::bigint, chr(31))
+FROM fridge_session_ingredients WHERE session_id = ANY(%s::text[]) GROUP BY session_id
+"""
 
 
 _LOCK_VERSIONS = """
@@ -297,21 +271,21 @@ async def _apply_postgresql(
     changed = {row[0] for row in await cur.fetchall()}
     if not changed:
         return changed, 0, 0
-    slow: list[PackedCopy] = []
     gone_sid: list[str] = []
     gone_name: list[str] = []
     put_sid: list[str] = []
     put_name: list[str] = []
     put_ms: list[int] = []
     fast = 0
-    for c in chosen:
-        if c.session_id not in changed:
-            continue
+    todo = [c for c in chosen if c.session_id in changed]
+    misses: list[PackedCopy] = []
+    for c in todo:
         held = known.get(c.session_id) if known is not None else None
         if held is None or prev.get(c.session_id) != held.version or held.created_ms != c.created_ms:
-            slow.append(c)
+            misses.append(c)
             continue
         fast += 1
+        # Same created_at, so offsets compare as the strings Redis wrote.
         old, new = _pairs(held.packed), _pairs(c.packed)
         for name in old.keys() - new.keys():
             gone_sid.append(c.session_id)
@@ -321,17 +295,26 @@ async def _apply_postgresql(
                 put_sid.append(c.session_id)
                 put_name.append(name)
                 put_ms.append(c.created_ms + int(offset))
+    if misses:
+        # Not known: read what SQL holds for them (locked by the upsert above, so it is current).
+        cur = await pg.execute(_FETCH_ROWS, ([c.session_id for c in misses],))
+        stored = {sid: packed for sid, packed in await cur.fetchall()}
+        for c in misses:
+            old_ms = {name: int(ms) for name, ms in _pairs(stored.get(c.session_id) or "").items()}
+            new_ms = {name: c.created_ms + int(offset) for name, offset in _pairs(c.packed).items()}
+            for name in old_ms.keys() - new_ms.keys():
+                gone_sid.append(c.session_id)
+                gone_name.append(name)
+            for name, ms in new_ms.items():
+                if old_ms.get(name) != ms:
+                    put_sid.append(c.session_id)
+                    put_name.append(name)
+                    put_ms.append(ms)
     rows = 0
     if gone_sid or put_sid:
         cur = await pg.execute(_APPLY_DIFF, (gone_sid, gone_name, put_sid, put_name, put_ms))
         row = await cur.fetchone()
-        rows += int(row[0]) + int(row[1]) if row else 0
-    if slow:
-        ids = [c.session_id for c in slow]
-        await pg.execute(_DIFF_SETTINGS)
-        cur = await pg.execute(_DIFF_INGREDIENTS, (ids, [c.created_ms for c in slow], [c.packed for c in slow], ids))
-        row = await cur.fetchone()
-        rows += int(row[0]) + int(row[1]) if row else 0
+        rows = int(row[0]) + int(row[1]) if row else 0
     return changed, rows, fast
 
 

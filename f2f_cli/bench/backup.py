@@ -130,81 +130,99 @@ class BackupBenchResult(msgspec.Struct):
 # -- worker processes -----------------------------------------------------------------------------
 
 
-def _worker_process(env: dict[str, str], batch_size: int, record_lag: bool, ready: Any, go: Any, stop: Any,
-                    out: Any) -> None:  # fmt: skip
-    """Entry point of one spawned worker process: prepare, say ready, wait for go, drain until stop."""
-    asyncio.run(_worker_async(env, batch_size, record_lag, ready, go, stop, out))
+def _worker_process(env: dict[str, str], batch_size: int, record_lag: bool, events: dict[str, Any], out: Any) -> None:
+    """Entry point of one spawned worker process (see :class:`_Workers`)."""
+    asyncio.run(_worker_async(env, batch_size, record_lag, events, out))
 
 
-async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, ready: Any, go: Any, stop: Any,
+async def _until(event: Any, stopping: asyncio.Event) -> None:
+    """Set ``stopping`` when the cross-process ``event`` is set."""
+    await asyncio.to_thread(event.wait)
+    stopping.set()
+
+
+async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, events: dict[str, Any],
                         out: Any) -> None:  # fmt: skip
-    from f2f_cli.backup.worker import BackupWorker, WorkerOptions
+    from f2f_cli.backup.worker import BackupWorker, WorkerOptions, WorkerStats
 
     settings = Settings.from_env(env, env_file=None)
     worker = BackupWorker(settings, WorkerOptions(batch_size=batch_size, block_ms=200, heartbeat_seconds=60,
                                                   report_seconds=3600, catchup_report_seconds=3600))  # fmt: skip
-    if record_lag:
-        worker.stats.lag_samples = []
     try:
         await worker.prepare()
-        await worker._heartbeat(force=True)  # opens the SQL pool before the clock starts
-        ready.put(os.getpid())
-        await asyncio.to_thread(go.wait)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def watch() -> None:
-            stop.wait()
-            loop.call_soon_threadsafe(stopping.set)
-
-        watcher = loop.run_in_executor(None, watch)
+        await worker._heartbeat(force=True)  # opens the SQL pool before any clock starts
+        out.put(("ready", os.getpid()))
+        # Warm-up: back up the sessions the bench creates, as a long-running worker would have.
+        await asyncio.to_thread(events["warm"].wait)
+        warm = asyncio.Event()
+        await asyncio.gather(worker.run(warm, prepared=True), _until(events["cool"], warm))
+        worker.stats = WorkerStats(lag_samples=[] if record_lag else None)
+        out.put(("warmed", os.getpid()))
+        await asyncio.to_thread(events["go"].wait)
+        halt = asyncio.Event()
         cpu = time.process_time()
-        stats = await worker.run(stopping, prepared=True)
-        await watcher
-        out.put({
+        stats = (await asyncio.gather(worker.run(halt, prepared=True), _until(events["halt"], halt)))[0]
+        out.put(("stats", {
             "entries": stats.entries, "sessions": stats.sessions, "rows": stats.ingredient_rows,
             "batches": stats.batches, "errors": stats.errors, "cpu": time.process_time() - cpu,
             "sql": stats.sql_seconds, "ack": stats.ack_seconds, "wait": stats.wait_seconds,
-            "diffed": stats.diffed_in_worker,
-            "lags": stats.lag_samples or [],
-        })  # fmt: skip
+            "diffed": stats.diffed_in_worker, "lags": stats.lag_samples or [],
+        }))  # fmt: skip
     finally:
         await worker.close()
 
 
 class _Workers:
-    """W spawned worker processes, connected and waiting; ``go`` starts them, ``stop`` collects their stats."""
+    """W spawned ``BackupWorker`` processes: connected, then warmed on the bench's set-up writes
+    (``warm`` … ``cool``), then off until ``start``; ``stop`` collects their stats."""
 
     def __init__(self, env: dict[str, str], count: int, batch_size: int, *, record_lag: bool = False) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.ready, self.out = ctx.Queue(), ctx.Queue()
-        self.go, self.halt = ctx.Event(), ctx.Event()
-        args = (env, batch_size, record_lag, self.ready, self.go, self.halt, self.out)
+        self.out = ctx.Queue()
+        self.events = {name: ctx.Event() for name in ("warm", "cool", "go", "halt")}
+        args = (env, batch_size, record_lag, self.events, self.out)
         self.procs = [ctx.Process(target=_worker_process, args=args, daemon=True) for _ in range(count)]
         for proc in self.procs:
             proc.start()
+        self._collect("ready", "start")
+
+    def _collect(self, kind: str, what: str, timeout: float = 120) -> list[Any]:
+        got = []
         try:
             for _ in self.procs:
-                self.ready.get(timeout=60)
+                tag, value = self.out.get(timeout=timeout)
+                if tag != kind:
+                    raise BenchFailed(f"a worker process sent {tag!r} while the bench waited for {kind!r}")
+                got.append(value)
+        except BenchFailed:
+            self.kill()
+            raise
         except Exception as exc:
             self.kill()
-            raise BenchFailed(f"a worker process did not start: {exc!r}") from None
+            raise BenchFailed(f"a worker process did not {what}: {exc!r}") from None
+        return got
+
+    def warm(self) -> None:
+        self.events["warm"].set()
+
+    def cool(self) -> None:
+        """Stop the warm-up run (after its in-flight batch) and wait until every worker is idle."""
+        self.events["cool"].set()
+        self._collect("warmed", "finish its warm-up")
 
     def start(self) -> float:
-        self.go.set()
+        self.events["go"].set()
         return time.perf_counter()
 
     def stop(self) -> list[dict[str, Any]]:
-        self.halt.set()
-        stats = []
+        for name in ("warm", "cool", "go", "halt"):  # whatever stage a worker is in, it ends
+            self.events[name].set()
         try:
-            for _ in self.procs:
-                stats.append(self.out.get(timeout=60))
+            return self._collect("stats", "report")
         finally:
             for proc in self.procs:
                 proc.join(timeout=30)
             self.kill()
-        return stats
 
     def kill(self) -> None:
         for proc in self.procs:
@@ -229,13 +247,11 @@ def _env(settings: Settings, db_url: str, prefix: str, max_ingredients: int) -> 
 
 
 async def _make_sessions(env: dict[str, str], count: int, k: int) -> list[str]:
-    """``count`` sessions with ``k`` ingredients each, then backed up (untimed): the steady state."""
-    from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
+    """``count`` sessions with ``k`` ingredients each (the warm workers back them up)."""
     from f2f_cli.stores.redis import RedisSessionStore
 
     settings = Settings.from_env(env, env_file=None)
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
-    worker = BackupWorker(settings, WorkerOptions(batch_size=1000, block_ms=50))
     try:
         ids: list[str] = []
         for start in range(0, count, 200):
@@ -243,13 +259,24 @@ async def _make_sessions(env: dict[str, str], count: int, k: int) -> list[str]:
             ids += [s.session_id for s in made]
             if k:
                 await asyncio.gather(*(store.add_ingredients(s.session_id, _FILL_NAMES[:k]) for s in made))
-        await worker.prepare()
-        while (await backup_lag(store.client, store.keys)).total:
-            await worker.run_once()
         return ids
     finally:
-        await worker.close()
         await store.close()
+
+
+def _warm_pool(env: dict[str, str], count: int, batch_size: int, sessions: int, k: int, *,
+               record_lag: bool = False) -> tuple[_Workers, list[str]]:  # fmt: skip
+    """Worker processes that have backed up ``sessions`` fresh sessions of ``k`` ingredients and are idle."""
+    pool = _Workers(env, count, batch_size, record_lag=record_lag)
+    try:
+        pool.warm()
+        ids = asyncio.run(_make_sessions(env, sessions, k))
+        asyncio.run(_wait_drained(env, 0.01))
+        pool.cool()
+    except BaseException:
+        pool.kill()
+        raise
+    return pool, ids
 
 
 async def _backlog(env: dict[str, str]) -> int:
@@ -381,9 +408,8 @@ def _drain_scenario(
     baseline_entries = baseline_rows = 0
     baseline_rate = 0.0
     for count in workers:
-        say(f"K={k}: {sessions} sessions of {k} ingredients, created and backed up (untimed)")
-        ids = asyncio.run(_make_sessions(env, sessions, k))
-        pool = _Workers(env, count, batch_size)
+        say(f"K={k}: {count} worker(s) back up {sessions} new sessions of {k} ingredients (untimed warm-up)")
+        pool, ids = _warm_pool(env, count, batch_size, sessions, k)
         try:
             say(f"K={k}: f2f serve takes one-ingredient POSTs for {fill_seconds:g} s, workers off")
             load = _fill(serve_url, ids, fill_seconds, connections, use_wrk)
@@ -477,9 +503,8 @@ async def _write_at_rate(env: dict[str, str], ids: Sequence[str], rate: int, sec
 
 def _lag(env: dict[str, str], *, rate: int, seconds: float, sessions: int, batch_size: int, say: Progress
          ) -> LagResult:  # fmt: skip
-    say(f"lag: {sessions} sessions of 10 ingredients, created and backed up (untimed)")
-    ids = asyncio.run(_make_sessions(env, sessions, 10))
-    pool = _Workers(env, 1, batch_size, record_lag=True)
+    say(f"lag: one worker backs up {sessions} new sessions of 10 ingredients (untimed warm-up)")
+    pool, ids = _warm_pool(env, 1, batch_size, sessions, 10, record_lag=True)
     try:
         pool.start()
         say(f"lag: writing {rate:,} adds/s for {seconds:g} s with one worker running")

@@ -16,11 +16,9 @@ from f2f_cli.redis.keys import BACKUP_GROUP
 from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.integration.test_backup_worker import redis_state, sql_state
-from tests.redis_servers import RedisClusterServers, data_node
+from tests.redis_servers import RedisClusterServers, data_node, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
-
-REDIS_PORT = 7043  # this module's own Redis, restarted empty by the test
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 30.0) -> None:
@@ -34,7 +32,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str, limit: fl
 
 
 async def test_worker_recreates_its_group_after_redis_comes_back_empty(tmp_path: Path, pg_url: str) -> None:
-    node = data_node(REDIS_PORT, tmp_path / "redis").start()
+    node = data_node(free_port(), tmp_path / "redis").start()  # our own Redis: the test restarts it empty
     settings = make_settings(
         F2F_REDIS_URL=node.url, F2F_DATABASE_URL=pg_url, F2F_REDIS_COMMAND_TIMEOUT="2", F2F_REDIS_CONNECT_TIMEOUT="2"
     )
