@@ -198,6 +198,7 @@ class BackupWorker:
         self._retry: list[Entry] = []
         self._known = KnownCopies(self.options.known_sessions)
         self._prefetch: asyncio.Task[list[Entry]] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
         self._rotate = 0
         self._report_at = time.monotonic()
         self._report_entries = 0
@@ -332,8 +333,12 @@ class BackupWorker:
 
     async def _indexed_streams(self) -> list[str]:
         """Cluster: the slot streams the index says may hold entries (at most ``batch_size``, rotating)."""
-        if time.monotonic() - self._last_sweep >= self.options.sweep_interval:
-            await self._sweep()
+        if time.monotonic() - self._last_sweep >= self.options.sweep_interval and self._sweeping is None:
+            # In the background: reading 16,384 stream lengths takes a second on a busy Cluster, and
+            # the entries the index already names must not wait for it.
+            self._last_sweep = time.monotonic()
+            self._sweeping = asyncio.create_task(self._sweep())
+            self._sweeping.add_done_callback(self._swept)
         slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
@@ -381,6 +386,11 @@ class BackupWorker:
         back = [slot for slot, n in zip(slots, lengths, strict=True) if int(n)]
         if back:
             await self.redis.sadd(self.keys.backup_index, *back)
+
+    def _swept(self, task: asyncio.Task[None]) -> None:
+        self._sweeping = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("worker %s: backup index sweep failed: %s", self.consumer, task.exception())
 
     async def _sweep(self) -> None:
         """Cluster: read every slot stream's length and index the non-empty ones (repairs the index)."""
@@ -529,6 +539,10 @@ class BackupWorker:
             )
 
     async def close(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(BaseException):
+                await self._sweeping
         if self._prefetch is not None:  # its entries stay pending on us; another worker reclaims them
             self._prefetch.cancel()
             with contextlib.suppress(BaseException):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -53,7 +54,7 @@ from f2f_cli.bench.http import (
 from f2f_cli.bench.loadgen import LoadResult, run_python_client, run_wrk, wrk_version
 from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.stats import ratio
-from f2f_cli.errors import ConfigError
+from f2f_cli.errors import ConfigError, StoreUnavailable
 from f2f_cli.settings import Settings
 
 Progress = Callable[[str], None]
@@ -253,9 +254,13 @@ async def _make_sessions(env: dict[str, str], count: int, k: int) -> list[str]:
     settings = Settings.from_env(env, env_file=None)
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
     try:
-        ids: list[str] = []
-        for start in range(0, count, 200):
-            made = await asyncio.gather(*(store.create() for _ in range(min(200, count - start))))
+        # One write alone first: a Cluster client that meets a burst before it has discovered the
+        # slots (and loaded the script) drops connections.
+        ids: list[str] = [(await store.create()).session_id]
+        if k:
+            await store.add_ingredients(ids[0], _FILL_NAMES[:k])
+        for start in range(1, count, 50):
+            made = await asyncio.gather(*(store.create() for _ in range(min(50, count - start))))
             ids += [s.session_id for s in made]
             if k:
                 await asyncio.gather(*(store.add_ingredients(s.session_id, _FILL_NAMES[:k]) for s in made))
@@ -277,6 +282,21 @@ def _warm_pool(env: dict[str, str], count: int, batch_size: int, sessions: int, 
         pool.kill()
         raise
     return pool, ids
+
+
+async def _redis_version(settings: Settings) -> str | None:
+    """``redis_version`` of the server (any node of a Cluster): every URL form f2f takes."""
+    from f2f_cli.redis.client import create_redis
+
+    client = create_redis(settings, command_timeout=5)
+    try:
+        info: Any = await client.info("server")
+    finally:
+        await client.aclose()
+    if "redis_version" not in info:  # a Cluster answers per node
+        info = next(iter(info.values()), {})
+    version = info.get("redis_version")
+    return None if version is None else str(version)
 
 
 async def _backlog(env: dict[str, str]) -> int:
@@ -477,8 +497,9 @@ async def _write_at_rate(env: dict[str, str], ids: Sequence[str], rate: int, sec
                 first = written + errors
                 for i in range(first, first + due):
                     sid = ids[i % len(ids)]
-                    pipe.evalsha(sha, 2, keys.session(sid), keys.backup_stream(sid), "a", ttl_ms, limit,
-                                 DEFAULT_BACKUP_MAX_ENTRIES, BACKUP_GROUP, sid, _ADD_NAMES[i % len(_ADD_NAMES)])
+                    pipe.execute_command("EVALSHA", sha, 2, keys.session(sid), keys.backup_stream(sid), "a", ttl_ms,
+                                         limit, DEFAULT_BACKUP_MAX_ENTRIES, BACKUP_GROUP, sid,
+                                         _ADD_NAMES[i % len(_ADD_NAMES)])  # fmt: skip
                 replies = await pipe.execute(raise_on_error=False)
                 marks = []
                 for i, reply in zip(range(first, first + due), replies, strict=True):
@@ -526,7 +547,20 @@ def _lag(env: dict[str, str], *, rate: int, seconds: float, sessions: int, batch
     )  # fmt: skip
 
 
-def run_backup_bench(
+def run_backup_bench(settings: Settings, **options: Any) -> BackupBenchResult:
+    """Run the bench (blocking; about half a minute per (K, workers) pair plus the lag run) and return
+    its result; see :func:`_run` for the options. A store that fails on the way is one clear error."""
+    import psycopg
+    from redis.exceptions import RedisClusterException, RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return _run(settings, **options)
+    except (RedisError, RedisClusterException, SQLAlchemyError, psycopg.Error, OSError, ValueError) as exc:
+        raise StoreUnavailable(f"the backup bench stopped: {exc}") from None
+
+
+def _run(
     settings: Settings,
     *,
     ingredients: Sequence[int] = (10, 90),
@@ -543,7 +577,6 @@ def run_backup_bench(
     loadgen: str = "auto",
     progress: Progress | None = None,
 ) -> BackupBenchResult:
-    """Run the bench (blocking; about a minute per (K, workers) pair plus the lag run) and return its result."""
     say = progress or (lambda _m: None)
     if not settings.redis_url:
         raise ConfigError("F2F_REDIS_URL is not set: the backup stream lives in Redis")
@@ -572,7 +605,8 @@ def run_backup_bench(
                 database = db_url.rpartition("/")[2]
                 say("preparing a dedicated database in phase redis")
                 _prepare_database(db_url, "redis")
-                redis_version, postgres_version = _versions(settings, db_url)
+                _, postgres_version = _versions(dataclasses.replace(settings, redis_url=None), db_url)
+                redis_version = asyncio.run(_redis_version(settings))
                 env = _env(settings, db_url, prefix, max_ingredients)
                 if drain:
                     say("starting f2f serve (one uvicorn worker)")

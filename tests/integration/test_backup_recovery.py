@@ -110,7 +110,12 @@ async def test_cluster_worker_reads_only_indexed_streams_and_the_sweep_repairs_t
         await store.add_ingredients(lost, ["대파"])
         await store.client.srem(keys.backup_index, keys.backup_slot(lost))
         assert await worker.run_once() == 0
-        worker._last_sweep = -math.inf  # the sweep is due
+        worker._last_sweep = -math.inf  # the sweep is due: the next poll starts it in the background
+        await worker._read()
+        sweep = worker._sweeping
+        if sweep is not None:  # (it may already have finished)
+            await sweep
+        assert keys.backup_slot(lost) in {int(m) for m in await store.client.smembers(keys.backup_index)}
         while await worker.run_once():
             pass
         assert sql_state(pg_url)[lost] == (3, False, frozenset({"계란", "대파"}))
