@@ -405,25 +405,30 @@ class BackupWorker:
             candidates = await self._indexed_streams()
         else:
             candidates = list(self.keys.backup_streams())
-        entries: list[Entry] = []
+        if not candidates:
+            return []
+        # One pipelined round for every candidate stream (on a Cluster there may be hundreds).
+        per_stream = max(1, opts.batch_size // len(candidates))
+        pipe = self.redis.pipeline(transaction=False)
         for stream in candidates:
-            try:
-                reply = await self.redis.xautoclaim(
-                    stream, BACKUP_GROUP, self.consumer, min_idle_time=opts.claim_idle_ms, start_id="0-0",
-                    count=opts.batch_size,
-                )  # fmt: skip
-            except ResponseError as exc:
-                if not _is_nogroup(exc):
-                    raise
-                await self._recreate_group([stream])
+            pipe.xautoclaim(stream, BACKUP_GROUP, self.consumer, min_idle_time=opts.claim_idle_ms, start_id="0-0",
+                            count=per_stream)  # fmt: skip
+        entries: list[Entry] = []
+        lost: list[str] = []
+        vanished: list[tuple[str, list[Any]]] = []
+        for stream, reply in zip(candidates, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, BaseException):
+                if not _is_nogroup(reply):
+                    raise reply
+                lost.append(stream)
                 continue
-            claimed = reply[1]
-            entries.extend((stream, _as_text(eid), fields) for eid, fields in claimed if fields)
-            deleted = reply[2] if len(reply) > 2 else []
-            if deleted:  # entries deleted after delivery: only their pending record remains
-                await self.redis.xack(stream, BACKUP_GROUP, *deleted)
-            if len(entries) >= opts.batch_size:
-                break
+            entries.extend((stream, _as_text(eid), fields) for eid, fields in reply[1] if fields)
+            if len(reply) > 2 and reply[2]:  # entries deleted after delivery: only their pending record remains
+                vanished.append((stream, list(reply[2])))
+        if lost:
+            await self._recreate_group(lost)
+        for stream, ids in vanished:
+            await self.redis.xack(stream, BACKUP_GROUP, *ids)
         if entries:
             log.info("worker %s reclaimed %d entries another worker left pending", self.consumer, len(entries))
         return entries
