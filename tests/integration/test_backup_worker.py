@@ -333,3 +333,38 @@ async def test_worker_side_diff_is_used_only_while_sql_holds_the_remembered_vers
         assert sql_state(pg_url)[sid] == (5, True, frozenset())
     finally:
         await engine.dispose()
+
+
+def _info_worker(pg_url: str, redis_url: str, redis_prefix: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")}
+    env.update({"F2F_REDIS_URL": redis_url, "F2F_REDIS_KEY_PREFIX": redis_prefix, "F2F_DATABASE_URL": pg_url,
+                "F2F_REDIS_COMMAND_TIMEOUT": "5", "F2F_REDIS_CONNECT_TIMEOUT": "5"})  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "f2f_cli", "worker", "--block-ms", "100", "--consumer", "log-test"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_worker_logs_start_and_stop_at_info_by_default(pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    """`f2f worker` is a service: without F2F_LOG_LEVEL its info lines show (the CLI default is quiet)."""
+    proc = _info_worker(pg_url, redis_url, redis_prefix)
+    try:
+
+        async def registered() -> bool:
+            engine = create_sync_engine_for(pg_url)
+            with engine.connect() as conn:
+                ids = list(conn.execute(select(f2f_instances.c.instance_id)).scalars())
+            engine.dispose()
+            return "worker-log-test" in ids
+
+        await _wait_for(registered, "the worker heartbeat row")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "INFO" in text and "worker log-test started" in text and "backlog 0 entries" in text
+    assert "worker log-test stopping after 0 entries" in text
