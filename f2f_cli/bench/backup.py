@@ -144,11 +144,12 @@ async def _until(event: Any, stopping: asyncio.Event) -> None:
 
 async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, events: dict[str, Any],
                         out: Any) -> None:  # fmt: skip
+    from f2f_cli.backends import Backends
     from f2f_cli.backup.worker import BackupWorker, WorkerOptions, WorkerStats
 
-    settings = Settings.from_env(env, env_file=None)
-    worker = BackupWorker(settings, WorkerOptions(batch_size=batch_size, block_ms=200, heartbeat_seconds=60,
-                                                  report_seconds=3600, catchup_report_seconds=3600))  # fmt: skip
+    backends = Backends.open(Settings.from_env(env, env_file=None))
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=batch_size, block_ms=200, heartbeat_seconds=60,
+                                                     report_seconds=3600, catchup_report_seconds=3600))  # fmt: skip
     try:
         await worker.prepare()
         await worker._heartbeat(force=True)  # opens the SQL pool before any clock starts
@@ -171,6 +172,7 @@ async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, 
         }))  # fmt: skip
     finally:
         await worker.close()
+        await backends.close()
 
 
 class _Workers:

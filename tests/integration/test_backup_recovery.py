@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from f2f_cli.backends import Backends
 from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.redis.keys import BACKUP_GROUP
 from f2f_cli.stores.redis import RedisSessionStore
@@ -37,7 +38,8 @@ async def test_worker_recreates_its_group_after_redis_comes_back_empty(tmp_path:
         F2F_REDIS_URL=node.url, F2F_DATABASE_URL=pg_url, F2F_REDIS_COMMAND_TIMEOUT="2", F2F_REDIS_CONNECT_TIMEOUT="2"
     )
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
-    worker = BackupWorker(settings, WorkerOptions(batch_size=50, block_ms=100))
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=50, block_ms=100))
     stop = asyncio.Event()
     task: asyncio.Task[object] | None = None
     try:
@@ -69,6 +71,7 @@ async def test_worker_recreates_its_group_after_redis_comes_back_empty(tmp_path:
         if task is not None:
             await asyncio.wait_for(task, 30)
         await worker.close()
+        await backends.close()
         await store.close()
         node.stop()
 
@@ -85,7 +88,8 @@ async def test_cluster_worker_reads_only_indexed_streams_and_the_sweep_repairs_t
         F2F_REDIS_COMMAND_TIMEOUT="5", F2F_REDIS_CONNECT_TIMEOUT="5",
     )  # fmt: skip
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
-    worker = BackupWorker(settings, WorkerOptions(batch_size=100, sweep_interval=3600))
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=100, sweep_interval=3600))
     keys = store.keys
     try:
         await worker.prepare()
@@ -122,4 +126,5 @@ async def test_cluster_worker_reads_only_indexed_streams_and_the_sweep_repairs_t
         assert (await backup_lag(store.client, keys)).total == 0
     finally:
         await worker.close()
+        await backends.close()
         await store.close()
