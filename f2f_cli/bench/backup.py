@@ -112,6 +112,10 @@ class LagResult(msgspec.Struct):
     drained_after_last_write_ms: float
     target_p99_ms: float
     meets_target: bool | None
+    # Redis Cluster only, measured after the run (backlog drained): an idle worker poll through the
+    # backup index, against reading all 16,384 slot streams (what a poll cost before the index).
+    poll_indexed_ms: float | None = None
+    poll_all_streams_ms: float | None = None
 
 
 class BackupBenchResult(msgspec.Struct):
@@ -299,6 +303,32 @@ async def _redis_version(settings: Settings) -> str | None:
         info = next(iter(info.values()), {})
     version = info.get("redis_version")
     return None if version is None else str(version)
+
+
+async def _poll_costs(env: dict[str, str]) -> tuple[float, float] | None:
+    """Cluster: median ms of an indexed poll (SMEMBERS of the index) and of a length read of every slot stream."""
+    from f2f_cli.backup.worker import _streams_with_entries
+    from f2f_cli.redis.client import create_redis, is_cluster
+    from f2f_cli.redis.keys import RedisKeys
+
+    settings = Settings.from_env(env, env_file=None)
+    client = create_redis(settings, command_timeout=30)
+    try:
+        keys = RedisKeys(settings.redis_key_prefix, cluster=is_cluster(client))
+        if not keys.cluster:
+            return None
+        indexed: list[float] = []
+        everything: list[float] = []
+        for _ in range(5):
+            start = time.perf_counter()
+            await client.smembers(keys.backup_index)
+            indexed.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            await _streams_with_entries(client, keys)
+            everything.append((time.perf_counter() - start) * 1000)
+        return float(np.median(indexed)), float(np.median(everything))
+    finally:
+        await client.aclose()
 
 
 async def _backlog(env: dict[str, str]) -> int:
@@ -536,6 +566,7 @@ def _lag(env: dict[str, str], *, rate: int, seconds: float, sessions: int, batch
         drained = asyncio.run(_wait_drained(env, 0.002))
     finally:
         stats = pool.stop()
+    polls = asyncio.run(_poll_costs(env))
     lags = np.asarray([x for s in stats for x in s["lags"]], dtype=np.float64)
     p50, p95, p99 = (float(v) for v in np.percentile(lags, [50, 95, 99])) if lags.size else (0.0, 0.0, 0.0)
     return LagResult(
@@ -546,6 +577,7 @@ def _lag(env: dict[str, str], *, rate: int, seconds: float, sessions: int, batch
         max_ms=float(lags.max()) if lags.size else 0.0, backlog_max=backlog_max,
         drained_after_last_write_ms=max(0.0, (drained - last) * 1000), target_p99_ms=TARGET_LAG_P99_MS,
         meets_target=None if not lags.size else p99 <= TARGET_LAG_P99_MS,
+        poll_indexed_ms=polls[0] if polls else None, poll_all_streams_ms=polls[1] if polls else None,
     )  # fmt: skip
 
 

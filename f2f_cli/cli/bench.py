@@ -396,6 +396,9 @@ def _render_backup(r: BackupBenchResult) -> None:
                     _ms(g.p95_ms), _ms(g.p99_ms), _ms(g.max_ms), f"{g.backlog_max:,}", f"≤ {g.target_p99_ms:g} ms",
                     "" if g.meets_target is None else _mark(g.meets_target))  # fmt: skip
         out.print(lag)
+        if g.poll_indexed_ms is not None and g.poll_all_streams_ms is not None:
+            out.print(f"Cluster: an idle worker poll through the backup index {g.poll_indexed_ms:.2f} ms; reading all "
+                      f"16,384 slot streams {g.poll_all_streams_ms:,.0f} ms")  # fmt: skip
     for note in r.notes:
         out.print(Text(f"note: {note}", style="dim"))
     out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
