@@ -264,7 +264,8 @@ class BackupWorker:
         entries = await self._take()
         if not entries:
             return 0
-        self._prefetch = asyncio.create_task(self._read())
+        if self._prefetch is None:  # (after a failed commit the earlier read may still be in flight)
+            self._prefetch = asyncio.create_task(self._read())
         try:
             await self._commit(entries)
         except BaseException:

@@ -58,7 +58,8 @@ def worker(
                             claim_interval=min(5.0, claim_idle_ms / 2000), consumer=consumer)  # fmt: skip
     stats = asyncio.run(run_worker(settings, options))
     if json:
-        print_json({"entries": stats.entries, "applied": stats.applied, "reclaimed": stats.reclaimed,
-                    "batches": stats.batches, "errors": stats.errors})  # fmt: skip
+        print_json({"entries": stats.entries, "sessions": stats.sessions, "applied": stats.applied,
+                    "ingredient_rows": stats.ingredient_rows, "reclaimed": stats.reclaimed, "batches": stats.batches,
+                    "errors": stats.errors, "groups_recreated": stats.groups_recreated})  # fmt: skip
     else:
         stdout().print(f"worker stopped: {stats.entries} entries, {stats.applied} sessions written")
