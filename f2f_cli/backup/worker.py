@@ -57,6 +57,7 @@ from f2f_cli.settings import Settings
 log = logging.getLogger("f2f.worker")
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
+SWEEP_SLICE = 512  # Cluster: slot streams whose length one index-repair step reads
 # What the loop survives by backing off and retrying: Redis or SQL unreachable or refusing.
 _WORKER_FAILURES: tuple[type[Exception], ...] = (*REDIS_FAILURES, SQLAlchemyError, StoreUnavailable)
 
@@ -103,7 +104,7 @@ class WorkerOptions:
     claim_idle_ms: int = 30_000
     claim_interval: float = 5.0
     idle_sleep: float = 0.01  # Cluster only: pause between polls of an empty backup index
-    sweep_interval: float = 30.0  # Cluster only: full pass over every slot stream to repair the index
+    sweep_interval: float = 30.0  # Cluster only: every slot stream is checked once per interval (index repair)
     heartbeat_seconds: float = 5.0
     report_seconds: float = 30.0  # info line with throughput, lag and backlog
     catchup_report_seconds: float = 5.0  # the same while catching up on a large backlog
@@ -186,11 +187,11 @@ class BackupWorker:
         self._started_at = utcnow()
         self._last_claim = -math.inf
         self._last_heartbeat = -math.inf
-        self._last_sweep = -math.inf
+        self._next_slice_at = time.monotonic() + self.options.sweep_interval * SWEEP_SLICE / 16_384
+        self._sweep_cursor = 0
         self._retry: list[Entry] = []
         self._known = KnownCopies(self.options.known_sessions)
         self._prefetch: asyncio.Task[list[Entry]] | None = None
-        self._sweeping: asyncio.Task[None] | None = None
         self._rotate = 0
         self._report_at = time.monotonic()
         self._report_entries = 0
@@ -326,12 +327,8 @@ class BackupWorker:
 
     async def _indexed_streams(self) -> list[str]:
         """Cluster: the slot streams the index says may hold entries (at most ``batch_size``, rotating)."""
-        if time.monotonic() - self._last_sweep >= self.options.sweep_interval and self._sweeping is None:
-            # In the background: reading 16,384 stream lengths takes a second on a busy Cluster, and
-            # the entries the index already names must not wait for it.
-            self._last_sweep = time.monotonic()
-            self._sweeping = asyncio.create_task(self._sweep())
-            self._sweeping.add_done_callback(self._swept)
+        if time.monotonic() >= self._next_slice_at:
+            await self._sweep_slice()
         slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
@@ -380,14 +377,23 @@ class BackupWorker:
         if back:
             await self.redis.sadd(self.keys.backup_index, *back)
 
-    def _swept(self, task: asyncio.Task[None]) -> None:
-        self._sweeping = None
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("worker %s: backup index sweep failed: %s", self.consumer, task.exception())
+    async def _sweep_slice(self) -> None:
+        """Cluster: repair the index a slice at a time, so that every stream is looked at once per
+        ``sweep_interval`` without a pause: reading all 16,384 lengths at once costs the worker about a
+        second of CPU (the replies are parsed in its event loop), which would show as a lag spike."""
+        streams = self.keys.backup_streams()
+        part = streams[self._sweep_cursor : self._sweep_cursor + SWEEP_SLICE]
+        self._sweep_cursor = (self._sweep_cursor + SWEEP_SLICE) % len(streams)
+        self._next_slice_at = time.monotonic() + self.options.sweep_interval * SWEEP_SLICE / len(streams)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in part:
+            pipe.xlen(stream)
+        found = [s for s, n in zip(part, await pipe.execute(), strict=True) if int(n)]
+        if found:
+            await self.redis.sadd(self.keys.backup_index, *(self.keys.backup_slot_of_stream(s) for s in found))
 
     async def _sweep(self) -> None:
-        """Cluster: read every slot stream's length and index the non-empty ones (repairs the index)."""
-        self._last_sweep = time.monotonic()
+        """Cluster: read every slot stream's length and index the non-empty ones (at start)."""
         present = await _streams_with_entries(self.redis, self.keys)
         if present:
             await self.redis.sadd(self.keys.backup_index, *(self.keys.backup_slot_of_stream(s) for s, _ in present))
@@ -523,10 +529,6 @@ class BackupWorker:
         )
 
     async def close(self) -> None:
-        if self._sweeping is not None:
-            self._sweeping.cancel()
-            with contextlib.suppress(BaseException):
-                await self._sweeping
         if self._prefetch is not None:  # its entries stay pending on us; another worker reclaims them
             self._prefetch.cancel()
             with contextlib.suppress(BaseException):
