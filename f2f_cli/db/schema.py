@@ -150,7 +150,7 @@ recipes = Table(
     Column("content_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
-    # Normalised title + ingredient set (migration 0005_recipe_identity): the same recipe from another source.
+    # Normalised title + ingredient set (migration 0003): the same recipe from another source.
     Column("fingerprint", String(64), nullable=True),
     UniqueConstraint("source", "source_id", name="uq_recipes_source_source_id"),
     Index("ix_recipes_category", "category"),

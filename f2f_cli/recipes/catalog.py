@@ -290,7 +290,7 @@ async def prune_unused_ingredients(conn: AsyncConnection) -> int:
 async def refresh_fingerprints(conn: AsyncConnection, *, only_missing: bool) -> int:
     """Compute fingerprints from the stored rows with today's vocabulary; returns how many changed.
 
-    Rows written before migration 0005_recipe_identity have none. ``only_missing=False`` also
+    Rows written before migration 0003 have none. ``only_missing=False`` also
     refreshes rows whose fingerprint an older vocabulary computed.
     """
     query = select(recipes.c.id, recipes.c.title, recipes.c.fingerprint)

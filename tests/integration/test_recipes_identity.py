@@ -95,7 +95,7 @@ async def test_a_copy_inside_one_file_is_merged(engine: AsyncEngine) -> None:
 
 
 async def make_copies(engine: AsyncEngine, source: str) -> int:
-    """Copy every recipe under ``source`` as the importer before migration 0005_recipe_identity did (no fingerprint)."""
+    """Copy every recipe under ``source`` as the importer before migration 0003 did (no fingerprint)."""
     async with engine.begin() as conn:
         originals = (await conn.execute(select(recipes))).mappings().all()
         for row in originals:

@@ -392,11 +392,18 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
   emptyDir:
     medium: Memory
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- /* The image's declared VOLUME /data (its HOME, and the embedded SQLite default, which the chart
+never uses: F2F_DATABASE_URL is PostgreSQL here) is writable in every pod, as under docker/podman. */}}
+- name: data
+  emptyDir:
+    sizeLimit: 16Mi
 {{- end }}
 
 {{- define "f2f.tmpMount" -}}
 - name: tmp
   mountPath: /tmp
+- name: data
+  mountPath: /data
 {{- end }}
 
 {{/* The chart Secret's data. */}}

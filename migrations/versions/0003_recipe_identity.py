@@ -1,6 +1,6 @@
 """Recipe identity across sources: a content fingerprint per recipe and the other ids it is known by.
 
-Revision ID: 0005_recipe_identity
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-01
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_recipe_identity"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
