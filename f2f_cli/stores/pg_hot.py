@@ -3,7 +3,7 @@
 Each hot operation is one round trip: ``get`` is one SELECT (the session row
 joined with its ingredients, one snapshot), and every write (add, remove,
 clear, touch) is one call of the ``f2f_session_write`` function (migration
-``0006_hotpath``), which bumps version and expiry, applies the change, checks
+``0004``), which bumps version and expiry, applies the change, checks
 the limit and returns the new state in one statement. SQLAlchemy stays for the
 schema, Alembic and the cold paths; going around it here is what brings the
 store within reach of a bare psycopg call (``f2f bench sessions`` measures the

@@ -22,7 +22,7 @@ def _has_function(url: str) -> bool:
         return int(row[0]) == 1
 
 
-def test_migration_0006_adds_and_drops_the_write_function(empty_pg_url: str) -> None:
+def test_migration_0004_adds_and_drops_the_write_function(empty_pg_url: str) -> None:
     schema.upgrade(empty_pg_url)
     assert _has_function(empty_pg_url)
     schema.downgrade(empty_pg_url, "0003")
@@ -31,7 +31,7 @@ def test_migration_0006_adds_and_drops_the_write_function(empty_pg_url: str) -> 
     assert _has_function(empty_pg_url)
 
 
-def test_migration_0006_is_a_no_op_on_sqlite(sqlite_url: str) -> None:
+def test_migration_0004_is_a_no_op_on_sqlite(sqlite_url: str) -> None:
     schema.downgrade(sqlite_url, "0003")
     schema.upgrade(sqlite_url)
     assert schema.state(sqlite_url).at_head

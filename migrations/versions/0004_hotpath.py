@@ -19,7 +19,7 @@ number of ingredients already stored as the DETAIL.
 SQLite has no stored functions: the embedded store runs the same steps as one
 SQLAlchemy transaction, so this revision does nothing there.
 
-Revision ID: 0006_hotpath
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01
 """
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006_hotpath"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
