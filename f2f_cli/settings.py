@@ -111,6 +111,16 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _failover_seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise ValueError("must be between 0 (failover off) and 3600 seconds")
+    return value
+
+
 def _redis_url(raw: str) -> str | None:
     raw = raw.strip()
     if not raw:
@@ -195,6 +205,9 @@ class Settings:
     sessions_per_minute: int = _env("F2F_SESSIONS_PER_MINUTE", _non_negative_int, default=60)
     # Peers allowed to name the client in X-Forwarded-For (the ingress, the load balancer).
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
+    # In the redis phase: fail the fleet over to SQL authority once a majority of live `serve` instances
+    # have not reached Redis for this long (0 turns automatic failover off).
+    redis_failover_seconds: float = _env("F2F_REDIS_FAILOVER_SECONDS", _failover_seconds, default=5.0)
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _positive_float, default=15.0)
 

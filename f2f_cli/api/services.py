@@ -80,6 +80,8 @@ class Services:
             redis_factory=redis_store_factory(settings),
             poll_seconds=settings.phase_poll_seconds,
             instance_id=new_instance_id("serve"),
+            failover_seconds=settings.redis_failover_seconds,
+            backlog_source=self._backlog_total,
         )
         self._api_store: SessionStore = self.runtime.facade
         if store_observer is not None:
@@ -113,15 +115,23 @@ class Services:
         assert isinstance(store, RedisSessionStore)
         return await backup_lag(store.client, store.keys)
 
-    async def readiness(self) -> dict[str, str]:
-        """Check exactly the stores the current phase needs: 'ok' or the reason, per store."""
+    async def _backlog_total(self) -> int:
+        """Backup-stream entries not yet in SQL: the runtime's estimate of what a Redis fault would lose."""
+        return (await self.backup_lag()).total
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Check exactly the stores the current phase needs: ready or not, and 'ok' or the reason per store.
+
+        In the redis phase either store suffices: without Redis, reads come from the SQL backup and the
+        fleet fails over; without SQL, requests do not need it (the backup lag grows)."""
         checks: dict[str, str] = {}
-        spec = spec_of(self.runtime.phase)
-        if spec.needs_sql:
+        spec = self.runtime.spec
+        if spec.needs_sql or spec.ready_on_either:
             checks["sql"] = await _check(self.sql_store)
         if spec.needs_redis:
             checks["redis"] = await _check(self.runtime.backup_store())
-        return checks
+        ok = [v == "ok" for v in checks.values()]
+        return (any(ok) if spec.ready_on_either else all(ok)), checks
 
 
 async def _check(store: SessionStore) -> str:

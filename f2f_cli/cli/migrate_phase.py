@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from f2f_cli.cli.common import (
     DRY_RUN_HELP,
@@ -118,6 +119,25 @@ def _render(out: Outcome, *, json: bool) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+def _render_faults(st: Status) -> None:
+    """Redis faults: recovering or failed-over state, restore progress, RPO estimate, conflicts."""
+    f = st.faults
+    if f is None:
+        return
+    console = stdout()
+    if f.redis_state != "ok":
+        since = f" since {f.since:%Y-%m-%d %H:%M:%S}Z" if f.since else ""
+        line = Text(f"Redis {f.redis_state}{since}", style="bold yellow")
+        if f.restore_total is not None:
+            line.append(f"; restore {f.restore_done or 0}/{f.restore_total} sessions", style="")
+        console.print(line)
+    if f.rpo_estimate is not None and f.redis_state != "ok":
+        console.print(Text(f"estimated writes lost (RPO): {f.rpo_estimate} backup-stream entries"))
+    if f.conflicts:
+        console.print(Text(f"{f.conflicts} Redis writes lost to failover-time writes: see table "
+                           f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
@@ -166,6 +186,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"sessions: SQL {st.sql_sessions}, Redis "
                       f"{st.redis_sessions if st.redis_sessions is not None else st.redis_error or '-'}; "
                       f"backup backlog {st.backup_backlog if st.backup_backlog is not None else '-'}")
+        _render_faults(st)
         if st.history:
             table = Table("at", "actor", "action", "from", "to", "epoch", title="recent steps")
             for h in st.history:
