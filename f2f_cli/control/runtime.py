@@ -342,8 +342,7 @@ class PhaseRuntime:
         if self._miss_check is None:
             if time.monotonic() - self._miss_checked_at < MISS_CHECK_SECONDS:
                 return False
-            self._miss_checked_at = time.monotonic()
-            self._miss_check = asyncio.ensure_future(self._check_marker())
+            self._miss_check = asyncio.ensure_future(self._check_marker(on_miss=True))
             self._miss_check.add_done_callback(self._miss_check_done)
         try:
             return await asyncio.shield(self._miss_check)
@@ -394,8 +393,11 @@ class PhaseRuntime:
         self.redis_reached()
         return found
 
-    async def _check_marker(self) -> bool:
-        """True when Redis lost data: the fleet is (now) recovering and misses are served from SQL."""
+    async def _check_marker(self, *, on_miss: bool = False) -> bool:
+        """True when Redis lost data: the fleet is (now) recovering and misses are served from SQL.
+
+        Only a check that reached Redis and found the marker in place holds off the next miss check for
+        ``MISS_CHECK_SECONDS``: right after a restart the first check may still fail to connect."""
         store = self._marker_store()
         if store is None:
             return False
@@ -403,6 +405,8 @@ class PhaseRuntime:
         if found is None:
             return False
         expected = self.generation
+        if on_miss and expected is not None and markers_match(found, expected):
+            self._miss_checked_at = time.monotonic()
         if expected is None:
             await self._establish(store, found)
             return False

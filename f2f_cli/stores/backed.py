@@ -91,13 +91,19 @@ class BackedRedisStore:
             if not self.reads_sql_on_error:
                 raise
             return await self.sql.get(session_id)
-        copy = await self._rehydrate(session_id)
-        if copy is None:
+        copy = await self.sql.read_copy(session_id)
+        if copy is None or copy.deleted:
             raise SessionNotFound(f"session {session_id} does not exist or has expired")
         try:
+            if await self._redis(lambda: self.redis.apply_copy(copy)):
+                self.hooks.rehydrated()
             # A write may have landed on the rehydrated copy meanwhile: answer Redis's current state.
             return await self._redis(lambda: self.redis.get(session_id))
         except SessionNotFound:
+            return copy
+        except StoreUnavailable:
+            if not self.reads_sql_on_error:
+                raise
             return copy
 
     async def count(self) -> int:
