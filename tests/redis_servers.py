@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -82,7 +83,17 @@ class RedisProcess:
     def stop(self) -> None:
         """Stop the process this object started (SIGTERM, then SIGKILL)."""
         if self.proc is not None:
+            self.resume()
             stop_process(self.proc)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its data and its sockets but answers nothing (a hung node)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
