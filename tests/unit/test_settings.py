@@ -41,6 +41,10 @@ def test_database_urls_are_normalised(raw: str, expected: str) -> None:
         ("F2F_REDIS_URL", "http://cache:6379"),
         ("F2F_API_PREFIX", "/v1 beta"),
         ("F2F_COOKIE_SECURE", "maybe"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "-1"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "3601"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "nan"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "soon"),
     ],
 )
 def test_invalid_values_name_the_variable(name: str, value: str) -> None:
@@ -70,3 +74,8 @@ def test_cookies_are_secure_outside_embedded_mode() -> None:
     assert not Settings.from_env(
         {"F2F_DATABASE_URL": "postgresql://db/x", "F2F_COOKIE_SECURE": "false"}, env_file=None
     ).secure_cookies
+
+
+def test_failover_seconds_default_and_off() -> None:
+    assert Settings.from_env({}, env_file=None).redis_failover_seconds == 5.0
+    assert Settings.from_env({"F2F_REDIS_FAILOVER_SECONDS": "0"}, env_file=None).redis_failover_seconds == 0.0
