@@ -256,10 +256,11 @@ async def sentinel(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "down_after_ms": args.down_after_ms,
         "promotion_seconds": round(promoted, 2),
-        "first_write_acknowledged_after_seconds": round(acks[0] - killed, 2) if acks else None,
+        # Time to recover: from the kill to the last failed request (every request after it succeeded).
+        "recovered_after_seconds": round(max(failed) - killed, 2) if failed else 0.0,
         "failed_requests": len(failed),
         "requests_sent": sum(load.sent for load in loads),
-        "last_failure_after_seconds": round(max(failed) - killed, 2) if failed else None,
+        "writes_acknowledged_after_the_kill": len(acks),
         "acknowledged_writes_lost": lost,
     }
 

@@ -66,6 +66,7 @@ BacklogSource = Callable[[], Awaitable[int]]
 # An unexplained miss checks the marker at most this often (so a miss costs at most one more round trip).
 MISS_CHECK_SECONDS = 1.0
 BACKLOG_SAMPLE_SECONDS = 5.0
+BACKLOG_WINDOW_SECONDS = 10.0
 
 
 class FaultEvents:
@@ -118,6 +119,7 @@ class PhaseRuntime:
         self.restore_progress: tuple[int, int] | None = None
         self._backlog_source = backlog_source
         self._backlog_at = float("-inf")
+        self._backlog_samples: list[tuple[float, int]] = []
         self._redis_ok_mono = self._started_mono  # start counts as contact: a new pod waits F before voting
         self._redis_ok_at: datetime | None = None
         self._miss_checked_at = float("-inf")
@@ -378,11 +380,24 @@ class PhaseRuntime:
         return self._redis_ok_at
 
     async def _sample_backlog(self) -> None:
-        if self._backlog_source is None or time.monotonic() - self._backlog_at < BACKLOG_SAMPLE_SECONDS:
+        """Sample the backup-stream backlog (each poll; on a Cluster, whose streams are many, every
+        ``BACKLOG_SAMPLE_SECONDS``). The RPO estimate is the largest sample of the last
+        ``BACKLOG_WINDOW_SECONDS``: the backlog swings between polls, and an estimate of loss should
+        err high rather than low."""
+        store = self._marker_store()
+        every = BACKLOG_SAMPLE_SECONDS if store is not None and store.keys.cluster else 0.0
+        now = time.monotonic()
+        if self._backlog_source is None or now - self._backlog_at < every:
             return
-        self._backlog_at = time.monotonic()
-        with contextlib.suppress(Exception):
-            self.last_backlog = await self._backlog_source()
+        self._backlog_at = now
+        try:
+            sample = await self._backlog_source()
+        except Exception as exc:  # Redis down: keep what was seen before it went
+            log.debug("backlog sample failed: %s", exc)
+            return
+        self._backlog_samples = [(t, n) for t, n in self._backlog_samples if now - t <= BACKLOG_WINDOW_SECONDS]
+        self._backlog_samples.append((now, sample))
+        self.last_backlog = max(n for _, n in self._backlog_samples)
 
     async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
         try:
