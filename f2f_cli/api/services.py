@@ -49,6 +49,21 @@ def _recipe_redis(settings: Settings) -> RedisClient | None:
     return create_redis(settings, command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
 
 
+# Restoring Redis after a fault copies thousands of sessions per call: request timeouts are far too short.
+RECOVERY_TIMEOUT = 10.0
+
+
+def _recovery_redis(settings: Settings) -> RedisSessionStore | None:
+    """The Redis store the fleet's background recovery uses, or None without F2F_REDIS_URL."""
+    if settings.redis_url is None:
+        return None
+    from f2f_cli.redis.client import create_redis
+
+    client = create_redis(settings, command_timeout=max(RECOVERY_TIMEOUT, settings.redis_command_timeout),
+                          max_connections=4)
+    return RedisSessionStore(client, settings)
+
+
 class Services:
     """The engine, the stores and the phase runtime of one process."""
 
@@ -67,6 +82,7 @@ class Services:
             max_ingredients=settings.max_ingredients,
         )
         self.recipe_redis = _recipe_redis(settings)
+        self.recovery_redis = _recovery_redis(settings)
         self.recommender = Recommender(
             self.engine,
             redis=self.recipe_redis,
@@ -82,6 +98,7 @@ class Services:
             instance_id=new_instance_id("serve"),
             failover_seconds=settings.redis_failover_seconds,
             backlog_source=self._backlog_total,
+            recovery_store=self.recovery_redis,
         )
         self._api_store: SessionStore = self.runtime.facade
         if store_observer is not None:
@@ -105,6 +122,8 @@ class Services:
             await self.session_limit.close()
         if self.recipe_redis is not None:
             await self.recipe_redis.aclose()
+        if self.recovery_redis is not None:
+            await self.recovery_redis.close()
         await self.engine.dispose()
 
     async def backup_lag(self) -> BackupLag:

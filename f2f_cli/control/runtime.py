@@ -93,6 +93,7 @@ class PhaseRuntime:
         drain_timeout: float = 10.0,
         failover_seconds: float = 5.0,
         backlog_source: BacklogSource | None = None,
+        recovery_store: RedisSessionStore | None = None,
     ) -> None:
         self.engine = engine
         self.sql = sql
@@ -118,6 +119,8 @@ class PhaseRuntime:
         self.last_backlog: int | None = None
         self.restore_progress: tuple[int, int] | None = None
         self._backlog_source = backlog_source
+        # The restore pipelines thousands of copies per call: it needs a longer command timeout than requests.
+        self._recovery_store = recovery_store
         self._backlog_at = float("-inf")
         self._backlog_samples: list[tuple[float, int]] = []
         self._redis_ok_mono = self._started_mono  # start counts as contact: a new pod waits F before voting
@@ -487,7 +490,7 @@ class PhaseRuntime:
         self._recovery = asyncio.create_task(self._recover(), name="f2f-redis-recovery")
 
     async def _recover(self) -> None:
-        store = self._marker_store()
+        store = self._recovery_store or self._marker_store()
         if store is None:
             return
         try:
