@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 from redis.exceptions import RedisError
@@ -84,6 +84,7 @@ class RecoveryReport:
 
 
 async def recover(engine: AsyncEngine, sql: SqlSessionStore, redis: RedisSessionStore, *, actor: str,
+                  settle_seconds: float = 0.0,
                   on_progress: Callable[[int, int], None] | None = None) -> RecoveryReport | None:
     """Do what the fleet's Redis state asks, if this instance holds the lock; None if another does.
 
@@ -104,7 +105,8 @@ async def recover(engine: AsyncEngine, sql: SqlSessionStore, redis: RedisSession
                         "reported in f2f_failover_conflicts", report.stream_applied, report.conflicts)
             state = await get_control(engine)
         if state.redis_state is RedisState.RECOVERING:
-            await _restore(engine, redis, report, actor=actor, on_progress=on_progress)
+            await _restore(engine, redis, report, actor=actor, settle_seconds=settle_seconds,
+                           on_progress=on_progress)
     return report
 
 
@@ -153,12 +155,23 @@ async def _apply_stream(sql: SqlSessionStore, redis: RedisSessionStore) -> int:
 
 
 async def _restore(engine: AsyncEngine, redis: RedisSessionStore, report: RecoveryReport, *, actor: str,
-                   on_progress: Callable[[int, int], None] | None) -> None:
+                   settle_seconds: float, on_progress: Callable[[int, int], None] | None) -> None:
+    """Copy everything, then once more what changed since the copy began.
+
+    The second pass closes a window of ``dual``: an instance that has not yet seen the state move from
+    ``failed-over`` to ``recovering`` (up to a poll interval) writes to SQL without copying to Redis, and
+    the first pass may already have passed that session. After ``settle_seconds`` every instance copies.
+    """
     for attempt in range(1, RESTORE_ATTEMPTS + 1):
         started_at = utcnow()
         started = time.perf_counter()
         generation = secrets.token_hex(8)
         copied = await _copy_all(engine, redis, generation, started_at, on_progress)
+        if copied is not None:
+            await asyncio.sleep(max(0.0, settle_seconds - (time.perf_counter() - started)))
+            tally = await copy_to_redis(engine, redis, now=utcnow(), batch_size=1000,
+                                        since=started_at - timedelta(seconds=1))
+            copied += tally.applied
         if copied is None:
             log.warning("Redis lost data again during the restore (attempt %d); starting over", attempt)
             continue

@@ -495,7 +495,7 @@ class PhaseRuntime:
             return
         try:
             report = await recover(self.engine, self.sql, store, actor=self.instance_id,
-                                   on_progress=self._progress)
+                                   settle_seconds=2 * self.poll_seconds, on_progress=self._progress)
         except F2FError as exc:
             log.info("Redis recovery postponed: %s", exc.message)
             return
