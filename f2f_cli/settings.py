@@ -187,12 +187,13 @@ class Settings:
     database_url: str = _env("F2F_DATABASE_URL", normalize_database_url, default=DEFAULT_DATABASE_URL)
     redis_url: str | None = _env("F2F_REDIS_URL", _redis_url, default=None)
     redis_key_prefix: str = _env("F2F_REDIS_KEY_PREFIX", _key_prefix, default="f2f")
-    # 250 ms each, from measurement (docs/BENCHMARKS.md, `scripts/bench_redis_faults.py timeout`): on this
-    # shared 2-core machine under load a healthy Redis store call exceeded 50 ms about 1 time in 400 and
-    # never 100 ms, while a 50 ms timeout turned such stalls into 503s. A hung Redis now costs a read
-    # 250 ms before the SQL backup answers, far below the seconds a failover vote takes.
-    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _positive_float, default=0.25)
-    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _positive_float, default=0.25)
+    # 500 ms each, from measurement (docs/BENCHMARKS.md, `scripts/bench_redis_faults.py timeout`): on this
+    # shared 2-core machine under heavy load, healthy Redis store calls (timed inside the event loop, as the
+    # client's timeout is) took over 50 ms in up to 9% of calls, over 250 ms in up to 1.3%, over 500 ms in
+    # at most 0.16% and never over 1 s; 50 ms turned such stalls into 503s. 500 ms keeps a hung Redis from
+    # costing a read more than half a second before the SQL backup answers, far below the failover time.
+    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _positive_float, default=0.5)
+    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _positive_float, default=0.5)
     session_ttl_seconds: int = _env("F2F_SESSION_TTL_SECONDS", _positive_int, default=86400)
     max_ingredients: int = _env("F2F_MAX_INGREDIENTS", _positive_int, default=100)
     max_ingredient_length: int = _env("F2F_MAX_INGREDIENT_LENGTH", _positive_int, default=50)

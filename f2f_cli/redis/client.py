@@ -18,7 +18,7 @@ accepts the same TLS options.
 Timeouts are explicit: ``settings.redis_connect_timeout`` bounds opening a
 connection and ``settings.redis_command_timeout`` every command, and no retry is
 made, so a dead or blackholed Redis costs a request at most connect + command
-timeout (~500 ms with the 250 ms defaults, chosen from measurement: see ``settings``).
+timeout (~1 s with the 500 ms defaults, chosen from measurement: see ``settings``).
 hiredis parses replies when installed (it is a dependency: ``redis[hiredis]``).
 """
 
