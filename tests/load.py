@@ -16,6 +16,7 @@ class Load:
         # Like the app: a client told its session is gone starts a new one (counted in ``renewed``).
         self.renew_on_404 = renew_on_404
         self.renewed = 0
+        self.errors: list[str] = []  # transport errors (no HTTP status), for the failure report
         self.sent = 0
         self.failed: list[str] = []
         # (monotonic time, status) of every failed request and of every request sent: fault tests
@@ -81,7 +82,8 @@ class Load:
         self.sent_at.append(time.monotonic())
         try:
             return await http.request(method, url, json=body)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            self.errors.append(f"{method} {type(exc).__name__}: {exc}")
             return None  # a timeout or reset counts as a failed request
 
     def _failed(self, what: str, r: httpx.Response | None) -> None:

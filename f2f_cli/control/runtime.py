@@ -352,7 +352,7 @@ class PhaseRuntime:
         try:
             return await asyncio.shield(self._miss_check)
         except F2FError:
-            return False
+            return True  # the loss could not be recorded: still answer this miss from the backup
 
     def _miss_check_done(self, task: asyncio.Task[bool]) -> None:
         if self._miss_check is task:
@@ -421,7 +421,9 @@ class PhaseRuntime:
             return False
         found = await self._read_markers(store)
         if found is None:
-            return False
+            # Redis answered the miss but not the check (a restart's stale connections): unknown, so a miss
+            # is answered from the backup, which holds the session if Redis lost it and nothing otherwise.
+            return on_miss
         expected = self.generation
         if on_miss and expected is not None and markers_match(found, expected):
             self._miss_checked_at = time.monotonic()

@@ -34,6 +34,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from f2f_cli.errors import ConfigError
 from f2f_cli.settings import Settings, mask_url
@@ -192,8 +193,11 @@ def create_redis_for_url(
     common: dict[str, Any] = {
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": command_timeout,
-        # A retry would double what a dead Redis costs a request; callers decide.
-        "retry": Retry(NoBackoff(), 0),
+        # One retry, on a refused or dropped connection only: after a Redis restart the pool still holds
+        # connections to the old process, and each would fail one request; a retry on a fresh connection
+        # costs nothing when Redis is back and a refused connect when it is not. Never on a timeout, which
+        # would double what a hung Redis costs a request.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
     if max_connections is not None:
         common["max_connections"] = max_connections

@@ -102,7 +102,7 @@ async def test_restart_empty_is_survived_without_an_operator(
               f"acknowledged writes {sum(load.writes_acked for load in loads)}, backlog at the kill {backlog_at_kill}, "
               f"lost {len(lost)} (estimated RPO {loss[0].get('rpo_estimate') if loss else None}); "
               f"restored and trusted {recovery_seconds:.1f}s after the restart; rehydrated {rehydrated:.0f}")
-        print(sorted(set(f for load in loads for f in load.failed))[:20])
+        print(sorted(set(f for load in loads for f in load.failed))[:20], [e for load in loads for e in load.errors])
         assert vanished_late == 0
         assert failed_late == 0
         assert old_lost == []
