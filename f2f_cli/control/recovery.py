@@ -119,7 +119,7 @@ async def _reconcile(engine: AsyncEngine, sql: SqlSessionStore,
         fenced = await faults.fenced_sessions(engine)
         for i in range(0, len(fenced), 500):
             part = fenced[i : i + 500]
-            copies = await redis.get_copies([sid for sid, _ in part])
+            copies = await redis.read_copies([sid for sid, _ in part])
             for (sid, pre_version), held in zip(part, copies, strict=True):
                 if held is None or held.version <= pre_version:
                     continue  # Redis held nothing SQL had not seen: no write lost

@@ -106,6 +106,9 @@ class BackedRedisStore:
                 raise
             return copy
 
+    async def read_copy(self, session_id: str) -> Session | None:
+        return await self._redis(lambda: self.redis.read_copy(session_id))
+
     async def count(self) -> int:
         return await self.redis.count()
 

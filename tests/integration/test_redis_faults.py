@@ -91,7 +91,7 @@ async def test_one_primary_losing_its_marker_is_a_loss_and_is_restored(fleet: Fl
     state = await control.get_control(rt.engine)
     assert state.redis_trusted and state.redis_generation not in (None, generation)
     assert markers_match(await read_markers(plain.client, plain.keys), state.redis_generation or "")
-    copies = await plain.get_copies([s.session_id for s in backed])
+    copies = await plain.read_copies([s.session_id for s in backed])
     assert all(c is not None for c in copies)
     assert copies[1] is not None and copies[1].names == {"두부"}  # the restore never replaced the newer write
     actions = [e for e in await _actions(fleet)]
@@ -129,7 +129,7 @@ async def test_failover_fences_sql_writes_and_reports_the_redis_writes_that_lost
     # The untouched session got its undrained Redis write from the stream; the fenced one kept SQL's.
     tail_now = await sql.read_copy(tail.session_id)
     assert tail_now is not None and tail_now.names == {"redis-only"}
-    fork_redis = await fleet.plain.get_copy(fork.session_id)
+    fork_redis = await fleet.plain.read_copy(fork.session_id)
     fork_sql = await sql.read_copy(fork.session_id)
     assert fork_sql is not None and fork_sql.names == {"sql-during-failover", "again"}
     assert fork_redis == fork_sql
