@@ -167,6 +167,7 @@ async def rto(args: argparse.Namespace) -> dict[str, Any]:
         "restore_copied": done.get("copied"),
         "backlog_at_kill": backlog,
         "rpo_estimate": loss.get("rpo_estimate"),
+        "rpo_upper_bound": loss.get("rpo_upper_bound"),
         "acknowledged_writes": loads[0].writes_acked,
         "acknowledged_writes_lost": len(lost),
         "write_requests_failed": len(loads[0].failed),

@@ -65,7 +65,7 @@ async def establish_generation(engine: AsyncEngine, value: str) -> str | None:
 
 async def enter_recovering(
     engine: AsyncEngine, *, expected_generation: str, found: list[str | None], rpo_estimate: int | None,
-    actor: str,
+    actor: str, rpo_upper: int | None = None,
 ) -> bool:
     """Redis lost data: the fleet recovers. False when another instance recorded this loss first."""
     now = utcnow()
@@ -84,7 +84,7 @@ async def enter_recovering(
                 return False
             after = await read_control(conn)
             await _history(conn, actor=actor, action="redis-data-loss", before=before, after=after, detail={
-                "rpo_estimate": rpo_estimate, "expected_marker": expected_generation,
+                "rpo_estimate": rpo_estimate, "rpo_upper_bound": rpo_upper, "expected_marker": expected_generation,
                 "markers_found": found,
             })
             await _notify(conn, after.epoch)
@@ -116,7 +116,7 @@ async def failover_votes(engine: AsyncEngine, *, window: timedelta, unreachable_
 
 
 async def auto_failover(engine: AsyncEngine, *, expect_epoch: int, rpo_estimate: int | None, votes: Votes,
-                        actor: str) -> Control | None:
+                        actor: str, rpo_upper: int | None = None) -> Control | None:
     """Move the fleet from ``redis`` to SQL authority in one update (phase dual, Redis untrusted,
     epoch + 1); None when the phase moved meanwhile (another instance failed over first)."""
     now = utcnow()
@@ -136,7 +136,7 @@ async def auto_failover(engine: AsyncEngine, *, expect_epoch: int, rpo_estimate:
             await conn.execute(delete(f2f_failover_fence))
             after = await read_control(conn)
             await _history(conn, actor=actor, action="auto-failover", before=before, after=after, detail={
-                "rpo_estimate": rpo_estimate, "live_serve_instances": votes.live,
+                "rpo_estimate": rpo_estimate, "rpo_upper_bound": rpo_upper, "live_serve_instances": votes.live,
                 "unreachable": votes.unreachable,
             })
             await _notify(conn, after.epoch)

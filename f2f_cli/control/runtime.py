@@ -108,6 +108,7 @@ class PhaseRuntime:
         self.failover_seconds = failover_seconds
         self.fault_events = FaultEvents()
         self.last_backlog: int | None = None
+        self.backlog_peak: int | None = None
         self.restore_progress: tuple[int, int] | None = None
         self._backlog_source = backlog_source
         # The restore pipelines thousands of copies per call: it needs a longer command timeout than requests.
@@ -372,9 +373,9 @@ class PhaseRuntime:
 
     async def _sample_backlog(self) -> None:
         """Sample the backup-stream backlog (each poll; on a Cluster, whose streams are many, every
-        ``BACKLOG_SAMPLE_SECONDS``). The RPO estimate is the largest sample of the last
-        ``BACKLOG_WINDOW_SECONDS``: the backlog swings between polls, and an estimate of loss should
-        err high rather than low."""
+        ``BACKLOG_SAMPLE_SECONDS``). The RPO estimate is the last sample; the largest of the last
+        ``BACKLOG_WINDOW_SECONDS`` goes beside it in the history as an upper bound (the backlog swings
+        between polls)."""
         store = self._marker_store()
         every = BACKLOG_SAMPLE_SECONDS if store is not None and store.keys.cluster else 0.0
         now = time.monotonic()
@@ -388,7 +389,8 @@ class PhaseRuntime:
             return
         self._backlog_samples = [(t, n) for t, n in self._backlog_samples if now - t <= BACKLOG_WINDOW_SECONDS]
         self._backlog_samples.append((now, sample))
-        self.last_backlog = max(n for _, n in self._backlog_samples)
+        self.last_backlog = sample
+        self.backlog_peak = max(n for _, n in self._backlog_samples)
 
     async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
         try:
@@ -421,7 +423,8 @@ class PhaseRuntime:
         if markers_match(found, expected):
             return False
         if await faults.enter_recovering(self.engine, expected_generation=expected, found=found,
-                                         rpo_estimate=self.last_backlog, actor=self.instance_id):
+                                         rpo_estimate=self.last_backlog, rpo_upper=self.backlog_peak,
+                                         actor=self.instance_id):
             self.fault_events.data_loss += 1
             log.warning("Redis lost data (marker %s expected, found %s); recovering from the SQL backup, "
                         "estimated RPO %s writes", expected, found, self.last_backlog)
@@ -466,7 +469,7 @@ class PhaseRuntime:
                      time.monotonic() - self._redis_ok_mono, votes.unreachable, votes.live)
             return
         after = await faults.auto_failover(self.engine, expect_epoch=state.epoch, rpo_estimate=self.last_backlog,
-                                           votes=votes, actor=self.instance_id)
+                                           rpo_upper=self.backlog_peak, votes=votes, actor=self.instance_id)
         if after is not None:
             self.fault_events.failovers += 1
             log.warning("Redis unreachable from %d of %d live instances for %.0fs: failed the fleet over to SQL "
