@@ -11,7 +11,8 @@
 
 One instance does this: the holder of a PostgreSQL advisory lock (its session ends with the
 connection, so a crashed restorer frees the lock and another instance takes over at its next poll).
-SQLite has no such lock and serves one host: an in-process lock suffices there.
+SQLite has no such lock and serves one host: an in-process guard suffices there (two processes on one file
+may both restore, which version-guarded copies make harmless).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ log = logging.getLogger("f2f.recovery")
 
 # pg_advisory_lock key: "f2f" and "rest(ore)" in ASCII, so it never collides with an application's own.
 LOCK_KEY = 0x663266_72657374
-_local_lock = asyncio.Lock()
+# SQLite: the engines of this process that are recovering (a plain set: one event loop, no await between
+# the test and the add). Processes sharing one SQLite file may restore at once, which is harmless.
+_local_holders: set[int] = set()
 RESTORE_ATTEMPTS = 3
 PROGRESS_EVERY = 0.5  # seconds between progress rows in f2f_control
 
@@ -54,11 +57,14 @@ PROGRESS_EVERY = 0.5  # seconds between progress rows in f2f_control
 async def advisory_lock(engine: AsyncEngine) -> AsyncIterator[bool]:
     """Try to become the fleet's restorer; yields whether this instance is."""
     if engine.dialect.name != "postgresql":
-        if _local_lock.locked():
+        if id(engine) in _local_holders:
             yield False
             return
-        async with _local_lock:
+        _local_holders.add(id(engine))
+        try:
             yield True
+        finally:
+            _local_holders.discard(id(engine))
         return
     with translate_db_errors():
         async with engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""Redis faults in the ``redis`` phase, in process against real PostgreSQL and Redis (standalone,
+"""Redis faults in the ``redis`` phase, in process against real PostgreSQL or SQLite and Redis (standalone,
 Sentinel and a 3-primary Cluster): the marker of one primary gone → recovering, misses and writes
 rehydrate, the restore trusts Redis again; an automatic failover fences SQL writes, and the
 returning Redis is reconciled with its conflicts reported."""
@@ -33,8 +33,8 @@ class Fleet:
 
 
 @pytest.fixture
-async def fleet(pg_url: str, redis_mode_url: str, redis_prefix: str) -> AsyncIterator[Fleet]:
-    settings = make_settings(F2F_DATABASE_URL=pg_url, F2F_REDIS_URL=redis_mode_url, F2F_REDIS_KEY_PREFIX=redis_prefix,
+async def fleet(sql_url: str, redis_mode_url: str, redis_prefix: str) -> AsyncIterator[Fleet]:
+    settings = make_settings(F2F_DATABASE_URL=sql_url, F2F_REDIS_URL=redis_mode_url, F2F_REDIS_KEY_PREFIX=redis_prefix,
                              F2F_REDIS_COMMAND_TIMEOUT="5", F2F_REDIS_CONNECT_TIMEOUT="5")
     engine = create_engine_for(settings)
     sql = SqlSessionStore(engine, ttl_seconds=3600, max_ingredients=100)
