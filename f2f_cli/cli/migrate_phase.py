@@ -19,16 +19,18 @@ from f2f_cli.cli.common import (
     JSON_HELP,
     YES_HELP,
     cli_errors,
+    confirm,
     fail,
     load_settings,
     print_json,
     stderr,
     stdout,
+    styled,
 )
 from f2f_cli.cli.progress import CliProgress
 from f2f_cli.control.phase import Phase
-from f2f_cli.control.repair import repair_pass
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
+from f2f_cli.control.repair import repair_pass, repair_preview
+from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, RedisNotConfigured
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
@@ -95,11 +97,11 @@ def _render(out: Outcome, *, json: bool) -> None:
     else:
         console = stdout()
         title = f"{out.action}: {out.from_phase}" + (f" → {out.to_phase}" if out.to_phase else "")
-        console.print(f"[bold]{title}[/]" + ("  [yellow](dry run)[/]" if out.dry_run else ""))
+        console.print(styled((title, "bold"), ("  (dry run)", "yellow") if out.dry_run else ""))
         if out.checks:
             table = Table("", "check", "detail", title="preflight", title_justify="left")
             for c in out.checks:
-                mark = "[red]✗[/]" if not c.ok else ("[yellow]![/]" if c.warning else "[green]✓[/]")
+                mark = Text("✗", "red") if not c.ok else (Text("!", "yellow") if c.warning else Text("✓", "green"))
                 table.add_row(mark, c.name, c.detail)
             console.print(table)
         if out.verify is not None:
@@ -138,6 +140,11 @@ def _render_faults(st: Status) -> None:
                            f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))
 
 
+# The phases are named after the production path (PostgreSQL → Redis); say once what the first means on SQLite.
+SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the SQL database (this SQLite file); "
+                     "the name is the production path's")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
@@ -164,17 +171,20 @@ def register(app: typer.Typer) -> None:
             return
         c = st.control
         console = stdout()
-        console.print(f"[bold]phase {c.phase.value}[/] (epoch {c.epoch}), changed {c.changed_at:%Y-%m-%d %H:%M:%S}Z "
-                      f"by {c.changed_by}; Redis copy {'trusted' if c.redis_trusted else '[red]untrusted[/]'}")
+        console.print(styled((f"phase {c.phase.value}", "bold"), f" (epoch {c.epoch}), changed "
+                             f"{c.changed_at:%Y-%m-%d %H:%M:%S}Z by {c.changed_by}; Redis copy ",
+                             ("trusted", "") if c.redis_trusted else ("untrusted", "red")))
         console.print(f"database {mask_url(settings.database_url)}; redis {mask_url(settings.redis_url) or 'not set'}")
+        if settings.is_sqlite:
+            console.print(SQLITE_PHASE_NOTE, style="dim")
         table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
         for inst, stale in st.instances:
             style = "dim" if stale else ""
             table.add_row(inst.kind, inst.host, str(inst.pid), inst.phase_seen, str(inst.epoch_seen),
                           f"{inst.last_seen:%H:%M:%S}" + (" (stale)" if stale else ""), style=style)
         console.print(table)
-        console.print(f"sessions: SQL {st.sql_sessions}, Redis "
-                      f"{st.redis_sessions if st.redis_sessions is not None else st.redis_error or '-'}; "
+        redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
+        console.print(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; "
                       f"backup backlog {st.backup_backlog if st.backup_backlog is not None else '-'}")
         _render_faults(st)
         if st.history:
@@ -187,7 +197,9 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     @cli_errors
     def plan(
-        words: Annotated[list[str], typer.Argument(help="[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")],
+        words: Annotated[
+            list[str], typer.Argument(help="\\[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")
+        ],
         json: JsonOpt = False,
     ) -> None:
         """The steps 'f2f migrate to PHASE' would run and which preconditions hold right now.
@@ -212,7 +224,7 @@ def register(app: typer.Typer) -> None:
         if refused:
             raise fail(refused, EXIT_FAILURE)
         if not out.done:
-            stderr().print("[yellow]some preconditions do not hold yet[/]")
+            stderr().print("some preconditions do not hold yet", style="yellow")
             raise typer.Exit(EXIT_FAILURE)
 
     @app.command("to")
@@ -300,12 +312,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command("repair")
     @cli_errors
-    def repair_cmd(json: JsonOpt = False) -> None:
-        """Copy the sessions whose Redis copy failed in dual from SQL into Redis, then trust Redis again."""
+    def repair_cmd(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
+        """Copy the sessions whose Redis copy failed in dual from SQL into Redis, then trust Redis again.
+
+        Examples:
+
+          f2f migrate repair --dry-run
+
+          f2f migrate repair --yes
+        """
         settings = load_settings()
+        if not settings.redis_url:
+            raise RedisNotConfigured("repair copies queued sessions into Redis")
+        if not dry_run:
+            confirm(yes, "Copy the queued sessions from SQL into Redis and trust Redis again?")
 
         async def run() -> dict[str, Any]:
             async def act(m: Migrator) -> Outcome:
+                if dry_run:
+                    report = await repair_preview(m.engine, m.sql, m.redis)
+                    out = Outcome("repair", "", done=True, dry_run=True)
+                    out.steps.append(f"would copy {report.copied} of {report.examined} queued "
+                                     f"({report.gone} gone, {report.examined - report.copied - report.gone} "
+                                     f"already current); Redis {'trusted' if report.trusted else 'still untrusted'}"
+                                     " afterwards")
+                    return out
                 report = await repair_pass(m.engine, m.sql, m.redis)
                 out = Outcome("repair", "", done=report.trusted)
                 out.steps.append(f"{report.examined} queued, {report.copied} copied, {report.gone} gone; "

@@ -26,7 +26,7 @@ from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_control, f2f_phase_history, f2f_repair_queue
 from f2f_cli.db.schema import fridge_sessions as sessions_t
 from f2f_cli.domain.model import Session
-from f2f_cli.errors import F2FError, PreconditionFailed
+from f2f_cli.errors import F2FError, PreconditionFailed, RedisNotConfigured
 from f2f_cli.migration import checks
 from f2f_cli.migration.backfill import BackfillReport, backfill
 from f2f_cli.migration.checks import Check
@@ -100,7 +100,7 @@ class Migrator:
     @property
     def redis(self) -> RedisSessionStore:
         if not self.backends.redis_configured:
-            raise PreconditionFailed("F2F_REDIS_URL is not set: the dual and redis phases need Redis")
+            raise RedisNotConfigured("the dual and redis phases need Redis")
         return self.backends.redis()
 
     # -- the moves ---------------------------------------------------------------
