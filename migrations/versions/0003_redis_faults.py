@@ -2,7 +2,7 @@
 each instance's last Redis contact, the failover fence and the conflict report.
 
 Revision ID: 0003_redis_faults
-Revises: 0003
+Revises: 0006_hotpath
 Create Date: 2026-12-01
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from f2f_cli.db.types import UTCDateTime
 
 revision: str = "0003_redis_faults"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006_hotpath"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
