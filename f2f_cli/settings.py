@@ -210,8 +210,13 @@ class Settings:
     database_url: str = _env("F2F_DATABASE_URL", normalize_database_url, default=DEFAULT_DATABASE_URL)
     redis_url: str | None = _env("F2F_REDIS_URL", _redis_url, default=None)
     redis_key_prefix: str = _env("F2F_REDIS_KEY_PREFIX", _key_prefix, default="f2f")
-    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _float_between(0.001, 60), default=0.05)
-    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _float_between(0.001, 60), default=0.05)
+    # 500 ms each, from measurement (docs/BENCHMARKS.md, `scripts/bench_redis_faults.py timeout`): on this
+    # shared 2-core machine under heavy load, healthy Redis store calls (timed inside the event loop, as the
+    # client's timeout is) took over 50 ms in up to 9% of calls, over 250 ms in up to 1.3%, over 500 ms in
+    # at most 0.16% and never over 1 s; 50 ms turned such stalls into 503s. 500 ms keeps a hung Redis from
+    # costing a read more than half a second before the SQL backup answers, far below the failover time.
+    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _float_between(0.001, 60), default=0.5)
+    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _float_between(0.001, 60), default=0.5)
     session_ttl_seconds: int = _env("F2F_SESSION_TTL_SECONDS", _int_between(1, MAX_SESSION_TTL_SECONDS), default=86400)
     max_ingredients: int = _env("F2F_MAX_INGREDIENTS", _int_between(1, 100_000), default=100)
     max_ingredient_length: int = _env("F2F_MAX_INGREDIENT_LENGTH", _int_between(1, INGREDIENT_NAME_COLUMN), default=50)
@@ -228,6 +233,9 @@ class Settings:
     sessions_per_minute: int = _env("F2F_SESSIONS_PER_MINUTE", _int_between(0, 1_000_000), default=60)
     # Peers allowed to name the client in X-Forwarded-For (the ingress, the load balancer).
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
+    # In the redis phase: fail the fleet over to SQL authority once a majority of live `serve` instances
+    # have not reached Redis for this long (0 turns automatic failover off).
+    redis_failover_seconds: float = _env("F2F_REDIS_FAILOVER_SECONDS", _float_between(0, 3600), default=5.0)
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _float_between(0.001, 3600), default=15.0)
     # How long `f2f serve` drains in-flight requests after SIGTERM before closing the rest (1-300 s);

@@ -106,7 +106,9 @@ def truncate_all(database_url: str) -> None:
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             if table.name == "f2f_control":
-                conn.execute(text("UPDATE f2f_control SET phase='postgres', epoch=1, redis_trusted=true"))
+                conn.execute(text("UPDATE f2f_control SET phase='postgres', epoch=1, redis_trusted=true, "
+                                  "redis_state='ok', redis_generation=NULL, rpo_estimate=NULL, restore_done=NULL, "
+                                  "restore_total=NULL"))
             elif table.name in metadata.tables:
                 conn.execute(table.delete())
     engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -82,7 +83,17 @@ class RedisProcess:
     def stop(self) -> None:
         """Stop the process this object started (SIGTERM, then SIGKILL)."""
         if self.proc is not None:
+            self.resume()
             stop_process(self.proc)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its data and its sockets but answers nothing (a hung node)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -146,6 +157,8 @@ class SentinelServers:
     master: RedisProcess
     sentinel: RedisProcess
     service: str = "f2fmaster"
+    # With a replica, Sentinel can promote it when the master dies (``start_sentinel(replica=True)``).
+    replica: RedisProcess | None = None
 
     @property
     def url(self) -> str:
@@ -153,22 +166,43 @@ class SentinelServers:
 
     def stop(self) -> None:
         self.sentinel.stop()
+        if self.replica is not None:
+            self.replica.stop()
         self.master.stop()
 
+    def current_master_port(self) -> int:
+        with redis.Redis(host=HOST, port=self.sentinel.port) as client:
+            _host, port = client.execute_command("SENTINEL", "get-master-addr-by-name", self.service)
+            return int(port)
 
-def start_sentinel(base: Path, master_port: int | None = None, sentinel_port: int | None = None) -> SentinelServers:
+
+def start_sentinel(
+    base: Path, master_port: int | None = None, sentinel_port: int | None = None, *, replica: bool = False,
+    down_after_ms: int = 5000,
+) -> SentinelServers:
     master_port = master_port or free_port()
     sentinel_port = sentinel_port or free_port()
     master = data_node(master_port, base / f"master-{master_port}").start()
+    replica_node: RedisProcess | None = None
+    if replica:
+        replica_port = free_port()
+        try:
+            replica_node = data_node(replica_port, base / f"replica-{replica_port}", "--replicaof", HOST,
+                                     str(master_port)).start()
+        except BaseException:
+            master.stop()
+            raise
     workdir = base / f"sentinel-{sentinel_port}"
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "sentinel.conf"  # sentinel rewrites its own config file, so it must be writable
     conf.write_text(
         f"port {sentinel_port}\nbind {HOST}\ndir {workdir}\n"
         f"sentinel monitor f2fmaster {HOST} {master_port} 1\n"
-        "sentinel down-after-milliseconds f2fmaster 5000\n"
+        f"sentinel down-after-milliseconds f2fmaster {down_after_ms}\n"
+        "sentinel failover-timeout f2fmaster 10000\n"
     )
     sentinel = RedisProcess(sentinel_port, workdir, [str(conf), "--sentinel"])
+    servers = SentinelServers(master, sentinel, replica=replica_node)
     try:
         sentinel.start()
 
@@ -177,11 +211,21 @@ def start_sentinel(base: Path, master_port: int | None = None, sentinel_port: in
                 return client.execute_command("SENTINEL", "get-master-addr-by-name", "f2fmaster") is not None
 
         _wait(knows_master, "sentinel to know the master")
+        if replica_node is not None:
+            def knows_replica() -> bool:
+                with redis.Redis(host=HOST, port=sentinel_port) as client:
+                    return bool(client.execute_command("SENTINEL", "replicas", "f2fmaster"))
+
+            def in_sync() -> bool:
+                with redis.Redis(host=HOST, port=replica_node.port) as client:
+                    return client.info("replication").get("master_link_status") == "up"
+
+            _wait(in_sync, "the replica to sync")
+            _wait(knows_replica, "sentinel to discover the replica", timeout=30)
     except BaseException:
-        sentinel.stop()
-        master.stop()
+        servers.stop()
         raise
-    return SentinelServers(master, sentinel)
+    return servers
 
 
 def have_redis_binaries() -> bool:

@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_mp
 
-from f2f_cli.control.phase import Phase
+from f2f_cli.control.phase import Phase, RedisState
 from f2f_cli.stores.breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -133,6 +133,22 @@ class Metrics:
         self.redis_trusted = Gauge(
             "f2f_redis_trusted", "0 while Redis is flagged untrusted (reads go to SQL until repaired).",
             multiprocess_mode="livemin", registry=r,
+        )
+        # Redis faults in the redis phase (the chart's alerts use these names).
+        self.redis_data_loss = Counter(
+            "f2f_redis_data_loss", "Times this process found that Redis lost data (generation marker gone) "
+            "and put the fleet into recovering.", registry=r,
+        )
+        self.sessions_rehydrated = Counter(
+            "f2f_sessions_rehydrated", "Sessions copied from the SQL backup into Redis on a miss while recovering.",
+            registry=r,
+        )
+        self.redis_restores = Counter(
+            "f2f_redis_restores", "Full restores of Redis from the SQL backup this process completed.", registry=r,
+        )
+        self.redis_state = Gauge(
+            "f2f_redis_state", "1 for the fleet's Redis state (ok, recovering, failed-over) as this process sees it.",
+            ["state"], multiprocess_mode="livemax", registry=r,
         )
         self.sessions = Gauge(
             "f2f_sessions", "Live sessions in the store of the current phase (cached).",
@@ -253,6 +269,13 @@ class Metrics:
         self._advance(self.dual_fallbacks, "fallbacks", events.fallbacks)
         self._advance(self.dual_read_repairs, "read_repairs", events.read_repairs)
         self._advance(self.dual_copy_failures, "copy_failures", events.copy_failures)
+        faults = runtime.fault_events
+        self._advance(self.redis_data_loss, "data_loss", faults.data_loss)
+        self._advance(self.redis_failovers, "failovers", faults.failovers)
+        self._advance(self.sessions_rehydrated, "rehydrated", faults.rehydrated)
+        self._advance(self.redis_restores, "restores", faults.restores)
+        for rs in RedisState:
+            self.redis_state.labels(rs.value).set(1 if runtime.redis_state is rs else 0)
 
     def _advance(self, counter: Counter, key: str, total: int) -> None:
         delta = total - self._seen.get(key, 0)

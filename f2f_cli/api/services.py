@@ -20,6 +20,7 @@ from f2f_cli.stores.timed import StoreObserver, TimedStore
 
 if TYPE_CHECKING:
     from f2f_cli.redis.client import RedisClient
+    from f2f_cli.stores.redis import RedisSessionStore
 
 
 def redis_store_factory(backends: Backends) -> RedisStoreFactory | None:
@@ -44,6 +45,23 @@ def _recipe_redis(backends: Backends) -> RedisClient | None:
     return backends.redis_client(command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
 
 
+# Restoring Redis after a fault copies thousands of sessions per call: request timeouts are far too short.
+RECOVERY_TIMEOUT = 10.0
+
+
+def _recovery_redis(backends: Backends) -> RedisSessionStore | None:
+    """The Redis store the fleet's background recovery uses (its client closed with the backends), or None
+    without F2F_REDIS_URL."""
+    if not backends.redis_configured:
+        return None
+    from f2f_cli.stores.redis import RedisSessionStore
+
+    settings = backends.settings
+    client = backends.redis_client(command_timeout=max(RECOVERY_TIMEOUT, settings.redis_command_timeout),
+                                   max_connections=4)
+    return RedisSessionStore(client, settings, owns_client=False)
+
+
 class Services:
     """The engine, the stores and the phase runtime of one process."""
 
@@ -59,6 +77,7 @@ class Services:
         self.engine: AsyncEngine = self.backends.engine
         self.sql_store = self.backends.sql
         self.recipe_redis = _recipe_redis(self.backends)
+        self.recovery_redis = _recovery_redis(self.backends)
         self.recommender = Recommender(
             self.engine,
             redis=self.recipe_redis,
@@ -72,6 +91,9 @@ class Services:
             redis_factory=redis_store_factory(self.backends),
             poll_seconds=settings.phase_poll_seconds,
             instance_id=new_instance_id("serve"),
+            failover_seconds=settings.redis_failover_seconds,
+            backlog_source=self._backlog_total,
+            recovery_store=self.recovery_redis,
         )
         self._api_store: SessionStore = self.runtime.facade
         if store_observer is not None:
@@ -105,15 +127,23 @@ class Services:
         store = self.backends.redis(backup_stream=True)
         return await backup_lag(store.client, store.keys)
 
-    async def readiness(self) -> dict[str, str]:
-        """Check exactly the stores the current phase needs: 'ok' or the reason, per store."""
+    async def _backlog_total(self) -> int:
+        """Backup-stream entries not yet in SQL: the runtime's estimate of what a Redis fault would lose."""
+        return (await self.backup_lag()).total
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Check exactly the stores the current phase needs: ready or not, and 'ok' or the reason per store.
+
+        In the redis phase either store suffices: without Redis, reads come from the SQL backup and the
+        fleet fails over; without SQL, requests do not need it (the backup lag grows)."""
         checks: dict[str, str] = {}
-        spec = spec_of(self.runtime.phase)
-        if spec.needs_sql:
+        spec = self.runtime.spec
+        if spec.needs_sql or spec.ready_on_either:
             checks["sql"] = await _check(self.sql_store)
         if spec.needs_redis:
             checks["redis"] = await _check(self.runtime.backup_store())
-        return checks
+        ok = [v == "ok" for v in checks.values()]
+        return (any(ok) if spec.ready_on_either else all(ok)), checks
 
 
 async def _check(store: SessionStore) -> str:

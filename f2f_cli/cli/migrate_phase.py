@@ -121,6 +121,25 @@ def _render(out: Outcome, *, json: bool) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+def _render_faults(st: Status) -> None:
+    """Redis faults: recovering or failed-over state, restore progress, RPO estimate, conflicts."""
+    f = st.faults
+    if f is None:
+        return
+    console = stdout()
+    if f.redis_state != "ok":
+        since = f" since {f.since:%Y-%m-%d %H:%M:%S}Z" if f.since else ""
+        line = Text(f"Redis {f.redis_state}{since}", style="bold yellow")
+        if f.restore_total is not None:
+            line.append(f"; restore {f.restore_done or 0}/{f.restore_total} sessions", style="")
+        console.print(line)
+    if f.rpo_estimate is not None and f.redis_state != "ok":
+        console.print(Text(f"estimated writes lost (RPO): {f.rpo_estimate} backup-stream entries"))
+    if f.conflicts:
+        console.print(Text(f"{f.conflicts} Redis writes lost to failover-time writes: see table "
+                           f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))
+
+
 # The phases are named after the production path (PostgreSQL → Redis); say once what the first means on SQLite.
 SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the SQL database (this SQLite file); "
                      "the name is the production path's")
@@ -167,6 +186,7 @@ def register(app: typer.Typer) -> None:
         redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
         console.print(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; "
                       f"backup backlog {st.backup_backlog if st.backup_backlog is not None else '-'}")
+        _render_faults(st)
         if st.history:
             table = Table("at", "actor", "action", "from", "to", "epoch", title="recent steps")
             for h in st.history:

@@ -28,6 +28,16 @@ class Phase(StrEnum):
     REDIS = "redis"
 
 
+class RedisState(StrEnum):
+    """The fleet's view of Redis beside the phase (docs/ARCHITECTURE.md, "Redis faults")."""
+
+    OK = "ok"
+    # Redis lost data (or is being refilled after a failover): one instance restores it from SQL.
+    RECOVERING = "recovering"
+    # The fleet failed over to SQL authority; the returning Redis awaits reconciliation.
+    FAILED_OVER = "failed-over"
+
+
 @dataclass(frozen=True, slots=True)
 class Control:
     phase: Phase
@@ -35,6 +45,12 @@ class Control:
     changed_at: datetime
     changed_by: str
     redis_trusted: bool
+    redis_state: RedisState = RedisState.OK
+    redis_generation: str | None = None
+    redis_state_since: datetime | None = None
+    rpo_estimate: int | None = None
+    restore_done: int | None = None
+    restore_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +63,12 @@ class Instance:
     epoch_seen: int
     started_at: datetime
     last_seen: datetime
+    redis_ok_at: datetime | None = None
+
+
+def live_window(poll_seconds: float) -> timedelta:
+    """An instance that has not written a heartbeat for this long is considered gone."""
+    return timedelta(seconds=max(10.0, 5 * poll_seconds))
 
 
 def new_instance_id(kind: str) -> str:
@@ -57,7 +79,11 @@ async def read_control(conn: AsyncConnection) -> Control:
     row = (await conn.execute(select(f2f_control).where(f2f_control.c.id == 1))).first()
     if row is None:
         raise SchemaNotReady("f2f_control has no row: run 'f2f migrate db upgrade'")
-    return Control(Phase(row.phase), row.epoch, row.changed_at, row.changed_by, row.redis_trusted)
+    return Control(
+        Phase(row.phase), row.epoch, row.changed_at, row.changed_by, row.redis_trusted,
+        RedisState(row.redis_state), row.redis_generation, row.redis_state_since, row.rpo_estimate,
+        row.restore_done, row.restore_total,
+    )
 
 
 async def get_control(engine: AsyncEngine) -> Control:
@@ -149,13 +175,20 @@ async def repair_done(engine: AsyncEngine, done: list[tuple[str, datetime]]) -> 
             remaining = await conn.scalar(select(func.count()).select_from(f2f_repair_queue))
             if remaining:
                 return False
-            await conn.execute(update(f2f_control).where(f2f_control.c.id == 1).values(redis_trusted=True))
-            return True
+            # While Redis is being restored or reconciled, only the restore may trust it again.
+            trusted = await conn.execute(
+                update(f2f_control)
+                .where(f2f_control.c.id == 1, f2f_control.c.redis_state == RedisState.OK.value)
+                .values(redis_trusted=True)
+            )
+            return bool(trusted.rowcount)
 
 
 async def heartbeat(
-    engine: AsyncEngine, instance_id: str, kind: str, phase: str, epoch: int, started_at: datetime
+    engine: AsyncEngine, instance_id: str, kind: str, phase: str, epoch: int, started_at: datetime,
+    *, redis_ok_at: datetime | None = None,
 ) -> None:
+    """Record that this instance is alive, what it has acknowledged and (serve) when it last reached Redis."""
     now = utcnow()
     values = {
         "instance_id": instance_id,
@@ -166,11 +199,12 @@ async def heartbeat(
         "epoch_seen": epoch,
         "started_at": started_at,
         "last_seen": now,
+        "redis_ok_at": redis_ok_at,
     }
     stmt = insert_for(engine.dialect.name, f2f_instances).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["instance_id"],
-        set_={"phase_seen": phase, "epoch_seen": epoch, "last_seen": now},
+        set_={"phase_seen": phase, "epoch_seen": epoch, "last_seen": now, "redis_ok_at": redis_ok_at},
     )
     with translate_db_errors():
         async with engine.begin() as conn:

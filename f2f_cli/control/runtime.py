@@ -5,6 +5,11 @@ switches the store between requests when the phase or epoch changes, holds
 writes during a cut-over, and acknowledges a new epoch in its heartbeat only
 after the writes it started under the previous phase have finished, so that
 ``f2f migrate`` may rely on "every live instance has seen epoch N" (invariant 4).
+
+It also carries the fleet through Redis faults (docs/ARCHITECTURE.md, "Redis faults"): on each
+poll, as the phase spec asks, it checks or keeps the generation marker, votes on Redis
+reachability and fails the fleet over when a majority cannot reach Redis, and starts the
+background recovery (reconcile, restore) that one instance of the fleet runs at a time.
 """
 
 from __future__ import annotations
@@ -12,21 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.clock import utcnow
+from f2f_cli.control import faults
 from f2f_cli.control import phase as control
-from f2f_cli.control.phase import Phase
+from f2f_cli.control.phase import Control, Phase, RedisState
+from f2f_cli.control.recovery import recover
 from f2f_cli.control.repair import repair_pass
-from f2f_cli.control.specs import Authority, ReadFrom, spec_of
+from f2f_cli.control.specs import Authority, Marker, PhaseSpec, ReadFrom, spec_of
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError, WritesHeld
+from f2f_cli.redis.marker import markers_match, read_markers, write_markers
+from f2f_cli.stores.backed import BackedRedisStore
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualEvents, DualSessionStore
+from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 from f2f_cli.stores.unavailable import UnavailableStore
 
@@ -37,6 +50,24 @@ log = logging.getLogger("f2f.runtime")
 RedisStoreFactory = Callable[[bool], SessionStore]
 
 NO_REDIS = UnavailableStore("redis", "this phase needs Redis but F2F_REDIS_URL is not set")
+
+
+# The backlog of the backup stream(s) (entries no worker has committed yet): the RPO estimate.
+BacklogSource = Callable[[], Awaitable[int]]
+# An unexplained miss checks the marker at most this often (so a miss costs at most one more round trip).
+MISS_CHECK_SECONDS = 1.0
+BACKLOG_SAMPLE_SECONDS = 5.0
+BACKLOG_WINDOW_SECONDS = 10.0
+
+
+class FaultEvents:
+    """Counters the metrics endpoint reads (``f2f_redis_data_loss_total`` and friends)."""
+
+    def __init__(self) -> None:
+        self.data_loss = 0
+        self.failovers = 0
+        self.rehydrated = 0
+        self.restores = 0
 
 
 class PhaseRuntime:
@@ -51,6 +82,9 @@ class PhaseRuntime:
         kind: str = "serve",
         hold_timeout: float = 5.0,
         drain_timeout: float = 10.0,
+        failover_seconds: float = 5.0,
+        backlog_source: BacklogSource | None = None,
+        recovery_store: RedisSessionStore | None = None,
     ) -> None:
         self.engine = engine
         self.sql = sql
@@ -62,12 +96,31 @@ class PhaseRuntime:
         self.breaker = CircuitBreaker()
         self.dual_events = DualEvents()
         self.started_at = utcnow()
+        self._started_mono = time.monotonic()
         self.phase = Phase.POSTGRES
         self.epoch = 0
         # The epoch reported in heartbeats: raised only once the writes of earlier epochs are done.
         self.acknowledged_epoch = 0
         self.acknowledged_phase = Phase.POSTGRES
         self.redis_trusted = True
+        self.redis_state = RedisState.OK
+        self.generation: str | None = None
+        self.failover_seconds = failover_seconds
+        self.fault_events = FaultEvents()
+        self.last_backlog: int | None = None
+        self.backlog_peak: int | None = None
+        self.restore_progress: tuple[int, int] | None = None
+        self._backlog_source = backlog_source
+        # The restore pipelines thousands of copies per call: it needs a longer command timeout than requests.
+        self._recovery_store = recovery_store
+        self._backlog_at = float("-inf")
+        self._backlog_samples: list[tuple[float, int]] = []
+        self._redis_ok_mono = self._started_mono  # start counts as contact: a new pod waits F before voting
+        self._redis_ok_at: datetime | None = None
+        self._miss_checked_at = float("-inf")
+        self._miss_check: asyncio.Task[bool] | None = None
+        self._fenced: set[str] = set()
+        self._recovery: asyncio.Task[None] | None = None
         self.last_poll_ok: datetime | None = None
         self._redis_factory = redis_factory
         self._cache: SessionStore | None = None
@@ -96,6 +149,8 @@ class PhaseRuntime:
             self._tasks.append(asyncio.create_task(self._listen_loop(), name="f2f-phase-listen"))
 
     async def stop(self) -> None:
+        if self._recovery is not None:
+            self._tasks.append(self._recovery)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -119,10 +174,18 @@ class PhaseRuntime:
             self._backup = self._redis_factory(True) if self._redis_factory else NO_REDIS
         return self._backup
 
-    def _store_for(self, p: Phase) -> SessionStore:
-        spec = spec_of(p)
+    @property
+    def spec(self) -> PhaseSpec:
+        """The spec this instance serves: its phase, in the fleet's current Redis state."""
+        return spec_of(self.phase, self.redis_state)
+
+    def _store_for(self, p: Phase, state: RedisState) -> SessionStore:
+        spec = spec_of(p, state)
         if spec.authority is Authority.REDIS:
-            return self.backup_store()
+            backup = self.backup_store()
+            if not isinstance(backup, RedisSessionStore):
+                return backup
+            return BackedRedisStore(backup, self.sql, self, reads_sql_on_error=spec.reads_sql_on_redis_error)
         if not spec.copies_to_redis:
             return self.sql
         return DualSessionStore(
@@ -147,17 +210,33 @@ class PhaseRuntime:
         async with self._refresh_lock:
             state = await control.get_control(self.engine)
             self.last_poll_ok = utcnow()
-            self.redis_trusted = state.redis_trusted
+            self._adopt(state)
             if state.epoch != self.epoch:
                 await self._switch(state.phase, state.epoch)
             else:
                 await self._heartbeat()
-        if not state.redis_trusted and spec_of(state.phase).repairs_redis and self.breaker.allow():
+        spec = self.spec
+        await self._fault_duties(spec, state)
+        if not state.redis_trusted and spec.repairs_redis and self.breaker.allow():
             await self._repair()
+
+    def _adopt(self, state: Control) -> None:
+        """Take the fleet's Redis fields; a new Redis state changes the store at once (same phase, same
+        authority: no writes need draining)."""
+        self.redis_trusted = state.redis_trusted
+        self.generation = state.redis_generation
+        if state.redis_state is not self.redis_state:
+            log.warning("Redis state %s (phase %s)", state.redis_state, state.phase)
+            self.redis_state = state.redis_state
+            self._fenced.clear()
+            if state.epoch == self.epoch:
+                self._store = self._store_for(self.phase, self.redis_state)
+        if state.restore_total is not None:
+            self.restore_progress = (state.restore_done or 0, state.restore_total)
 
     async def _switch(self, new_phase: Phase, epoch: int) -> None:
         previous = self._generation
-        self._store = self._store_for(new_phase)
+        self._store = self._store_for(new_phase, self.redis_state)
         self.phase, self.epoch = new_phase, epoch
         self._generation += 1
         self._changed.set()
@@ -185,6 +264,7 @@ class PhaseRuntime:
             self.acknowledged_phase.value,
             self.acknowledged_epoch,
             self.started_at,
+            redis_ok_at=self._contact_at(),
         )
 
     async def _repair(self) -> None:
@@ -233,11 +313,202 @@ class PhaseRuntime:
                 log.debug("LISTEN connection lost: %s", exc)
             await asyncio.sleep(max(self.poll_seconds, 1.0))
 
+    # -- Redis faults: the store's hooks (``stores.backed.FaultHooks``) ---------------------
+
+    def rehydrating(self) -> bool:
+        return self.spec.rehydrates
+
+    def redis_reached(self) -> None:
+        self._redis_ok_mono = time.monotonic()
+        self._redis_ok_at = None  # computed lazily at the next heartbeat (no clock read per request)
+
+    def redis_failed(self) -> None:
+        """Nothing to do now: the vote looks at the last success, not at failures."""
+
+    def rehydrated(self) -> None:
+        self.fault_events.rehydrated += 1
+
+    async def explain_miss(self) -> bool:
+        """A miss Redis cannot explain: did Redis lose data? Checks the marker at most once per
+        ``MISS_CHECK_SECONDS``; concurrent misses share that one check."""
+        if self.spec.marker is not Marker.CHECK:
+            return self.spec.rehydrates
+        if self._miss_check is None:
+            if time.monotonic() - self._miss_checked_at < MISS_CHECK_SECONDS:
+                return False
+            self._miss_check = asyncio.ensure_future(self._check_marker(on_miss=True))
+            self._miss_check.add_done_callback(self._miss_check_done)
+        try:
+            return await asyncio.shield(self._miss_check)
+        except F2FError:
+            return True  # the loss could not be recorded: still answer this miss from the backup
+
+    def _miss_check_done(self, task: asyncio.Task[bool]) -> None:
+        if self._miss_check is task:
+            self._miss_check = None
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed check is logged by its caller, never "never retrieved"
+
+    # -- Redis faults: the poll's duties -------------------------------------------------
+
+    def _marker_store(self) -> RedisSessionStore | None:
+        store = self.cache()
+        return store if isinstance(store, RedisSessionStore) else None
+
+    async def _fault_duties(self, spec: PhaseSpec, state: Control) -> None:
+        if spec.marker is Marker.CHECK:
+            await self._sample_backlog()
+            await self._check_marker()
+        elif spec.marker is Marker.KEEP:
+            await self._keep_marker()
+        if spec.fails_over:
+            await self._maybe_fail_over(state)
+        if spec.restores_redis or spec.reconciles:
+            self._start_recovery()
+
+    def _contact_at(self) -> datetime | None:
+        if self._redis_ok_at is None and self._redis_ok_mono > self._started_mono:
+            self._redis_ok_at = utcnow() - timedelta(seconds=time.monotonic() - self._redis_ok_mono)
+        return self._redis_ok_at
+
+    async def _sample_backlog(self) -> None:
+        """Sample the backup-stream backlog (each poll; on a Cluster, whose streams are many, every
+        ``BACKLOG_SAMPLE_SECONDS``). The RPO estimate is the last sample; the largest of the last
+        ``BACKLOG_WINDOW_SECONDS`` goes beside it in the history as an upper bound (the backlog swings
+        between polls)."""
+        store = self._marker_store()
+        every = BACKLOG_SAMPLE_SECONDS if store is not None and store.keys.cluster else 0.0
+        now = time.monotonic()
+        if self._backlog_source is None or now - self._backlog_at < every:
+            return
+        self._backlog_at = now
+        try:
+            sample = await self._backlog_source()
+        except Exception as exc:  # Redis down: keep what was seen before it went
+            log.debug("backlog sample failed: %s", exc)
+            return
+        self._backlog_samples = [(t, n) for t, n in self._backlog_samples if now - t <= BACKLOG_WINDOW_SECONDS]
+        self._backlog_samples.append((now, sample))
+        self.last_backlog = sample
+        self.backlog_peak = max(n for _, n in self._backlog_samples)
+
+    async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
+        try:
+            found = await read_markers(store.client, store.keys)
+        except (RedisError, OSError) as exc:
+            log.debug("marker check: Redis unreachable (%s)", exc)
+            return None
+        self.redis_reached()
+        return found
+
+    async def _check_marker(self, *, on_miss: bool = False) -> bool:
+        """True when Redis lost data: the fleet is (now) recovering and misses are served from SQL.
+
+        Only a check that reached Redis and found the marker in place holds off the next miss check for
+        ``MISS_CHECK_SECONDS``: right after a restart the first check may still fail to connect."""
+        store = self._marker_store()
+        if store is None:
+            return False
+        found = await self._read_markers(store)
+        if found is None:
+            # Redis answered the miss but not the check (a restart's stale connections): unknown, so a miss
+            # is answered from the backup, which holds the session if Redis lost it and nothing otherwise.
+            return on_miss
+        expected = self.generation
+        if on_miss and expected is not None and markers_match(found, expected):
+            self._miss_checked_at = time.monotonic()
+        if expected is None:
+            await self._establish(store, found)
+            return False
+        if markers_match(found, expected):
+            return False
+        if await faults.enter_recovering(self.engine, expected_generation=expected, found=found,
+                                         rpo_estimate=self.last_backlog, rpo_upper=self.backlog_peak,
+                                         actor=self.instance_id):
+            self.fault_events.data_loss += 1
+            log.warning("Redis lost data (marker %s expected, found %s); recovering from the SQL backup, "
+                        "estimated RPO %s writes", expected, found, self.last_backlog)
+        self._adopt(await control.get_control(self.engine))
+        self._wake.set()
+        return self.spec.rehydrates
+
+    async def _keep_marker(self) -> None:
+        """Redis is a copy of SQL here: write the marker where it is missing."""
+        store = self._marker_store()
+        if store is None:
+            return
+        found = await self._read_markers(store)
+        if found is None:
+            return
+        if self.generation is None:
+            await self._establish(store, found)
+        elif not markers_match(found, self.generation):
+            with contextlib.suppress(RedisError, OSError):
+                await write_markers(store.client, store.keys, self.generation)
+
+    async def _establish(self, store: RedisSessionStore, found: list[str | None]) -> None:
+        """No generation recorded yet: adopt the one Redis carries everywhere, or create one."""
+        value = found[0] if found and found[0] and markers_match(found, found[0]) else secrets.token_hex(8)
+        try:
+            await write_markers(store.client, store.keys, value, only_missing=True)
+            recorded = await faults.establish_generation(self.engine, value)
+            if recorded is not None:
+                await write_markers(store.client, store.keys, recorded)
+                self.generation = recorded
+        except (RedisError, OSError) as exc:
+            log.debug("could not write the generation marker: %s", exc)
+
+    async def _maybe_fail_over(self, state: Control) -> None:
+        seconds = self.failover_seconds
+        if seconds <= 0 or time.monotonic() - self._redis_ok_mono < seconds:
+            return
+        votes = await faults.failover_votes(self.engine, window=control.live_window(self.poll_seconds),
+                                            unreachable_for=timedelta(seconds=seconds))
+        if not votes.majority:
+            log.info("Redis unreachable from here for %.0fs, but only %d of %d live instances agree: no failover",
+                     time.monotonic() - self._redis_ok_mono, votes.unreachable, votes.live)
+            return
+        after = await faults.auto_failover(self.engine, expect_epoch=state.epoch, rpo_estimate=self.last_backlog,
+                                           rpo_upper=self.backlog_peak, votes=votes, actor=self.instance_id)
+        if after is not None:
+            self.fault_events.failovers += 1
+            log.warning("Redis unreachable from %d of %d live instances for %.0fs: failed the fleet over to SQL "
+                        "(phase dual, epoch %d), estimated RPO %s writes", votes.unreachable, votes.live,
+                        seconds, after.epoch, self.last_backlog)
+        self._wake.set()
+
+    def _start_recovery(self) -> None:
+        if self._recovery is not None and not self._recovery.done():
+            return
+        self._recovery = asyncio.create_task(self._recover(), name="f2f-redis-recovery")
+
+    async def _recover(self) -> None:
+        store = self._recovery_store or self._marker_store()
+        if store is None:
+            return
+        try:
+            report = await recover(self.engine, self.sql, store, actor=self.instance_id,
+                                   settle_seconds=2 * self.poll_seconds, on_progress=self._progress)
+        except F2FError as exc:
+            log.info("Redis recovery postponed: %s", exc.message)
+            return
+        except Exception:
+            log.exception("Redis recovery failed; retrying at the next poll")
+            return
+        if report is not None and report.restored:
+            self.fault_events.restores += 1
+        self._wake.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.restore_progress = (done, total)
+
     # -- writes --------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def write_slot(self) -> AsyncIterator[SessionStore]:
-        """The store to write to, after any cut-over hold; counted so a switch can wait for it."""
+    async def write_slot(self, session_id: str | None = None) -> AsyncIterator[SessionStore]:
+        """The store to write to, after any cut-over hold; counted so a switch can wait for it.
+
+        After a failover the first write to a session is fenced first (``faults.fence``)."""
         deadline = asyncio.get_running_loop().time() + self.hold_timeout
         while spec_of(self.phase).writes_held:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -246,6 +517,9 @@ class PhaseRuntime:
             self._wake.set()  # poll now rather than at the next tick
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+        if session_id is not None and self.spec.fences_writes and session_id not in self._fenced:
+            await faults.fence(self.engine, session_id)
+            self._fenced.add(session_id)
         generation = self._generation
         self._inflight[generation] = self._inflight.get(generation, 0) + 1
         try:
@@ -280,23 +554,23 @@ class PhaseStore:
             return await store.create()
 
     async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation:
-        async with self._rt.write_slot() as store:
+        async with self._rt.write_slot(session_id) as store:
             return await store.add_ingredients(session_id, names)
 
     async def remove_ingredient(self, session_id: str, name: str) -> Mutation:
-        async with self._rt.write_slot() as store:
+        async with self._rt.write_slot(session_id) as store:
             return await store.remove_ingredient(session_id, name)
 
     async def clear(self, session_id: str) -> Mutation:
-        async with self._rt.write_slot() as store:
+        async with self._rt.write_slot(session_id) as store:
             return await store.clear(session_id)
 
     async def touch(self, session_id: str) -> Session:
-        async with self._rt.write_slot() as store:
+        async with self._rt.write_slot(session_id) as store:
             return await store.touch(session_id)
 
     async def delete(self, session_id: str) -> None:
-        async with self._rt.write_slot() as store:
+        async with self._rt.write_slot(session_id) as store:
             await store.delete(session_id)
 
     async def apply_copy(self, copy: Session) -> bool:

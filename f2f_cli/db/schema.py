@@ -76,6 +76,14 @@ f2f_control = Table(
     Column("changed_by", String(200), nullable=False),
     # False while a failed Redis copy in `dual` awaits repair: every instance then reads SQL.
     Column("redis_trusted", Boolean(), nullable=False),
+    # Redis faults (migration 0003): ok | recovering | failed-over, the generation marker Redis must
+    # carry, when the state began, the estimated writes lost (RPO), the background restore's progress.
+    Column("redis_state", String(16), nullable=False, server_default="ok"),
+    Column("redis_generation", String(64), nullable=True),
+    Column("redis_state_since", UTCDateTime(), nullable=True),
+    Column("rpo_estimate", BigInteger(), nullable=True),
+    Column("restore_done", BigInteger(), nullable=True),
+    Column("restore_total", BigInteger(), nullable=True),
 )
 
 f2f_instances = Table(
@@ -89,6 +97,8 @@ f2f_instances = Table(
     Column("epoch_seen", BigInteger(), nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("last_seen", UTCDateTime(), nullable=False),
+    # The last time this instance reached Redis (serve only): the fleet's failover vote.
+    Column("redis_ok_at", UTCDateTime(), nullable=True),
     Index("ix_f2f_instances_last_seen", "last_seen"),
 )
 
@@ -125,6 +135,29 @@ f2f_phase_history = Table(
     Column("to_phase", String(16), nullable=True),
     Column("epoch", BigInteger(), nullable=True),
     Column("detail", Text(), nullable=True),
+)
+
+# Sessions written in SQL after an automatic failover, with the version SQL held before: a Redis copy
+# newer than that lost to a failover-time write (migration 0003).
+f2f_failover_fence = Table(
+    "f2f_failover_fence",
+    metadata,
+    Column("session_id", String(SESSION_ID_LENGTH), primary_key=True),
+    Column("pre_version", BigInteger(), nullable=False),
+    Column("fenced_at", UTCDateTime(), nullable=False),
+)
+
+# The report of Redis writes that lost to a failover-time write, read by `f2f migrate status`.
+f2f_failover_conflicts = Table(
+    "f2f_failover_conflicts",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("found_at", UTCDateTime(), nullable=False),
+    Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
+    Column("redis_version", BigInteger(), nullable=False),
+    Column("sql_version", BigInteger(), nullable=True),
+    Column("lost", Text(), nullable=False),
+    Index("ix_f2f_failover_conflicts_found_at", "found_at"),
 )
 
 

@@ -102,8 +102,10 @@ async def repair_queue_empty(engine: AsyncEngine) -> Check:
         async with engine.connect() as conn:
             queued = int(await conn.scalar(select(func.count()).select_from(f2f_repair_queue)) or 0)
     state = await control.get_control(engine)
-    ok = queued == 0 and state.redis_trusted
+    ok = queued == 0 and state.redis_trusted and state.redis_state.value == "ok"
     detail = "trusted, repair queue empty" if ok else f"{queued} sessions await repair; trusted={state.redis_trusted}"
+    if state.redis_state.value != "ok":  # Redis faults: the fleet restores Redis by itself; wait for it
+        detail += f"; Redis is {state.redis_state.value} (see 'f2f migrate status')"
     return Check("redis copy trusted", ok, detail)
 
 

@@ -9,13 +9,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.control import phase as control
-from f2f_cli.control.phase import Instance
+from f2f_cli.control.phase import Instance, live_window
 from f2f_cli.errors import PreconditionFailed
 
-
-def live_window(poll_seconds: float) -> timedelta:
-    """An instance that has not written a heartbeat for this long is considered gone."""
-    return timedelta(seconds=max(10.0, 5 * poll_seconds))
+__all__ = ["live_window", "wait_for_epoch"]
 
 
 async def wait_for_epoch(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from f2f_cli.backup.worker import backup_lag
 from f2f_cli.clock import utcnow
 from f2f_cli.control import phase as control
+from f2f_cli.control.faults import Conflict, conflict_report
 from f2f_cli.control.phase import Control, Instance
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_instances, f2f_phase_history
@@ -38,6 +39,24 @@ class Status:
     backup_backlog: int | None = None
     redis_error: str | None = None
     history: list[HistoryEntry] = field(default_factory=list)
+    faults: Faults | None = None
+
+
+CONFLICT_REPORT = "f2f_failover_conflicts"
+
+
+@dataclass(slots=True)
+class Faults:
+    """Redis faults: the fleet's Redis state, restore progress, RPO estimate and the conflict report."""
+
+    redis_state: str
+    since: datetime | None
+    rpo_estimate: int | None
+    restore_done: int | None
+    restore_total: int | None
+    conflicts: int
+    conflict_report: str
+    latest_conflicts: list[Conflict]
 
 
 async def backup_backlog(redis: RedisSessionStore) -> int:
@@ -63,6 +82,9 @@ async def collect(
         instances.append((inst, inst.last_seen <= cutoff))
     status = Status(control=state, instances=instances)
     status.history = [HistoryEntry(e.at, e.actor, e.action, e.from_phase, e.to_phase, e.epoch) for e in events]
+    total, latest = await conflict_report(engine)
+    status.faults = Faults(state.redis_state.value, state.redis_state_since, state.rpo_estimate, state.restore_done,
+                           state.restore_total, total, CONFLICT_REPORT, latest)
     status.sql_sessions = await sql.count()
     if redis is not None:
         try:

@@ -9,6 +9,9 @@
   the stream that lives in its session's slot; ``<tag>`` is the shortest string
   that hashes to that slot. The worker reads every slot's stream.
 - ``BACKUP_GROUP``: the consumer group every ``f2f worker`` joins.
+- ``<prefix>:gen`` (standalone, Sentinel) or ``<prefix>:gen:{<tag>}`` (one per Cluster primary, in the
+  first slot it serves): the generation marker ``f2f_control`` also records; a missing or foreign
+  marker in the ``redis`` phase means Redis lost data (``redis.marker``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ class RedisKeys:
         if not self.cluster:
             return (f"{self.prefix}:bk",)
         return tuple(self._slot_stream(slot) for slot in range(REDIS_CLUSTER_HASH_SLOTS))
+
+    def marker(self, slot: int | None = None) -> str:
+        """The generation marker (``slot``: the Cluster slot it must live in)."""
+        if slot is None:
+            return f"{self.prefix}:gen"
+        return f"{self.prefix}:gen:{{{slot_tags()[slot]}}}"
 
     @property
     def backup_index(self) -> str:

@@ -95,6 +95,21 @@ def test_runtime_state_and_dual_counters_are_exported(app_client: TestClient) ->
     assert sample(app_client.get("/metrics").text, "f2f_dual_fallbacks_total") == 2
 
 
+def test_redis_fault_counters_keep_the_names_the_chart_alerts_on(app_client: TestClient) -> None:
+    runtime = app_client.app.state.services.runtime  # type: ignore[attr-defined]
+    text = app_client.get("/metrics").text
+    for name in ("f2f_redis_data_loss_total", "f2f_redis_failovers_total", "f2f_sessions_rehydrated_total"):
+        assert sample(text, name) == 0
+    assert sample(text, "f2f_redis_state", state="ok") == 1
+    runtime.fault_events.data_loss += 1
+    runtime.fault_events.failovers += 1
+    runtime.fault_events.rehydrated += 5
+    text = app_client.get("/metrics").text
+    assert sample(text, "f2f_redis_data_loss_total") == 1
+    assert sample(text, "f2f_redis_failovers_total") == 1
+    assert sample(text, "f2f_sessions_rehydrated_total") == 5
+
+
 def test_session_count_gauge(app_client: TestClient) -> None:
     for _ in range(3):
         app_client.post("/v1/sessions")

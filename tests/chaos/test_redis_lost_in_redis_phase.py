@@ -1,5 +1,6 @@
 """Chaos in the ``redis`` phase: a backup worker SIGKILLed and replaced under load, then Redis killed
-and restarted empty (no persistence) and ``f2f sessions restore`` bringing every backed-up write back."""
+and restarted empty (no persistence): the service answers every backed-up write from the backup at once
+(issue #13), and ``f2f sessions restore`` by hand still works beside it."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ async def test_worker_kill_then_redis_loss_restored_from_the_backup(
         assert load.failed == []
         assert backlog == 0
         assert missing_in_backup == 0  # the killed worker's batch was reclaimed, nothing dropped
-        assert lost_before_restore == load.writes_acked  # Redis really lost everything
+        assert lost_before_restore == 0  # Redis lost everything; the fleet answered from the backup
         assert restore.returncode == 0, err.decode()
         assert lost_after_restore == 0
     finally:

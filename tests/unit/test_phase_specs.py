@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from f2f_cli.control.phase import Phase
-from f2f_cli.control.specs import SPECS, Authority, spec_of
+from f2f_cli.control.phase import Phase, RedisState
+from f2f_cli.control.specs import SPECS, Authority, Marker, spec_of
 
 
 def test_every_phase_has_one_spec() -> None:
@@ -42,3 +42,24 @@ def test_design_table() -> None:
 ])
 def test_where_reads_go(phase: Phase, trusted: bool, expected: bool) -> None:
     assert spec_of(phase).reads_redis(trusted) is expected
+
+
+def test_redis_faults_are_states_of_the_spec_lookup() -> None:
+    normal = spec_of(Phase.REDIS)
+    assert normal.marker is Marker.CHECK and normal.fails_over and normal.reads_sql_on_redis_error
+    assert not normal.rehydrates and not normal.restores_redis
+    recovering = spec_of(Phase.REDIS, RedisState.RECOVERING)
+    assert recovering.authority is Authority.REDIS and recovering.backup_stream
+    assert recovering.rehydrates and recovering.restores_redis and recovering.marker is Marker.NONE
+    failed_over = spec_of(Phase.DUAL, RedisState.FAILED_OVER)
+    assert failed_over.authority is Authority.SQL and failed_over.fences_writes and failed_over.reconciles
+    assert not failed_over.copies_to_redis and not failed_over.repairs_redis
+    assert not failed_over.reads_redis(True)
+    refilling = spec_of(Phase.DUAL, RedisState.RECOVERING)
+    assert refilling.copies_to_redis and refilling.restores_redis and not refilling.repairs_redis
+    assert spec_of(Phase.DUAL).marker is Marker.KEEP
+    # Only the redis phase may fail the fleet over, and only authority-keeping states exist per phase.
+    assert [p for p in Phase if spec_of(p).fails_over] == [Phase.REDIS]
+    for phase in Phase:
+        for state in RedisState:
+            assert spec_of(phase, state).authority is spec_of(phase).authority

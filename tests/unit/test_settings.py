@@ -57,6 +57,10 @@ def test_database_urls_are_normalised(raw: str, expected: str) -> None:
         ("F2F_DATABASE_URL", "[/]"),
         ("F2F_API_PREFIX", "/v1 beta"),
         ("F2F_COOKIE_SECURE", "maybe"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "-1"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "3601"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "nan"),
+        ("F2F_REDIS_FAILOVER_SECONDS", "soon"),
     ],
 )
 def test_invalid_values_name_the_variable(name: str, value: str) -> None:
@@ -144,3 +148,8 @@ def test_ingredient_length_cannot_exceed_the_sql_column() -> None:
     assert INGREDIENT_NAME_COLUMN == INGREDIENT_NAME_LENGTH
     with pytest.raises(ConfigError):
         Settings.from_env({"F2F_MAX_INGREDIENT_LENGTH": str(INGREDIENT_NAME_LENGTH + 1)}, env_file=None)
+
+
+def test_failover_seconds_default_and_off() -> None:
+    assert Settings.from_env({}, env_file=None).redis_failover_seconds == 5.0
+    assert Settings.from_env({"F2F_REDIS_FAILOVER_SECONDS": "0"}, env_file=None).redis_failover_seconds == 0.0

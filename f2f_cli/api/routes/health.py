@@ -26,8 +26,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
-    checks = await services.readiness()
-    ready = all(v == "ok" for v in checks.values())
+    ready, checks = await services.readiness()
     return JSONResponse(
         HealthOut(status="ready" if ready else "unavailable", checks=checks, phase=services.phase),
         status_code=200 if ready else 503,
