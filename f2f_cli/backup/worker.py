@@ -231,7 +231,13 @@ class BackupWorker:
         """Drain until ``stop`` is set (``prepared``: the caller ran :meth:`prepare` already)."""
         if not prepared:
             await self.prepare()
-        await self._heartbeat(force=True)
+        try:
+            await self._heartbeat(force=True)
+        except _WORKER_FAILURES as exc:
+            # A worker that starts while PostgreSQL is down still drains nothing it cannot commit;
+            # it waits in the loop below, which retries the heartbeat with everything else.
+            self._last_heartbeat = 0.0
+            log.warning("worker %s: cannot record a heartbeat yet: %s", self.consumer, exc)
         backlog = await self._backlog()
         log.info(
             "worker %s started: %s, %d stream(s), batch %d, backlog %d entries",

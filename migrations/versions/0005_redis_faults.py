@@ -1,8 +1,8 @@
 """Redis faults in the redis phase: the fleet's Redis state, generation marker, restore progress,
 each instance's last Redis contact, the failover fence and the conflict report.
 
-Revision ID: 0003_redis_faults
-Revises: 0006_hotpath
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from f2f_cli.db.types import UTCDateTime
 
-revision: str = "0003_redis_faults"
-down_revision: str | None = "0006_hotpath"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
