@@ -111,6 +111,18 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    """A parser for a duration in seconds that must lie in [low, high]."""
+
+    def parse(raw: str) -> float:
+        value = _positive_float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g} seconds")
+        return value
+
+    return parse
+
+
 def _redis_url(raw: str) -> str | None:
     raw = raw.strip()
     if not raw:
@@ -197,6 +209,10 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _positive_float, default=15.0)
+    # A cut-over whose migrator stops renewing it for this long ends by itself (the fleet goes back).
+    cutover_deadline_seconds: float = _env("F2F_CUTOVER_DEADLINE_SECONDS", _seconds_between(1, 300), default=10.0)
+    # A migrator lease with no heartbeat for this long may be taken over ('f2f migrate ... --take-over').
+    migrate_lease_seconds: float = _env("F2F_MIGRATE_LEASE_SECONDS", _seconds_between(2, 600), default=15.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from f2f_cli.cli.common import (
     DRY_RUN_HELP,
@@ -41,24 +44,44 @@ RateOpt = Annotated[
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the backfill from its checkpoint.")]
 SampleOpt = Annotated[int | None, typer.Option("--sample", min=1, help="Compare only N sessions each way.")]
+TakeOverOpt = Annotated[
+    bool, typer.Option("--take-over", help="Take the migrator lease from a run that stopped heartbeating (it died).")
+]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds to wait for every instance to acknowledge a step.")
 ]
 
 
-def _actor() -> str:
+def _actor(command: str) -> str:
+    """Who is migrating, as history and the lease show it: user@host:pid and the command."""
     try:
         user = getpass.getuser()
     except Exception:
         user = "unknown"
-    return f"{user}@{socket.gethostname()} f2f migrate"
+    return f"{user}@{socket.gethostname()}:{os.getpid()} f2f migrate {command}"
 
 
 def _run(coro: Coroutine[Any, Any, Outcome]) -> Outcome:
-    return asyncio.run(coro)
+    """Run the migrator; Ctrl-C and SIGTERM cancel it, so it restores a safe phase before exiting."""
+
+    async def main() -> Outcome:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await coro
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
 
 
-def _migrator(settings: Settings, *, json: bool, yes: bool, **kwargs: Any) -> Callable[[CliProgress], Migrator]:
+def _migrator(
+    settings: Settings, command: str, *, json: bool, yes: bool, **kwargs: Any
+) -> Callable[[CliProgress], Migrator]:
     def confirm(question: str) -> bool:
         if yes:
             return True
@@ -67,7 +90,7 @@ def _migrator(settings: Settings, *, json: bool, yes: bool, **kwargs: Any) -> Ca
         return typer.confirm(question, default=False, err=True)
 
     def make(progress: CliProgress) -> Migrator:
-        return Migrator(settings, actor=_actor(), progress=progress, confirm=confirm, **kwargs)
+        return Migrator(settings, actor=_actor(command), progress=progress, confirm=confirm, **kwargs)
 
     return make
 
@@ -88,32 +111,43 @@ def _outcome_json(out: Outcome) -> dict[str, Any]:
     return data
 
 
+def _mark(ok: bool, warning: bool = False) -> Text:
+    if not ok:
+        return Text("✗", style="red")
+    return Text("!", style="yellow") if warning else Text("✓", style="green")
+
+
 def _render(out: Outcome, *, json: bool) -> None:
     if json:
         print_json(_outcome_json(out))
     else:
         console = stdout()
-        title = f"{out.action}: {out.from_phase}" + (f" → {out.to_phase}" if out.to_phase else "")
-        console.print(f"[bold]{title}[/]" + ("  [yellow](dry run)[/]" if out.dry_run else ""))
+        title = Text(f"{out.action}: {out.from_phase}" + (f" → {out.to_phase}" if out.to_phase else ""), style="bold")
+        if out.dry_run:
+            title.append("  (dry run)", style="yellow")
+        console.print(title)
         if out.checks:
             table = Table("", "check", "detail", title="preflight", title_justify="left")
             for c in out.checks:
-                mark = "[red]✗[/]" if not c.ok else ("[yellow]![/]" if c.warning else "[green]✓[/]")
-                table.add_row(mark, c.name, c.detail)
+                table.add_row(_mark(c.ok, c.warning), Text(c.name), Text(c.detail))
             console.print(table)
-        if out.verify is not None:
-            v = out.verify
-            console.print(f"verify: {v.compared} compared, {v.differences} differences"
-                          + (" (sampled)" if v.sampled else "") + (f", {v.repaired} repaired" if v.repaired else ""))
-            if v.first:
-                table = Table("session", "difference", "SQL", "Redis", title="first differences")
-                for d in v.first:
-                    table.add_row(d.session_id, d.kind, d.sql, d.redis)
-                console.print(table)
+        if out.hold_timeout_s is not None:
+            console.print(Text(f"writes are held during the cut-over: each request waits at most "
+                               f"{out.hold_timeout_s:.0f}s (then 503); the cut-over deadline is "
+                               f"{out.cutover_deadline_s:.0f}s, renewed by this run, after which the fleet "
+                               "returns by itself (F2F_CUTOVER_DEADLINE_SECONDS)"))
         for step in out.steps:
-            console.print(f"  • {step}")
+            console.print(Text(f"  • {step}"))
+        if out.verify is not None and out.verify.first:
+            table = Table("session", "difference", "SQL", "Redis", title="first differences")
+            for d in out.verify.first:
+                table.add_row(Text(d.session_id), Text(d.kind), Text(d.sql), Text(d.redis))
+            console.print(table)
     if out.refused:
-        raise fail(out.refused, EXIT_FAILURE)
+        if out.next_step and not json:
+            stderr().print(Text(f"next: {out.next_step}"))
+        stderr().print(Text("error: ", style="bold red") + Text(out.refused))
+        raise typer.Exit(130 if out.interrupted else EXIT_FAILURE)
     if not out.done and not out.dry_run:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -189,19 +223,18 @@ def register(app: typer.Typer) -> None:
             raise fail("usage: f2f migrate plan [to] dual|redis|postgres", EXIT_USAGE)
         settings = load_settings()
         target = Phase(words[0])
-        make = _migrator(settings, json=json, yes=True)
+        make = _migrator(settings, f"plan {target}", json=json, yes=True)
         with CliProgress(enabled=False) as progress:
             out = _run(_with(make, progress, lambda m: m.plan(target)))
         if json:
             print_json(_outcome_json(out))
+            if out.refused or not out.done:
+                raise typer.Exit(EXIT_FAILURE)
             return
         out.dry_run = True
-        refused, out.refused = out.refused, None
         _render(out, json=False)
-        if refused:
-            raise fail(refused, EXIT_FAILURE)
         if not out.done:
-            stderr().print("[yellow]some preconditions do not hold yet[/]")
+            stderr().print(Text("some preconditions do not hold yet", style="yellow"))
             raise typer.Exit(EXIT_FAILURE)
 
     @app.command("to")
@@ -214,6 +247,7 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchOpt = 1000,
         max_rate: RateOpt = None,
         resume: ResumeOpt = False,
+        take_over: TakeOverOpt = False,
         sample: SampleOpt = None,
         timeout: TimeoutOpt = 30.0,
     ) -> None:
@@ -227,14 +261,17 @@ def register(app: typer.Typer) -> None:
 
           f2f migrate to dual --resume --yes      # after a crash or Ctrl-C during the backfill
 
+          f2f migrate to dual --resume --take-over --yes   # the run that crashed still holds the lease
+
           f2f migrate to redis --yes
         """
         if target not in ("dual", "redis"):
             hint = " (use 'f2f migrate rollback' to go back)" if target == "postgres" else ""
             raise fail(f"'to' takes dual or redis, not {target!r}{hint}", EXIT_USAGE)
         settings = load_settings()
-        make = _migrator(settings, json=json, yes=yes, batch_size=batch_size, max_rate=max_rate, resume=resume,
-                         dry_run=dry_run, converge_timeout=timeout, verify_sample=sample)
+        make = _migrator(settings, f"to {target}", json=json, yes=yes, batch_size=batch_size, max_rate=max_rate,
+                         resume=resume, take_over=take_over, dry_run=dry_run, converge_timeout=timeout,
+                         verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
             out = _run(_with(make, progress, lambda m: m.to_dual() if target == "dual" else m.to_redis()))
         _render(out, json=json)
@@ -248,15 +285,25 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchOpt = 1000,
         sample: SampleOpt = None,
         timeout: TimeoutOpt = 30.0,
-        drain_timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the backup stream.")] = 120.0,
+        take_over: TakeOverOpt = False,
+        drain_timeout: Annotated[
+            float,
+            typer.Option(min=1, max=3600, help="Hold budget: seconds to wait for the backup stream while writes "
+                         "are held; rollback refuses up front when the backlog is older than this."),
+        ] = 120.0,
     ) -> None:
         """Go one phase back: redis → dual (drain the backup, reverse sync, verify) or dual → postgres.
 
-        Example: f2f migrate rollback --yes
+        Examples:
+
+          f2f migrate rollback --dry-run     # the checks it runs before holding any write
+
+          f2f migrate rollback --yes
         """
         settings = load_settings()
-        make = _migrator(settings, json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
-                         converge_timeout=timeout, drain_timeout=drain_timeout, verify_sample=sample)
+        make = _migrator(settings, "rollback", json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
+                         take_over=take_over, converge_timeout=timeout, drain_timeout=drain_timeout,
+                         verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
             out = _run(_with(make, progress, lambda m: m.rollback()))
         _render(out, json=json)
@@ -282,7 +329,8 @@ def register(app: typer.Typer) -> None:
           f2f migrate verify --repair --yes
         """
         settings = load_settings()
-        make = _migrator(settings, json=json, yes=yes, batch_size=batch_size, dry_run=dry_run, verify_sample=sample)
+        make = _migrator(settings, "verify", json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
+                         verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
             out = _run(_with(make, progress, lambda m: m.verify_stores(repair_now=repair)))
         _render(out, json=json)
@@ -302,7 +350,7 @@ def register(app: typer.Typer) -> None:
                 return out
 
             with CliProgress(enabled=False) as progress:
-                out = await _with(_migrator(settings, json=json, yes=True), progress, act)
+                out = await _with(_migrator(settings, "repair", json=json, yes=True), progress, act)
             return _outcome_json(out)
 
         data = asyncio.run(run())
