@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -76,7 +77,11 @@ def _run(coro: Coroutine[Any, Any, Outcome]) -> Outcome:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        # Interrupted before the migrator had anything to restore (cli_errors reports it, exit 130).
+        raise KeyboardInterrupt from None
 
 
 def _migrator(
@@ -152,6 +157,55 @@ def _render(out: Outcome, *, json: bool) -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
+def _render_status(st: Status, settings: Settings) -> None:
+    c = st.control
+    console = stdout()
+    line = Text(f"phase {c.phase.value}", style="bold")
+    line.append(f" (epoch {c.epoch}), changed {c.changed_at:%Y-%m-%d %H:%M:%S}Z by {c.changed_by}; Redis copy ")
+    line.append(st.redis_copy, style="red" if st.redis_copy.startswith("untrusted") else "")
+    console.print(line)
+    if c.cutover_from is not None:
+        deadline = f"{c.hold_deadline:%H:%M:%S}Z" if c.hold_deadline else "-"
+        console.print(Text(f"cut-over {c.cutover_from} → {c.cutover_to}: writes held since {c.changed_at:%H:%M:%S}Z "
+                           f"by {c.changed_by}, deadline {deadline}" + (" (lapsed)" if st.cutover_lapsed else ""),
+                           style="bold red"))
+    redis = mask_url(settings.redis_url) or "not set"
+    console.print(Text(f"database {mask_url(settings.database_url)}; redis {redis}"))
+    if st.lease is not None:
+        console.print(Text(f"migrator lease: {st.lease.holder} ({st.lease.actor}) '{st.lease.command}', step "
+                           f"{st.lease.step}, since {st.lease.since:%H:%M:%S}Z, heartbeat "
+                           f"{st.lease.heartbeat:%H:%M:%S}Z" + (" (stale)" if st.lease_stale else "")))
+    else:
+        console.print(Text("migrator lease: free (no 'f2f migrate' is changing the phase)"))
+    table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
+    for inst, stale in st.instances:
+        table.add_row(Text(inst.kind), Text(inst.host), str(inst.pid), Text(inst.phase_seen), str(inst.epoch_seen),
+                      f"{inst.last_seen:%H:%M:%S}" + (" (stale)" if stale else ""), style="dim" if stale else "")
+    console.print(table)
+    if st.instances_aged_out:
+        console.print(Text(f"{st.instances_aged_out} instance(s) not seen for over 10 minutes are not listed"))
+    backlog = "-" if st.backup_backlog is None else str(st.backup_backlog)
+    if st.backlog_age_s is not None:
+        backlog += f" (oldest {st.backlog_age_s:.1f}s)"
+    console.print(Text(f"sessions: SQL {st.sql_sessions}, Redis "
+                       f"{st.redis_sessions if st.redis_sessions is not None else st.redis_error or '-'}; "
+                       f"backup backlog {backlog}; live workers {st.workers_live}"))
+    if st.checkpoint_copied is not None:
+        console.print(Text(f"backfill checkpoint: {st.checkpoint_copied} copied, up to {st.checkpoint_last_id} "
+                           "('f2f migrate to dual --resume' continues from here)"))
+    if st.history:
+        table = Table("at", "actor", "action", "from", "to", "epoch", "writes held", "why", title="recent steps")
+        for h in st.history:
+            failed = h.action.endswith(("failed", "interrupted", "refused", "aborted", "lapsed"))
+            table.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", Text(h.actor), Text(h.action), h.from_phase or "",
+                          h.to_phase or "", str(h.epoch or ""),
+                          f"{h.writes_held_ms:.0f} ms" if h.writes_held_ms is not None else "",
+                          Text(h.reason or ""), style="yellow" if failed else "")
+        console.print(table)
+    for item in st.advice:
+        console.print(Text(f"next: {item}", style="bold"))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
@@ -172,7 +226,8 @@ def register(app: typer.Typer) -> None:
             try:
                 sql = SqlSessionStore(engine, ttl_seconds=settings.session_ttl_seconds,
                                       max_ingredients=settings.max_ingredients)
-                return await collect(engine, sql, redis, window=live_window(settings.phase_poll_seconds))
+                return await collect(engine, sql, redis, window=live_window(settings.phase_poll_seconds),
+                                     lease_stale_after=timedelta(seconds=settings.migrate_lease_seconds))
             finally:
                 if redis is not None:
                     await redis.close()
@@ -186,26 +241,7 @@ def register(app: typer.Typer) -> None:
             data["redis"] = mask_url(settings.redis_url)
             print_json(data)
             return
-        c = st.control
-        console = stdout()
-        console.print(f"[bold]phase {c.phase.value}[/] (epoch {c.epoch}), changed {c.changed_at:%Y-%m-%d %H:%M:%S}Z "
-                      f"by {c.changed_by}; Redis copy {'trusted' if c.redis_trusted else '[red]untrusted[/]'}")
-        console.print(f"database {mask_url(settings.database_url)}; redis {mask_url(settings.redis_url) or 'not set'}")
-        table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
-        for inst, stale in st.instances:
-            style = "dim" if stale else ""
-            table.add_row(inst.kind, inst.host, str(inst.pid), inst.phase_seen, str(inst.epoch_seen),
-                          f"{inst.last_seen:%H:%M:%S}" + (" (stale)" if stale else ""), style=style)
-        console.print(table)
-        console.print(f"sessions: SQL {st.sql_sessions}, Redis "
-                      f"{st.redis_sessions if st.redis_sessions is not None else st.redis_error or '-'}; "
-                      f"backup backlog {st.backup_backlog if st.backup_backlog is not None else '-'}")
-        if st.history:
-            table = Table("at", "actor", "action", "from", "to", "epoch", title="recent steps")
-            for h in st.history:
-                table.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", h.actor, h.action, h.from_phase or "", h.to_phase or "",
-                              str(h.epoch or ""))
-            console.print(table)
+        _render_status(st, settings)
 
     @app.command("plan")
     @cli_errors
