@@ -564,8 +564,11 @@ class Migrator:
                 raise self._refuse(out, f"{exc.message}; returned to {undo}") from None
             raise self._refuse(out, exc.message) from None
         workers = await control.live_instances(self.engine, within=self.window, kind="worker")
-        text = (f"{len(instances)} serve instance(s) acknowledged epoch {epoch} in {waited * 1000:.0f} ms"
-                f" ({len(workers)} worker(s) live; workers follow the stream, not the epoch)")
+        # Workers are counted but not waited for: they drain the backup stream whatever the epoch says,
+        # and their heartbeat (every few seconds) would only lengthen a cut-over's hold.
+        text = (f"{len(instances) + len(workers)} live instance(s): {len(instances)} serve acknowledged epoch "
+                f"{epoch} in {waited * 1000:.0f} ms, {len(workers)} worker(s) (they follow the backup stream, "
+                "not the epoch)")
         return len(instances), text
 
     async def _verify_step(self, out: Outcome, t: Transition, *, refuse: str) -> None:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from f2f_cli.cli.main import app
 from f2f_cli.clock import utcnow
 from f2f_cli.control import lease
 from f2f_cli.control import phase as control
@@ -156,12 +158,11 @@ async def test_interrupted_migrator_never_leaves_writes_held(
 
             if sig is signal.SIGKILL:
                 await asyncio.sleep(float(rig["F2F_MIGRATE_LEASE_SECONDS"]) + 0.5)  # its lease goes stale
-            status = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "f2f_cli", "migrate", "status", "--json", env=env, cwd=tmp_path,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            status_out, status_err = await asyncio.wait_for(status.communicate(), 60)
-            assert status.returncode == 0, status_err
-            data = json.loads(status_out)
+            # The real CLI, in-process (a thread: it runs its own event loop).
+            status = await asyncio.to_thread(CliRunner().invoke, app, ["migrate", "status", "--json"], env=rig,
+                                             catch_exceptions=False)
+            assert status.exit_code == 0, status.output
+            data = json.loads(status.output)
             assert data["control"]["phase"] == ends_in.value
             advice = " ".join(data["advice"])
             assert advice, data
