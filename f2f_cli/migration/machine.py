@@ -168,8 +168,8 @@ class Migrator:
             if self.dry_run:
                 t = self._transition(out, command, target, state)
                 if t is not None:
+                    out.steps += [s.text for s in t.steps]  # what would run once every check holds
                     await self._preflight(out, t)
-                    out.steps += [s.text for s in t.steps]
                 return out
             async with self._leased(out):
                 # Read the phase again under the lease: a run that finished meanwhile may have moved it.

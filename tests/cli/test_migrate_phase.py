@@ -154,3 +154,68 @@ def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str
         if proc.poll() is None:
             proc.kill()
         engine.dispose()
+
+
+def test_a_second_migrator_refuses_at_once_naming_the_holder(invoke: Invoke, pg_url: str, redis_url: str,
+                                                              redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    engine = create_sync_engine_for(pg_url)
+    with engine.begin() as conn:  # a live run elsewhere: its heartbeat is fresh
+        conn.exec_driver_sql(
+            "INSERT INTO f2f_migrator_lease VALUES (1, 'tok', 'pod-a:7', 'ops@pod-a:7 f2f migrate to dual', "
+            "'to dual', 'backfill', now(), now())")
+    engine.dispose()
+    r = invoke("migrate", "to", "dual", "--yes", env=env)
+    assert r.exit_code == 1
+    assert "pod-a:7" in r.output
+    assert "'to dual'" in r.output
+    assert "step backfill" in r.output
+    r = invoke("migrate", "status", env=env)
+    assert r.exit_code == 0, r.output
+    assert "migrator lease: pod-a:7" in r.output
+    assert "is running on pod-a:7" in r.output
+    r = invoke("migrate", "to", "dual", "--dry-run", env=env)  # the dry run shows the same check
+    assert "✗" in r.output
+    assert "no other migrator running" in r.output
+    assert _phase(pg_url) == "postgres"
+
+
+def test_plan_from_redis(invoke: Invoke, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    engine = create_sync_engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE f2f_control SET phase = 'redis', epoch = 5")
+    engine.dispose()
+    r = invoke("migrate", "plan", "postgres", env=env)
+    assert r.exit_code == 1
+    assert "preflight" not in r.output  # no green table before the refusal
+    assert "'f2f migrate rollback' (redis → dual), then 'f2f migrate rollback' (dual → postgres)" in r.output
+    r = invoke("migrate", "plan", "dual", env=env)
+    assert r.exit_code == 1  # no worker heartbeat
+    assert "'f2f migrate rollback'" in r.output
+    assert "each request waits at most 5s" in r.output
+    plan = json.loads(invoke("migrate", "plan", "dual", "--json", env=env).output.splitlines()[0])
+    dry = json.loads(invoke("migrate", "rollback", "--dry-run", "--json", env=env).output.splitlines()[0])
+    assert [c["name"] for c in plan["checks"]] == [c["name"] for c in dry["checks"]]
+    assert "backup worker heartbeat" in [c["name"] for c in dry["checks"]]
+    assert "backup backlog drains within the hold budget" in [c["name"] for c in dry["checks"]]
+    assert plan["steps"] == dry["steps"]
+    assert any(s.startswith("wait until 'f2f worker' has drained") for s in dry["steps"])
+    r = invoke("migrate", "plan", "redis", env=env)
+    assert r.exit_code == 0
+    assert "already in redis" in r.output
+
+
+def test_plan_redis_lists_verify_and_the_hold(invoke: Invoke, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    engine = create_sync_engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE f2f_control SET phase = 'dual', epoch = 3")
+    engine.dispose()
+    r = invoke("migrate", "plan", "redis", "--json", env=env)
+    out = json.loads(r.output)
+    steps = out["steps"]
+    assert [s.split(" ")[0] for s in steps][:2] == ["verify", "set"]
+    assert any("verify" in c["name"] for c in out["checks"])
+    assert out["cutover_deadline_s"] == 10.0
+    assert out["hold_timeout_s"] == 5.0
