@@ -75,6 +75,10 @@ class Outcome:
     next_step: str | None = None
 
 
+def _declares(t: Transition, key: str) -> bool:
+    return any(s.key == key for s in t.steps)
+
+
 class Refused(Exception):
     """Internal: a precondition failed; the outcome says why."""
 
@@ -236,21 +240,19 @@ class Migrator:
         return f"Move {t.source} → {out.to_phase}{copy}?"
 
     async def _execute(self, out: Outcome, t: Transition, state: control.Control) -> None:
-        runners: dict[tuple[Phase, Phase | None], Callable[[Outcome, Transition, control.Control],
-                                                           Awaitable[None]]] = {
-            (Phase.POSTGRES, Phase.DUAL): self._run_to_dual,
-            (Phase.DUAL_WRITE, Phase.DUAL): self._run_to_dual,
-            (Phase.DUAL, Phase.REDIS): self._run_to_redis,
-            (Phase.REDIS, Phase.DUAL): self._run_redis_to_dual,
-            (Phase.DUAL, Phase.POSTGRES): self._run_to_postgres,
-            (Phase.DUAL_WRITE, Phase.POSTGRES): self._run_to_postgres,
-            (Phase.CUTOVER, None): self._run_return,
+        procedures: dict[str, Callable[[Outcome, Transition, control.Control], Awaitable[None]]] = {
+            "copy_in": self._copy_in,
+            "cut_over": self._cut_over,
+            "cut_back": self._cut_back,
+            "drop_copy": self._drop_copy,
+            "release": self._release,
         }
-        await runners[(t.source, t.target)](out, t, state)
+        await procedures[t.procedure](out, t, state)
 
-    async def _run_to_dual(self, out: Outcome, t: Transition, state: control.Control) -> None:
-        if state.phase is Phase.POSTGRES:
-            await self._step_to(out, t, "dual-write", Phase.DUAL_WRITE, expect=Phase.POSTGRES, undo=Phase.POSTGRES)
+    async def _copy_in(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Start copying writes into Redis (unless resuming), backfill, repair, verify, then read from Redis."""
+        if _declares(t, "dual-write"):
+            await self._step_to(out, t, "dual-write", expect=t.source, undo=t.source)
             if not self.resume:
                 await control.reset_repair_queue(self.engine)
                 self._did(out, t, "repair-reset", "repair queue reset: the backfill copies everything from here")
@@ -270,41 +272,45 @@ class Migrator:
                   + (f" (resumed after {b.resumed_from})" if b.resumed_from else ""))
         report = await repair_pass(self.engine, self.sql, self.redis)
         self._did(out, t, "repair", f"{report.copied} copies made for failed dual writes")
+        copying = (await control.get_control(self.engine)).phase
         await self._verify_step(out, t, refuse=(
-            "staying in dual-write (run 'f2f migrate verify --repair', then 'f2f migrate to dual --resume')"))
-        await self._step_to(out, t, "open", Phase.DUAL, expect=Phase.DUAL_WRITE, undo=None)
+            f"staying in {copying} (run 'f2f migrate verify --repair', then 'f2f migrate to dual --resume')"))
+        await self._step_to(out, t, "open", expect=copying, undo=None)
 
-    async def _run_to_redis(self, out: Outcome, t: Transition, state: control.Control) -> None:
+    async def _cut_over(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Make Redis the authority: verified first, then a short hold while every instance switches."""
         out.verify = self._verified
         self._did(out, t, "verify", self._verify_text(out.verify))
-        async with self._cutover(out, t, source=Phase.DUAL):
+        async with self._cutover(out, t):
             # Writes are held everywhere now; a copy that failed just before the hold must be repaired.
             copied = 0
             if not (await checks.repair_queue_empty(self.engine)).ok:
                 copied = (await repair_pass(self.engine, self.sql, self.redis)).copied
                 if not (await checks.repair_queue_empty(self.engine)).ok:
-                    raise self._refuse(out, "Redis could not be repaired during the cut-over; back in dual")
+                    raise self._refuse(out, f"Redis could not be repaired during the cut-over; back in {t.source}")
             self._did(out, t, "repair", f"{copied} copies made for writes that failed just before the hold")
-            await self._step_to(out, t, "open", Phase.REDIS, expect=Phase.CUTOVER, undo=None)
+            await self._step_to(out, t, "open", expect=Phase.CUTOVER, undo=None)
 
-    async def _run_redis_to_dual(self, out: Outcome, t: Transition, state: control.Control) -> None:
-        async with self._cutover(out, t, source=Phase.REDIS):
+    async def _cut_back(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Make SQL the authority again: hold, drain the backup stream, sync back, verify, switch."""
+        async with self._cutover(out, t):
             self._begin(t, "drain")
             backlog = await self._wait_drained()
             if backlog:
                 raise self._refuse(out, f"the backup stream still holds {backlog} entries after "
-                                   f"{self.drain_timeout:.0f}s (is 'f2f worker' running?); back in redis")
+                                   f"{self.drain_timeout:.0f}s (is 'f2f worker' running?); back in {t.source}")
             self._did(out, t, "drain", "backup stream drained")
             self._begin(t, "reverse-sync")
             synced = await self._reverse_sync()
             self._did(out, t, "reverse-sync", f"{synced} sessions newer in Redis copied into SQL")
-            await self._verify_step(out, t, refuse="back in redis")
+            await self._verify_step(out, t, refuse=f"back in {t.source}")
             await control.reset_repair_queue(self.engine)
             self._did(out, t, "repair-reset", "repair queue reset")
-            await self._step_to(out, t, "open", Phase.DUAL, expect=Phase.CUTOVER, undo=None)
+            await self._step_to(out, t, "open", expect=Phase.CUTOVER, undo=None)
 
-    async def _run_to_postgres(self, out: Outcome, t: Transition, state: control.Control) -> None:
-        await self._step_to(out, t, "open", Phase.POSTGRES, expect=state.phase, undo=None)
+    async def _drop_copy(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Stop copying into Redis (the authority never moved: no hold); report what Redis keeps."""
+        await self._step_to(out, t, "open", expect=state.phase, undo=None)
         try:
             out.redis_keys_left = await self.redis.count()
         except F2FError as exc:
@@ -313,11 +319,11 @@ class Migrator:
         self._did(out, t, "report", f"Redis still holds {out.redis_keys_left} sessions; they expire by TTL "
                   "(a later 'to dual' overwrites them with newer copies)")
 
-    async def _run_return(self, out: Outcome, t: Transition, state: control.Control) -> None:
+    async def _release(self, out: Outcome, t: Transition, state: control.Control) -> None:
         """A cut-over left behind by a migrator that died before its deadline lapsed: go back now."""
         back = state.cutover_from or await self._cutover_origin()
         out.to_phase = back.value
-        await self._step_to(out, t, "return", back, expect=Phase.CUTOVER, undo=None)
+        await self._step_to(out, t, "return", expect=Phase.CUTOVER, undo=None, target=back)
 
     async def _cutover_origin(self) -> Phase:
         """For a cut-over written before the control row named its origin: the last history row says."""
@@ -486,8 +492,9 @@ class Migrator:
                                "went back by itself")
 
     @contextlib.asynccontextmanager
-    async def _cutover(self, out: Outcome, t: Transition, *, source: Phase) -> AsyncIterator[None]:
-        """Hold writes fleet-wide; on any failure or interruption, return to ``source`` before leaving."""
+    async def _cutover(self, out: Outcome, t: Transition) -> AsyncIterator[None]:
+        """Hold writes fleet-wide; on any failure or interruption, return to ``t.source`` before leaving."""
+        source = t.source
         held_from = self._held_from = time.monotonic()
         self._guard(out)
         state = await control.set_phase(self.engine, Phase.CUTOVER, actor=self.actor, action=f"{t.command}: hold",
@@ -540,9 +547,12 @@ class Migrator:
         out.step_keys.append(key)
         out.steps.append(f"{key}: {detail}")
 
-    async def _step_to(self, out: Outcome, t: Transition, key: str, target: Phase, *, expect: Phase,
-                       undo: Phase | None) -> None:
+    async def _step_to(self, out: Outcome, t: Transition, key: str, *, expect: Phase, undo: Phase | None,
+                       target: Phase | None = None) -> None:
+        """Run step ``key``: set the phase it declares (compare-and-set from ``expect``) and converge."""
         self._begin(t, key)
+        target = target or t.step(key).sets
+        assert target is not None, f"step {key!r} of '{t.command}' sets no phase"
         self._guard(out)
         held = {"writes_held_ms": round((time.monotonic() - self._held_from) * 1000)} \
             if expect is Phase.CUTOVER else None
@@ -613,9 +623,10 @@ class Migrator:
             )
 
     async def _advice_after(self, command: str, phase: Phase) -> str:
-        if phase is Phase.DUAL_WRITE:
-            return await self._resume_hint(transitions.find("to dual", phase))  # type: ignore[arg-type]
-        if phase is Phase.CUTOVER:
+        unfinished = transitions.find(command, phase)
+        if unfinished is not None and unfinished.command.endswith("--resume"):
+            return await self._resume_hint(unfinished)
+        if spec_of(phase).writes_held:
             return ("the cut-over could not be restored; it ends by itself when its deadline lapses, or run "
                     "'f2f migrate rollback --take-over'")
         return f"nothing is held; run 'f2f migrate {command}' again when ready ('f2f migrate status' shows the state)"

@@ -17,11 +17,15 @@ from f2f_cli.control.specs import spec_of
 class Step:
     key: str
     text: str
+    # The phase this step sets in f2f_control (None: a step that moves no phase).
+    sets: Phase | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     command: str  # what the operator types after 'f2f migrate'
+    # The machine's routine that carries the steps out (one per kind of move, see machine.py).
+    procedure: str
     source: Phase
     # None: the phase the unfinished cut-over came from (known only from the control row).
     target: Phase | None
@@ -43,11 +47,11 @@ class Transition:
 
 
 def _open(target: Phase, note: str) -> Step:
-    return Step("open", f"set {target} ({note}) and wait for every instance to acknowledge it")
+    return Step("open", f"set {target} ({note}) and wait for every instance to acknowledge it", sets=target)
 
 
 HOLD = Step("hold", "set cutover (writes held; the migrator renews the cut-over deadline) and wait for every "
-                    "instance to acknowledge it")
+                    "instance to acknowledge it", sets=Phase.CUTOVER)
 VERIFY = Step("verify", "verify SQL against Redis (must be clean)")
 REPAIR = Step("repair", "repair pass for Redis copies that failed meanwhile")
 BACKFILL = Step("backfill", "backfill SQL → Redis (batched, pipelined, resumable, keeps TTLs, never older over newer)")
@@ -55,24 +59,24 @@ BACKFILL = Step("backfill", "backfill SQL → Redis (batched, pipelined, resumab
 DUAL_CHECKS = ("lease", "sql_schema", "redis_reachable", "eviction_policy", "memory")
 
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition("to dual", Phase.POSTGRES, Phase.DUAL, DUAL_CHECKS, (
+    Transition("to dual", "copy_in", Phase.POSTGRES, Phase.DUAL, DUAL_CHECKS, (
         Step("dual-write", "set dual-write (writes go to SQL, then Redis) and wait for every instance to "
-                           "acknowledge it"),
+                           "acknowledge it", sets=Phase.DUAL_WRITE),
         Step("repair-reset", "reset the repair queue (the backfill copies everything from here)"),
         BACKFILL, REPAIR, VERIFY, _open(Phase.DUAL, "reads from Redis"),
     )),
-    Transition("to dual --resume", Phase.DUAL_WRITE, Phase.DUAL, DUAL_CHECKS, (
+    Transition("to dual --resume", "copy_in", Phase.DUAL_WRITE, Phase.DUAL, DUAL_CHECKS, (
         Step("resume", "take up the interrupted 'to dual' and wait for every instance to acknowledge dual-write"),
         Step("backfill", "backfill SQL → Redis from the checkpoint (sessions before it were copied already)"),
         REPAIR, VERIFY, _open(Phase.DUAL, "reads from Redis"),
     )),
-    Transition("to redis", Phase.DUAL, Phase.REDIS,
+    Transition("to redis", "cut_over", Phase.DUAL, Phase.REDIS,
                ("lease", "redis_reachable", "redis_trusted", "worker_alive", "verify_clean"), (
         VERIFY, HOLD,
         Step("repair", "repair pass for copies that failed just before the hold"),
         _open(Phase.REDIS, "Redis is the authority; SQL is the backup via 'f2f worker'"),
     )),
-    Transition("rollback", Phase.REDIS, Phase.DUAL,
+    Transition("rollback", "cut_back", Phase.REDIS, Phase.DUAL,
                ("lease", "sql_schema", "redis_reachable", "worker_alive", "backlog_drainable"), (
         HOLD,
         Step("drain", "wait until 'f2f worker' has drained the backup stream into SQL"),
@@ -81,15 +85,15 @@ TRANSITIONS: tuple[Transition, ...] = (
         Step("repair-reset", "reset the repair queue (Redis matches SQL)"),
         _open(Phase.DUAL, "SQL is the version authority again"),
     )),
-    Transition("rollback", Phase.DUAL, Phase.POSTGRES, ("lease", "sql_schema"), (
+    Transition("rollback", "drop_copy", Phase.DUAL, Phase.POSTGRES, ("lease", "sql_schema"), (
         _open(Phase.POSTGRES, "Redis stops receiving copies"),
         Step("report", "report what Redis still holds (it expires by TTL)"),
     )),
-    Transition("rollback", Phase.DUAL_WRITE, Phase.POSTGRES, ("lease", "sql_schema"), (
+    Transition("rollback", "drop_copy", Phase.DUAL_WRITE, Phase.POSTGRES, ("lease", "sql_schema"), (
         _open(Phase.POSTGRES, "Redis stops receiving copies"),
         Step("report", "report what Redis still holds (it expires by TTL)"),
     )),
-    Transition("rollback", Phase.CUTOVER, None, ("lease",), (
+    Transition("rollback", "release", Phase.CUTOVER, None, ("lease",), (
         Step("return", "return from the unfinished cut-over to the phase it came from"),
     )),
 )

@@ -18,8 +18,9 @@ from tests.cli.conftest import Invoke
 
 
 def _env(pg_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    # Generous Redis timeouts: the shared test machine is busy, and a timeout is not what is tested here.
     return {"F2F_DATABASE_URL": pg_url, "F2F_REDIS_URL": redis_url, "F2F_REDIS_KEY_PREFIX": redis_prefix,
-            "F2F_PHASE_POLL_SECONDS": "0.5"}
+            "F2F_PHASE_POLL_SECONDS": "0.5", "F2F_REDIS_CONNECT_TIMEOUT": "2", "F2F_REDIS_COMMAND_TIMEOUT": "2"}
 
 
 def _seed(pg_url: str, n: int) -> None:
