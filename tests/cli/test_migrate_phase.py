@@ -118,7 +118,8 @@ def test_to_dual_without_redis_url_is_a_clear_refusal(invoke: Invoke, pg_url: st
 def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str, redis_prefix: str,
                                                     tmp_path: Path) -> None:
     """SIGKILL 'f2f migrate to dual' during the backfill, then '--resume': everything copied once."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | _env(pg_url, redis_url, redis_prefix)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | _env(pg_url, redis_url, redis_prefix) \
+        | {"F2F_MIGRATE_LEASE_SECONDS": "2"}
     _seed(pg_url, 3000)
     cmd = [sys.executable, "-m", "f2f_cli", "migrate", "to", "dual", "--yes", "--json", "--batch-size", "50",
            "--max-rate", "1500"]
@@ -141,8 +142,14 @@ def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str
             last, copied = conn.exec_driver_sql("SELECT last_session_id, copied FROM f2f_checkpoints").one()
         assert last is not None
         assert _phase(pg_url) == "dual-write"  # crashed mid-way: writes already copy, reads stay on SQL
-        resumed = subprocess.run([*cmd[:-2], "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
+        # The killed run still holds the lease: '--resume' alone is refused until it is taken over.
+        refused = subprocess.run([*cmd[:-2], "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
                                  timeout=120)
+        assert refused.returncode == 1
+        assert "another migrator" in refused.stderr
+        time.sleep(2.5)  # F2F_MIGRATE_LEASE_SECONDS: its heartbeat is now stale
+        resumed = subprocess.run([*cmd[:-2], "--resume", "--take-over"], env=env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         out = json.loads(resumed.stdout)
         assert out["backfill"]["resumed_from"] == last
