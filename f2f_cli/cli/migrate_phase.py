@@ -53,6 +53,9 @@ TimeoutOpt = Annotated[
 ]
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _actor(command: str) -> str:
     """Who is migrating, as history and the lease show it: user@host:pid and the command."""
     try:
@@ -63,18 +66,19 @@ def _actor(command: str) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, Outcome]) -> Outcome:
-    """Run the migrator; Ctrl-C and SIGTERM cancel it, so it restores a safe phase before exiting."""
+    """Run the migrator; Ctrl-C, SIGTERM (pod deletion) and SIGHUP (a lost SSH or exec session) cancel it,
+    so it restores a safe phase before exiting."""
 
     async def main() -> Outcome:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, task.cancel)
         try:
             return await coro
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
 
     try:

@@ -227,9 +227,8 @@ class Migrator:
         cp = await checkpoints.load(self.engine, CHECKPOINT)
         where = f"its backfill checkpoint: {cp.copied} sessions copied up to {cp.last_session_id}" if cp else \
             "no backfill checkpoint yet"
-        return (f"phase is {t.source}: an earlier '{t.command.removesuffix(' --resume')}' stopped before "
-                f"finishing ({where}); continue it with 'f2f migrate to dual --resume', "
-                f"or go back with 'f2f migrate rollback'")
+        return (f"phase is {t.source}: '{t.command.removesuffix(' --resume')}' stopped before finishing "
+                f"({where}); continue it with 'f2f migrate {t.command}', or go back with 'f2f migrate rollback'")
 
     def _question(self, t: Transition, out: Outcome) -> str:
         if t.holds_writes:
@@ -419,6 +418,7 @@ class Migrator:
 
     async def _preflight(self, out: Outcome, t: Transition) -> None:
         out.checks = await self._checks(t)
+        out.verify = self._verified if "verify_clean" in t.checks else out.verify
         if t.holds_writes:
             out.hold_timeout_s, out.cutover_deadline_s = HOLD_TIMEOUT_SECONDS, self.hold_for.total_seconds()
         failed = [c for c in out.checks if not c.ok]
@@ -592,7 +592,8 @@ class Migrator:
     def _verify_text(v: VerifyReport | None) -> str:
         if v is None:
             return "not run"
-        return (f"{v.compared} compared, {v.differences} differences" + (" (sampled)" if v.sampled else "")
+        kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(v.by_kind.items()))})" if v.by_kind else ""
+        return (f"{v.compared} compared, {v.differences} differences{kinds}" + (" (sampled)" if v.sampled else "")
                 + (f", {v.repaired} repaired" if v.repaired else ""))
 
     async def _verify(self) -> VerifyReport:

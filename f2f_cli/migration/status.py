@@ -174,11 +174,13 @@ def advice(st: Status, now: datetime) -> list[str]:
         out.append(f"an interrupted 'to dual' left dual-write ({where}): run 'f2f migrate to dual --resume{take_over}'"
                    f" to finish it, or 'f2f migrate rollback{take_over}' to return to postgres")
     last = st.history[0] if st.history else None
-    if last is not None and lease is None and c.phase is not Phase.CUTOVER:
+    if out:
+        pass  # the advice above already covers the last attempt
+    elif last is not None and lease is None and c.phase is not Phase.CUTOVER:
         if last.action.endswith(("interrupted", "failed")):
             why = f": {last.reason}" if last.reason else ""
-            out.append(f"the last attempt ({last.action}, by {last.actor}) did not finish{why}; the fleet is in "
-                       f"{c.phase} and no write is held; 'f2f migrate plan' shows the next move")
+            out.append(f"the last attempt ({last.action}, by {last.actor}) did not finish{why}; no write is "
+                       "held; 'f2f migrate plan' shows the next move")
         elif last.action == "cutover lapsed":
             out.append(f"a cut-over lapsed (its migrator stopped renewing it) and the fleet returned to {c.phase} by "
                        "itself; no write is held; 'f2f migrate plan' shows the next move")
