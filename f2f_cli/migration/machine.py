@@ -41,7 +41,7 @@ from f2f_cli.domain.model import Session
 from f2f_cli.errors import F2FError, PreconditionFailed
 from f2f_cli.migration import checkpoint as checkpoints
 from f2f_cli.migration import checks, transitions
-from f2f_cli.migration.backfill import CHECKPOINT, BackfillReport, backfill
+from f2f_cli.migration.backfill import CHECKPOINT, BackfillReport, backfill, clear_stale_copies
 from f2f_cli.migration.checks import Check
 from f2f_cli.migration.convergence import live_window, wait_for_epoch
 from f2f_cli.migration.progress import Progress, SilentProgress
@@ -250,6 +250,13 @@ class Migrator:
 
     async def _copy_in(self, out: Outcome, t: Transition, state: control.Control) -> None:
         """Start copying writes into Redis (unless resuming), backfill, repair, verify, then read from Redis."""
+        if _declares(t, "clear-stale"):
+            self._begin(t, "clear-stale")
+            if self.resume:
+                self._did(out, t, "clear-stale", "kept: resuming from the backfill checkpoint")
+            else:
+                removed = await clear_stale_copies(self.redis, batch_size=self.batch_size)
+                self._did(out, t, "clear-stale", f"{removed} stale session copies removed from Redis")
         if _declares(t, "dual-write"):
             await self._step_to(out, t, "dual-write", expect=t.source, undo=t.source)
             if not self.resume:
@@ -316,7 +323,7 @@ class Migrator:
             self._did(out, t, "report", f"cannot count what Redis holds: {exc.message}")
             return
         self._did(out, t, "report", f"Redis still holds {out.redis_keys_left} sessions; they expire by TTL "
-                  "(a later 'to dual' overwrites them with newer copies)")
+                  "(a later 'to dual' removes them before it copies)")
 
     async def _release(self, out: Outcome, t: Transition, state: control.Control) -> None:
         """A cut-over left behind by a migrator that died before its deadline lapsed: go back now."""

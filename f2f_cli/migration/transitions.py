@@ -60,6 +60,8 @@ DUAL_CHECKS = ("lease", "sql_schema", "redis_reachable", "eviction_policy", "mem
 
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("to dual", "copy_in", Phase.POSTGRES, Phase.DUAL, DUAL_CHECKS, (
+        Step("clear-stale", "remove the session copies Redis kept from an earlier phase (not maintained in "
+                            "postgres, so stale; kept with --resume)"),
         Step("dual-write", "set dual-write (writes go to SQL, then Redis) and wait for every instance to "
                            "acknowledge it", sets=Phase.DUAL_WRITE),
         Step("repair-reset", "reset the repair queue (the backfill copies everything from here)"),
