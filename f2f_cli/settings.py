@@ -111,16 +111,38 @@ def _positive_float(raw: str) -> float:
     return value
 
 
-def _seconds_between(low: float, high: float) -> Callable[[str], float]:
-    """A parser for a duration in seconds that must lie in [low, high]."""
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """A whole number in ``[low, high]``: the server's own limits, refused at start when out of range."""
 
-    def parse(raw: str) -> float:
-        value = _positive_float(raw)
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError("expected a whole number") from None
         if not low <= value <= high:
-            raise ValueError(f"must be between {low:g} and {high:g} seconds")
+            raise ValueError(f"must be between {low} and {high}")
         return value
 
     return parse
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not low <= value <= high:  # NaN fails here too
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _optional_port(raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    return _int_between(1, 65535)(raw)
 
 
 def _redis_url(raw: str) -> str | None:
@@ -209,10 +231,26 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _positive_float, default=15.0)
+    # How long `f2f serve` drains in-flight requests after SIGTERM before closing the rest (1-300 s);
+    # the Helm chart keeps terminationGracePeriodSeconds above it plus the preStop sleep.
+    graceful_shutdown_seconds: int = _env("F2F_GRACEFUL_SHUTDOWN_SECONDS", _int_between(1, 300), default=20)
+    # A scrape is served from the last rendering while it is younger than this (0: render every scrape),
+    # so a scrape loop cannot make the process render ~100 KB of text hundreds of times a second.
+    metrics_cache_seconds: float = _env("F2F_METRICS_CACHE_SECONDS", _float_between(0, 60), default=5.0)
+    # The HTTP layer's own limits on a request head (431 above either), enforced before the app runs.
+    max_header_bytes: int = _env("F2F_MAX_HEADER_BYTES", _int_between(1024, 1_048_576), default=16384)
+    max_headers: int = _env("F2F_MAX_HEADERS", _int_between(8, 1000), default=100)
+    # Deadlines for a request that is still arriving (408 and the connection closed after either).
+    header_timeout_seconds: float = _env("F2F_HEADER_TIMEOUT_SECONDS", _float_between(0.1, 600), default=10.0)
+    body_timeout_seconds: float = _env("F2F_BODY_TIMEOUT_SECONDS", _float_between(0.1, 600), default=30.0)
+    # A second port that serves /metrics only (the API port then answers 404 there); unset: /metrics on the API port.
+    metrics_port: int | None = _env("F2F_METRICS_PORT", _optional_port, default=None)
+    # How long an idle keep-alive connection stays open between requests (uvicorn's timeout_keep_alive).
+    keep_alive_seconds: int = _env("F2F_KEEP_ALIVE_SECONDS", _int_between(1, 600), default=5)
     # A cut-over whose migrator stops renewing it for this long ends by itself (the fleet goes back).
-    cutover_deadline_seconds: float = _env("F2F_CUTOVER_DEADLINE_SECONDS", _seconds_between(1, 300), default=10.0)
+    cutover_deadline_seconds: float = _env("F2F_CUTOVER_DEADLINE_SECONDS", _float_between(1, 300), default=10.0)
     # A migrator lease with no heartbeat for this long may be taken over ('f2f migrate ... --take-over').
-    migrate_lease_seconds: float = _env("F2F_MIGRATE_LEASE_SECONDS", _seconds_between(2, 600), default=15.0)
+    migrate_lease_seconds: float = _env("F2F_MIGRATE_LEASE_SECONDS", _float_between(2, 600), default=15.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:

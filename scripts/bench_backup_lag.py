@@ -25,6 +25,7 @@ import time
 
 from sqlalchemy import delete
 
+from f2f_cli.backends import Backends
 from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.db.schema import fridge_sessions
 from f2f_cli.redis.client import scan_keys
@@ -43,7 +44,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         env_file=None,
     )
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
-    worker = BackupWorker(settings, WorkerOptions(batch_size=args.batch_size, block_ms=100))
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=args.batch_size, block_ms=100))
     stop = asyncio.Event()
     ids = [(await store.create()).session_id for _ in range(args.sessions)]
     await worker.prepare()
@@ -97,6 +99,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     for key in keys:
         await store.client.delete(key)
     await worker.close()
+    await backends.close()
     await store.close()
     return result
 

@@ -15,6 +15,20 @@ fi
 
 bash scripts/services.sh
 
+# The container test (tests/container, marker `container`) builds and runs the image with podman,
+# through the shared tool beside this checkout. On a machine without podman, the tool installs it
+# (root only), makes the base image and fills the build cache here, so its output is in this log;
+# where podman cannot be had the test is skipped and pytest's summary says why.
+image_tool=${F2F_CONTAINER_IMAGE_TOOL:-../shared/tools/container-image.sh}
+if ! command -v podman >/dev/null 2>&1 && [ -f "$image_tool" ] && [ "$(id -u)" -eq 0 ]; then
+    echo "== podman (first use: installing it and building the image cache)"
+    if warm=$(bash "$image_tool" . localhost/f2f-test:warm-up); then
+        podman rmi --force "$warm" >/dev/null
+    else
+        echo "podman could not be installed or the image did not build; tests/container will say why" >&2
+    fi
+fi
+
 echo "== ruff"
 .venv/bin/ruff check f2f_cli migrations tests scripts
 echo "== import-linter (layer rules, docs/ARCHITECTURE.md)"

@@ -32,7 +32,8 @@ SERVICE_FIXTURES = frozenset({
     "pg_database_url", "pg_url", "empty_pg_url", "redis_url", "redis_prefix",
     "redis_cluster", "redis_sentinel", "redis_mode_url",
 })
-SERVICE_MARKERS = ("postgres", "redis", "chaos", "services")
+# The image tests (``container``) need podman, and a build: they stay out of the fast lane too.
+SERVICE_MARKERS = ("postgres", "redis", "chaos", "container", "services")
 SERVER_BACKENDS = ("postgres", "redis", "dual")
 
 

@@ -14,16 +14,23 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Router
+from starlette.types import Receive, Scope, Send
 
 from f2f_cli.api import errors, openapi
 from f2f_cli.api.metrics import Metrics
-from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware
-from f2f_cli.api.responses import JSONResponse
+from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware, MetricsPortSplit
+from f2f_cli.api.responses import JSONResponse, error_response
 from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
+from f2f_cli.api.routing import resource
 from f2f_cli.api.services import Services
 from f2f_cli.settings import Settings, get_settings
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    # A new response each time: the edge middleware appends its headers to the one it is given.
+    await error_response(404, "not_found", "no such endpoint")(scope, receive, send)
 
 
 def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Services]) -> list[Middleware]:
@@ -40,6 +47,15 @@ def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Service
             on_error=errors.unexpected_error,
         )
     ]
+    if settings.metrics_port is not None:
+        stack.append(
+            Middleware(
+                MetricsPortSplit,
+                metrics_port=settings.metrics_port,
+                metrics_path="/metrics",
+                not_found=_not_found,
+            )
+        )
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         stack.append(
@@ -63,8 +79,9 @@ def create_app(settings: Settings) -> Starlette:
         settings.api_prefix,
         [*openapi.session_operations(settings.api_prefix), *openapi.recipe_operations()],
         openapi.health_operations(),
+        max_ingredient_length=settings.max_ingredient_length,
     )
-    metrics = Metrics.from_environment(settings.metrics_refresh_seconds)
+    metrics = Metrics.from_environment(settings.metrics_refresh_seconds, settings.metrics_cache_seconds)
     running: dict[str, Services] = {}
 
     async def openapi_json(_request: Request) -> Response:
@@ -97,10 +114,12 @@ def create_app(settings: Settings) -> Starlette:
     api_routes: list[BaseRoute] = [*sessions.routes(), *recipes.routes()]
     routes: list[BaseRoute] = [
         *health.routes(),
-        Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
+        resource("/openapi.json", "openapi", GET=openapi_json),
     ]
+    # No trailing-slash redirects: Starlette builds them from the Host header and the scheme it sees
+    # (plain http behind a TLS ingress), which would send a client elsewhere with its session id in the path.
     if settings.api_prefix:
-        routes.append(Mount(settings.api_prefix, routes=api_routes))
+        routes.append(Mount(settings.api_prefix, app=Router(api_routes, redirect_slashes=False)))
     else:
         routes.extend(api_routes)
     app = Starlette(
@@ -109,6 +128,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
     )
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.metrics = metrics
     return app

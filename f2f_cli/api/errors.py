@@ -19,13 +19,23 @@ _HTTP_CODES = {
 }
 
 
-async def f2f_error(_request: Request, exc: Exception) -> Response:
+# What a client is told when a store fails: the reason (driver text, store names, addresses) is for
+# the operator's log, not for whoever sent the request.
+UNAVAILABLE_MESSAGE = "the service cannot reach its storage right now; retry shortly"
+
+
+async def f2f_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, F2FError)
     retry_after = getattr(exc, "retry_after", None)
-    if retry_after is None and exc.http_status == 503:
-        retry_after = 1
+    message = exc.message
+    if exc.http_status == 503:
+        if retry_after is None:
+            retry_after = 1
+        route = request.scope.get("route")
+        log.warning("%s on %s %s: %s", exc.code, request.method, getattr(route, "path", "?"), exc.message)
+        message = UNAVAILABLE_MESSAGE
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return error_response(exc.http_status, exc.code, exc.message, headers)
+    return error_response(exc.http_status, exc.code, message, headers)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:

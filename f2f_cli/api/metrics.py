@@ -30,7 +30,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
@@ -51,6 +50,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SAMPLE_SECONDS = 1.0
+# With the cache on, scrapes are spaced at least this far apart per process, and none waits longer
+# than SCRAPE_MAX_WAIT (past it: 429). A client looping on /metrics then gets ~10 answers a second,
+# however many connections it opens, and costs next to nothing; Prometheus scrapes every 15-30 s.
+SCRAPE_INTERVAL = 0.1
+SCRAPE_MAX_WAIT = 1.0
 SLOW_REFRESH_TIMEOUT = 5.0
 
 
@@ -71,14 +75,20 @@ BackupLagSource = Callable[[], Awaitable[BackupLagLike]]
 
 
 class Metrics:
-    def __init__(self, *, refresh_seconds: float, multiprocess_dir: str | None = None) -> None:
+    def __init__(
+        self, *, refresh_seconds: float, multiprocess_dir: str | None = None, cache_seconds: float = 0.0
+    ) -> None:
         self.refresh_seconds = refresh_seconds
         self.multiprocess_dir = multiprocess_dir
+        self.cache_seconds = cache_seconds
+        self._rendered = b""
+        self._rendered_at = float("-inf")
+        self._next_scrape = float("-inf")
         self.registry = CollectorRegistry(auto_describe=True)
         if multiprocess_dir is None:
-            # Per-process figures only make sense when one process answers for itself.
+            # Per-process figures only make sense when one process answers for itself. No
+            # PlatformCollector: the Python version and build are a fingerprint, not an operating figure.
             ProcessCollector(registry=self.registry)
-            PlatformCollector(registry=self.registry)
         r = self.registry
         self.requests = Counter(
             "f2f_http_requests", "HTTP requests by route template and status.", ["method", "route", "status"],
@@ -103,6 +113,12 @@ class Metrics:
         )
         self.breaker_opened = Counter(
             "f2f_redis_circuit_opened", "Times the Redis circuit breaker opened.", registry=r
+        )
+        # The automatic Redis -> PostgreSQL failover of the redis phase (DESIGN.md, "Redis faults") counts
+        # here, on the instance that carried it out; the Helm chart's F2FRedisAutoFailover alert watches it.
+        self.redis_failovers = Counter(
+            "f2f_redis_failovers", "Automatic failovers from Redis to PostgreSQL authority this process carried out.",
+            registry=r,
         )
         self.breaker_state = Gauge(
             "f2f_redis_circuit_state", "1 for the current state of the Redis circuit breaker.", ["state"],
@@ -134,6 +150,10 @@ class Metrics:
             "f2f_backup_stream_oldest_age_seconds", "Age of the oldest entry still in the backup stream.",
             multiprocess_mode="mostrecent", registry=r,
         )
+        self.client_disconnects = Counter(
+            "f2f_http_client_disconnects", "Requests the client abandoned before the answer (logged as 499).",
+            ["method", "route"], registry=r,
+        )
         self.refresh_errors = Counter(
             "f2f_metrics_refresh_errors", "Failures reading a cached gauge's source.", ["gauge"], registry=r
         )
@@ -161,10 +181,10 @@ class Metrics:
         self._slow_at = float("-inf")
 
     @classmethod
-    def from_environment(cls, refresh_seconds: float) -> Metrics:
+    def from_environment(cls, refresh_seconds: float, cache_seconds: float = 0.0) -> Metrics:
         """Multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` names a directory (set by ``f2f serve``)."""
         directory = os.environ.get(MULTIPROC_ENV) or None
-        return cls(refresh_seconds=refresh_seconds, multiprocess_dir=directory)
+        return cls(refresh_seconds=refresh_seconds, multiprocess_dir=directory, cache_seconds=cache_seconds)
 
     # -- hot path ------------------------------------------------------------
 
@@ -172,6 +192,9 @@ class Metrics:
         code = str(status)
         self.requests.labels(method, route, code).inc()
         self.request_seconds.labels(method, route, code).observe(seconds)
+
+    def observe_disconnect(self, method: str, route: str) -> None:
+        self.client_disconnects.labels(method, route).inc()
 
     def observe_store(self, backend: str, operation: str, outcome: str, seconds: float) -> None:
         self.store_seconds.labels(backend, operation, outcome).observe(seconds)
@@ -258,13 +281,40 @@ class Metrics:
             except Exception:
                 log.exception("metrics sampler failed")
 
+    def scrape_slot(self) -> float | None:
+        """Seconds this scrape should wait for its turn, or None when the queue is too long (429).
+
+        Without the cache (``cache_seconds`` 0, tests and debugging) scrapes never wait.
+        """
+        if self.cache_seconds <= 0:
+            return 0.0
+        now = time.monotonic()
+        slot = max(now, self._next_scrape)
+        if slot - now > SCRAPE_MAX_WAIT:
+            return None
+        self._next_scrape = slot + SCRAPE_INTERVAL
+        return slot - now
+
+    def fresh_enough(self) -> bool:
+        """Whether the last rendering may still be served (then a scrape costs no rendering and no refresh)."""
+        return time.monotonic() - self._rendered_at < self.cache_seconds
+
     def exposition(self) -> bytes:
-        """The text format of every metric (all workers' in multiprocess mode)."""
+        """The text format of every metric (all workers' in multiprocess mode), at most ``cache_seconds`` old.
+
+        Rendering costs ~10 ms for ~100 KB; a scrape loop on the API port must not be able to spend
+        the event loop on it, so one rendering serves every scrape for ``cache_seconds``.
+        """
+        if self.fresh_enough():
+            return self._rendered
         if self.multiprocess_dir is None:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        prom_mp.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+            rendered = generate_latest(self.registry)
+        else:
+            registry = CollectorRegistry()
+            prom_mp.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            rendered = generate_latest(registry)
+        self._rendered, self._rendered_at = rendered, time.monotonic()
+        return rendered
 
     def process_exiting(self) -> None:
         """Drop this process's live gauges from the shared directory (a worker shutting down)."""

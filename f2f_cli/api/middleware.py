@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +32,8 @@ CLIENT_ADDRESS_KEY = "f2f.client_address"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+# nginx's "client closed request": the status the access line shows when the client left mid-request.
+CLIENT_CLOSED = 499
 
 # The API serves JSON only: nothing may be framed, sniffed, scripted or sent on as a referrer.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -50,6 +52,10 @@ def request_id_from(headers: Headers) -> str:
     given = headers.get(REQUEST_ID_HEADER)
     if given is not None and _SANE_REQUEST_ID.fullmatch(given):
         return given
+    return new_request_id()
+
+
+def new_request_id() -> str:
     # Correlation, not a secret: a PRNG id avoids a getrandom() syscall on every request.
     return f"{random.getrandbits(128):032x}"
 
@@ -113,6 +119,10 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client went away while its body was arriving: nobody is left to answer, and it is
+            # not the server's fault. Counted on its own and logged as nginx's 499, without a trace.
+            status = CLIENT_CLOSED
         except Exception as exc:
             if response_started:
                 raise
@@ -122,7 +132,10 @@ class EdgeMiddleware:
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope, entry_root_path)
-            self.metrics.observe_request(method, route, status, elapsed)
+            if status == CLIENT_CLOSED:
+                self.metrics.observe_disconnect(method, route)
+            else:
+                self.metrics.observe_request(method, route, status, elapsed)
             access_log.info(
                 "%s %s %d %.1fms",
                 method,
@@ -140,3 +153,26 @@ class EdgeMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class MetricsPortSplit:
+    """With ``F2F_METRICS_PORT``: that port serves ``/metrics`` only, and the API port everything else.
+
+    Sits inside :class:`EdgeMiddleware`, so its 404s carry the request id and security headers like any
+    other. The port is the local one the connection arrived on (``scope["server"]``).
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics_port: int, metrics_path: str, not_found: ASGIApp) -> None:
+        self.app = app
+        self.metrics_port = metrics_port
+        self.metrics_path = metrics_path
+        self.not_found = not_found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            server = scope.get("server")
+            on_metrics_port = server is not None and server[1] == self.metrics_port
+            if on_metrics_port != (scope["path"] == self.metrics_path):
+                await self.not_found(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

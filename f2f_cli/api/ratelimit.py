@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from f2f_cli.errors import F2FError
+from f2f_cli.redis.client import RedisClient
 from f2f_cli.settings import Settings
 from f2f_cli.stores.breaker import CircuitBreaker
 
@@ -157,14 +158,15 @@ class SessionCreationLimit:
         await self.limiter.close()
 
 
-def session_creation_limit(settings: Settings) -> SessionCreationLimit | None:
-    """The limit for these settings: None when ``F2F_SESSIONS_PER_MINUTE=0``."""
+def session_creation_limit(settings: Settings, redis: RedisClient | None) -> SessionCreationLimit | None:
+    """The limit for these settings: None when ``F2F_SESSIONS_PER_MINUTE=0``; shared in Redis when given one.
+
+    The limiter closes the client it is given.
+    """
     per_minute = settings.sessions_per_minute
     if per_minute == 0:
         return None
     limiter: Limiter = MemoryBucket(per_minute)
-    if settings.redis_url is not None:
-        from f2f_cli.redis.client import create_redis
-
-        limiter = RedisBucket(create_redis(settings), settings.redis_key_prefix, per_minute)
+    if redis is not None:
+        limiter = RedisBucket(redis, settings.redis_key_prefix, per_minute)
     return SessionCreationLimit(limiter, per_minute)

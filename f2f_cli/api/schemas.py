@@ -38,11 +38,9 @@ class IngredientsIn(msgspec.Struct, forbid_unknown_fields=True):
     ingredients: list[str]
 
 
-class IngredientsOut(msgspec.Struct, omit_defaults=True):
-    session_id: str
-    version: int
-    expires_at: datetime
-    ingredients: list[IngredientOut]
+class IngredientsOut(SessionOut, omit_defaults=True):
+    """The session after an ingredient call: the same shape as ``GET /sessions/{id}``, plus what changed."""
+
     added: list[str] | None = None
     removed: list[str] | None = None
 
@@ -69,6 +67,8 @@ def ingredients_out(
 ) -> IngredientsOut:
     return IngredientsOut(
         session_id=session.session_id,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
         version=session.version,
         expires_at=session.expires_at,
         ingredients=[IngredientOut(i.name, i.added_at) for i in session.ingredients],

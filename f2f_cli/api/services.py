@@ -7,46 +7,41 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
+from f2f_cli.backends import Backends
 from f2f_cli.backup.worker import BackupLag, backup_lag
 from f2f_cli.control.phase import new_instance_id
 from f2f_cli.control.runtime import PhaseRuntime, RedisStoreFactory
 from f2f_cli.control.specs import spec_of
-from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError
 from f2f_cli.recipes.recommender import IndexLoaded, Recommender
 from f2f_cli.settings import Settings
-from f2f_cli.stores.redis import RedisSessionStore
-from f2f_cli.stores.sql import SqlSessionStore
 from f2f_cli.stores.timed import StoreObserver, TimedStore
 
 if TYPE_CHECKING:
     from f2f_cli.redis.client import RedisClient
 
 
-def redis_store_factory(settings: Settings) -> RedisStoreFactory | None:
-    """How to build the Redis store for this process, or None without F2F_REDIS_URL."""
-    if settings.redis_url is None:
+def redis_store_factory(backends: Backends) -> RedisStoreFactory | None:
+    """The phase runtime's way to the Redis stores, or None without F2F_REDIS_URL."""
+    if not backends.redis_configured:
         return None
-    from f2f_cli.stores.redis_factory import make_redis_store
 
-    def make(backup: bool) -> SessionStore:
-        return make_redis_store(settings, backup_stream=backup)
+    def redis_store(backup: bool) -> SessionStore:
+        return backends.redis(backup_stream=backup)
 
-    return make
+    return redis_store
 
 
 # The recipe index snapshot is several megabytes: the session timeouts (tens of ms) are too short for it.
 RECIPE_SNAPSHOT_TIMEOUT = 5.0
 
 
-def _recipe_redis(settings: Settings) -> RedisClient | None:
+def _recipe_redis(backends: Backends) -> RedisClient | None:
     """A client for the recommender's index snapshot, or None without F2F_REDIS_URL."""
-    if settings.redis_url is None:
+    if not backends.redis_configured:
         return None
-    from f2f_cli.redis.client import create_redis
-
-    return create_redis(settings, command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
+    return backends.redis_client(command_timeout=RECIPE_SNAPSHOT_TIMEOUT, max_connections=4)
 
 
 class Services:
@@ -60,13 +55,10 @@ class Services:
         on_index_loaded: IndexLoaded | None = None,
     ) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = create_engine_for(settings)
-        self.sql_store = SqlSessionStore(
-            self.engine,
-            ttl_seconds=settings.session_ttl_seconds,
-            max_ingredients=settings.max_ingredients,
-        )
-        self.recipe_redis = _recipe_redis(settings)
+        self.backends = Backends.open(settings)
+        self.engine: AsyncEngine = self.backends.engine
+        self.sql_store = self.backends.sql
+        self.recipe_redis = _recipe_redis(self.backends)
         self.recommender = Recommender(
             self.engine,
             redis=self.recipe_redis,
@@ -77,14 +69,16 @@ class Services:
         self.runtime = PhaseRuntime(
             self.engine,
             self.sql_store,
-            redis_factory=redis_store_factory(settings),
+            redis_factory=redis_store_factory(self.backends),
             poll_seconds=settings.phase_poll_seconds,
             instance_id=new_instance_id("serve"),
         )
         self._api_store: SessionStore = self.runtime.facade
         if store_observer is not None:
             self._api_store = TimedStore(self.runtime.facade, store_observer, lambda: self.runtime.store().backend)
-        self.session_limit: SessionCreationLimit | None = session_creation_limit(settings)
+        shared_limit = self.backends.redis_configured and settings.sessions_per_minute > 0
+        limit_redis = self.backends.redis_client() if shared_limit else None
+        self.session_limit: SessionCreationLimit | None = session_creation_limit(settings, limit_redis)
 
     @property
     def phase(self) -> str:
@@ -101,16 +95,13 @@ class Services:
         await self.runtime.stop()
         if self.session_limit is not None:
             await self.session_limit.close()
-        if self.recipe_redis is not None:
-            await self.recipe_redis.aclose()
-        await self.engine.dispose()
+        await self.backends.close()
 
     async def backup_lag(self) -> BackupLag:
         """The backup stream's backlog in the phases that have one; nothing pending otherwise."""
         if not spec_of(self.runtime.phase).backup_stream:
             return BackupLag(pending=0, undelivered=0, oldest_age_ms=None, streams=0)
-        store = self.runtime.backup_store()
-        assert isinstance(store, RedisSessionStore)
+        store = self.backends.redis(backup_stream=True)
         return await backup_lag(store.client, store.keys)
 
     async def readiness(self) -> dict[str, str]:

@@ -35,18 +35,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backends import Backends
 from f2f_cli.backup.apply import apply_copies
 from f2f_cli.clock import utcnow
-from f2f_cli.db.engine import create_engine_for
-from f2f_cli.db.schema import f2f_control, f2f_instances
+from f2f_cli.control import phase as control
 from f2f_cli.domain.model import Session
 from f2f_cli.errors import StoreUnavailable
-from f2f_cli.redis.client import RedisClient, create_redis, is_cluster
+from f2f_cli.redis.client import RedisClient, is_cluster
 from f2f_cli.redis.codec import session_from_entry
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
 from f2f_cli.redis.scripts import ACK_DELETE
@@ -134,20 +132,12 @@ class BackupWorker:
     """One consumer of the backup group; ``run`` until ``stop`` is set."""
 
     def __init__(
-        self,
-        settings: Settings,
-        options: WorkerOptions | None = None,
-        *,
-        redis: RedisClient | None = None,
-        engine: AsyncEngine | None = None,
+        self, settings: Settings, options: WorkerOptions, *, redis: RedisClient, engine: AsyncEngine
     ) -> None:
         self.settings = settings
-        self.options = options or WorkerOptions()
-        # Blocking reads wait block_ms on purpose: the command timeout must outlast them.
-        block_s = self.options.block_ms / 1000
-        self.redis = redis or create_redis(settings, command_timeout=block_s + max(settings.redis_command_timeout, 5.0))
-        self.engine = engine or create_engine_for(settings)
-        self._owns = (redis is None, engine is None)
+        self.options = options
+        self.redis = redis
+        self.engine = engine
         self.keys = RedisKeys(settings.redis_key_prefix, cluster=is_cluster(self.redis))
         host = socket.gethostname()
         self.consumer = self.options.consumer or f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -272,37 +262,27 @@ class BackupWorker:
         if not force and now - self._last_heartbeat < self.options.heartbeat_seconds:
             return
         self._last_heartbeat = now
-        async with self.engine.begin() as conn:
-            control = (await conn.execute(select(f2f_control.c.phase, f2f_control.c.epoch))).first()
-            row: dict[str, Any] = {
-                "instance_id": self.instance_id,
-                "kind": "worker",
-                "host": self.host[:255],
-                "pid": os.getpid(),
-                "phase_seen": control.phase if control else "unknown",
-                "epoch_seen": control.epoch if control else 0,
-                "started_at": self._started_at,
-                "last_seen": utcnow(),
-            }
-            dialect = conn.dialect.name
-            ins: Any = postgresql.insert(f2f_instances) if dialect == "postgresql" else sqlite.insert(f2f_instances)
-            await conn.execute(
-                ins.values(row).on_conflict_do_update(
-                    index_elements=[f2f_instances.c.instance_id],
-                    set_={k: ins.excluded[k] for k in ("phase_seen", "epoch_seen", "last_seen", "pid", "host")},
-                )
-            )
+        # The worker has no phase of its own: it reports the one in force, so `migrate status` and
+        # rollback's liveness check see it beside the serving instances.
+        state = await control.get_control(self.engine)
+        await control.heartbeat(
+            self.engine, self.instance_id, "worker", state.phase.value, state.epoch, self._started_at
+        )
 
     async def close(self) -> None:
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(delete(f2f_instances).where(f2f_instances.c.instance_id == self.instance_id))
-        except SQLAlchemyError as exc:  # the row then ages out by last_seen
-            log.warning("could not remove heartbeat row: %s", exc)
-        if self._owns[0]:
-            await self.redis.aclose()
-        if self._owns[1]:
-            await self.engine.dispose()
+            await control.remove_instance(self.engine, self.instance_id)
+        except StoreUnavailable as exc:  # the row then ages out by last_seen
+            log.warning("could not remove heartbeat row: %s", exc.message)
+
+    @classmethod
+    def on(cls, backends: Backends, options: WorkerOptions | None = None) -> BackupWorker:
+        """A worker over ``backends``; its Redis client is its own, with a timeout that outlasts BLOCK."""
+        options = options or WorkerOptions()
+        block_s = options.block_ms / 1000
+        timeout = block_s + max(backends.settings.redis_command_timeout, 5.0)
+        return cls(backends.settings, options, redis=backends.redis_client(command_timeout=timeout),
+                   engine=backends.engine)
 
 
 def _flatten(reply: Any) -> list[Entry]:
@@ -330,17 +310,16 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerStats:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = BackupWorker(settings, options)
-    try:
-        return await worker.run(stop)
-    finally:
-        await worker.close()
+    async with Backends.open(settings) as backends:
+        worker = BackupWorker.on(backends, options)
+        try:
+            return await worker.run(stop)
+        finally:
+            await worker.close()
 
 
 async def read_lag(settings: Settings) -> BackupLag:
-    client = create_redis(settings)
-    try:
-        return await backup_lag(client, RedisKeys(settings.redis_key_prefix, cluster=is_cluster(client)))
-    finally:
-        await client.aclose()
+    async with Backends.open(settings) as backends:
+        store = backends.redis()
+        return await backup_lag(store.client, store.keys)
 

@@ -7,20 +7,51 @@ in the real catalog, and each fridge draws from the same law.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from f2f_cli.backends import Backends
+from f2f_cli.errors import StoreUnavailable
 from f2f_cli.recipes.index import IngredientRow, RecipeIndex, ReferenceScanner, build_index
+from f2f_cli.redis.client import REDIS_FAILURES, RedisClient
+from f2f_cli.settings import Settings
 
 CATEGORIES = ("반찬", "국&찌개", "일품", "밥", "후식", "기타")
 TARGETS = {"p99_ms": 10.0, "build_seconds": 5.0, "snapshot_load_seconds": 1.0, "speedup": 50.0}
 
 SnapshotStore = Callable[[bytes], Callable[[], bytes]]
+
+
+def redis_snapshot_store(settings: Settings) -> SnapshotStore:
+    """Write the snapshot to F2F_REDIS_URL (any URL form f2f accepts) and read it back once, deleting it."""
+    key = f"{settings.redis_key_prefix}:bench:recipes:index"
+
+    async def call(what: str, op: Callable[[RedisClient], Awaitable[Any]]) -> Any:
+        async with Backends.open(settings) as backends:
+            try:
+                return await op(backends.redis_client(command_timeout=10))
+            except REDIS_FAILURES as exc:
+                raise StoreUnavailable(f"cannot {what} the snapshot in Redis: {exc}") from None
+
+    def store(blob: bytes) -> Callable[[], bytes]:
+        asyncio.run(call("write", lambda client: client.set(key, blob, ex=300)))
+
+        def read() -> bytes:
+            value = asyncio.run(call("read", lambda client: client.getdel(key)))
+            if not isinstance(value, bytes):
+                raise StoreUnavailable("the snapshot was gone from Redis before it was read back")
+            return value
+
+        return read
+
+    return store
 
 
 class RecommendBenchResult(msgspec.Struct):
@@ -161,10 +192,11 @@ def _same_ranking(index: RecipeIndex, fridge: list[str], got: list[int], expecte
     cols, _, _ = index.columns_for(fridge)
     have = set(cols)
 
-    def key(recipe_id: int) -> tuple[int, float]:
+    def key(recipe_id: int) -> tuple[int, float, float]:
         row = ids.index(recipe_id)
         core = index.matrix.indices[index.matrix.indptr[row]:index.matrix.indptr[row + 1]]
         matched = [c for c in core if c in have]
-        return len(core) - len(matched), round(float(index.idf[matched].sum() / index.idf[core].sum()), 9)
+        mass = float(index.idf[matched].sum())
+        return len(core) - len(matched), round(mass / float(index.idf[core].sum()), 6), round(mass, 6)
 
     return [key(r) for r in got] == [key(r) for r in expected]

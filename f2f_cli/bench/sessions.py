@@ -37,15 +37,15 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backends import Backends
 from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.plan_design import PlanJsonSessions, lost_concurrent_adds
 from f2f_cli.bench.stats import LatencyStats, ratio, summarize
 from f2f_cli.clock import utcnow
-from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.schema import fridge_sessions
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import ConfigError, F2FError, SchemaNotReady
-from f2f_cli.redis.client import RedisClient, create_redis, scan_keys
+from f2f_cli.redis.client import RedisClient, scan_keys
 from f2f_cli.settings import Settings
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualSessionStore
@@ -324,6 +324,7 @@ class _Bench:
         self.notes: list[str] = []
         self.sql_ids: list[str] = []
         self.copy_failures = 0
+        self.backends: Backends | None = None
         self.engine: AsyncEngine | None = None
         self.redis: RedisClient | None = None
         self.targets: dict[str, _Target] = {}
@@ -339,12 +340,10 @@ class _Bench:
         uses_sql = any(s in ("sql", "dual") for s in self.stores)
         uses_redis = any(s in ("redis", "dual") for s in self.stores)
         sql_store: SqlSessionStore | None = None
+        self.backends = backends = Backends.open(self.settings)
         if uses_sql:
-            self.engine = create_engine_for(self.settings)
-            sql_store = SqlSessionStore(
-                self.engine, ttl_seconds=self.settings.session_ttl_seconds,
-                max_ingredients=self.settings.max_ingredients,
-            )
+            self.engine = backends.engine
+            sql_store = backends.sql
             async with self.engine.connect() as conn:
                 if self.engine.dialect.name == "postgresql":
                     self.versions["postgresql"] = str(await conn.scalar(text("SHOW server_version")))
@@ -357,11 +356,11 @@ class _Bench:
             else:
                 self.notes.append("SQL is SQLite: the honest comparison is with PostgreSQL; no raw SQL round trip")
         if uses_redis:
-            self.redis = create_redis(self.settings)
+            # The redis phase's store: every write also appends its backup-stream entry.
+            self.redis_store = backends.redis(backup_stream=True)
+            self.redis = self.redis_store.client
             info = await self.redis.info("server")
             self.versions["redis"] = str(info.get("redis_version"))
-            # The redis phase's store: every write also appends its backup-stream entry.
-            self.redis_store = RedisSessionStore(self.redis, self.settings, backup_stream=True, owns_client=False)
             self.plan = PlanJsonSessions(self.redis, self.prefix, self.settings.session_ttl_seconds)
         for name in self.stores:
             if name == "sql":
@@ -372,6 +371,7 @@ class _Bench:
                 self.targets["redis"] = _StoreTarget(self.redis_store)
             else:
                 assert sql_store is not None and self.redis is not None
+                # The same client as the redis target: the dual figures then pay no extra connections.
                 cache = RedisSessionStore(self.redis, self.settings, owns_client=False)
                 self.targets["dual"] = _StoreTarget(
                     DualSessionStore(
@@ -394,7 +394,6 @@ class _Bench:
                     chunk = self.sql_ids[i : i + 500]
                     result = await conn.execute(delete(fridge_sessions).where(fridge_sessions.c.session_id.in_(chunk)))
                     removed["sql_rows"] += result.rowcount
-            await self.engine.dispose()
         if self.raw_sql is not None:
             await self.raw_sql.close()
         if self.redis is not None:
@@ -406,7 +405,8 @@ class _Bench:
                     batch = []
             if batch:
                 removed["redis_keys"] += int(await self.redis.delete(*batch))
-            await self.redis.aclose()
+        if self.backends is not None:
+            await self.backends.close()
         return removed
 
     # -- the run ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from f2f_cli.bench.recommend import RecommendBenchResult, run_recommend_bench
+from f2f_cli.bench.recommend import RecommendBenchResult, redis_snapshot_store, run_recommend_bench
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
 from f2f_cli.errors import StoreUnavailable
 
@@ -30,37 +30,6 @@ PlotOpt = Annotated[
     Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f[plot]).")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed of the generated data.")]
-
-
-def _redis_snapshot_store(url: str, prefix: str) -> Callable[[bytes], Callable[[], bytes]]:
-    """Write the snapshot to Redis once and read it back on demand (the key is removed afterwards)."""
-    from redis import Redis
-    from redis.exceptions import RedisError
-
-    key = f"{prefix}:bench:recipes:index"
-
-    def store(blob: bytes) -> Callable[[], bytes]:
-        client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
-        try:
-            client.set(key, blob, ex=300)
-        except RedisError as exc:
-            client.close()
-            raise StoreUnavailable(f"cannot write the snapshot to Redis: {exc}") from None
-
-        def read() -> bytes:
-            try:
-                value = client.get(key)
-                client.delete(key)
-            except RedisError as exc:
-                raise StoreUnavailable(f"cannot read the snapshot from Redis: {exc}") from None
-            finally:
-                client.close()
-            assert isinstance(value, bytes)
-            return value
-
-        return read
-
-    return store
 
 
 def _mark(ok: bool) -> str:
@@ -85,7 +54,7 @@ def recommend(
         settings = load_settings()
         if not settings.redis_url:
             raise StoreUnavailable("--redis needs F2F_REDIS_URL")
-        store = _redis_snapshot_store(settings.redis_url, settings.redis_key_prefix)
+        store = redis_snapshot_store(settings)
     err = stderr()
     result = run_recommend_bench(
         recipes=recipes, queries=queries, fridge_size=fridge_size, limit=limit,

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
     DRY_RUN_HELP,
     JSON_HELP,
@@ -90,7 +91,7 @@ def _run(coro: Coroutine[Any, Any, Outcome]) -> Outcome:
 
 def _migrator(
     settings: Settings, command: str, *, json: bool, yes: bool, **kwargs: Any
-) -> Callable[[CliProgress], Migrator]:
+) -> Callable[[Backends, CliProgress], Migrator]:
     def confirm(question: str) -> bool:
         if yes:
             return True
@@ -98,19 +99,16 @@ def _migrator(
             return False  # scripts must say --yes; never block on a prompt
         return typer.confirm(question, default=False, err=True)
 
-    def make(progress: CliProgress) -> Migrator:
-        return Migrator(settings, actor=_actor(command), progress=progress, confirm=confirm, **kwargs)
+    def make(backends: Backends, progress: CliProgress) -> Migrator:
+        return Migrator(backends, actor=_actor(command), progress=progress, confirm=confirm, **kwargs)
 
     return make
 
 
-async def _with(make: Callable[[CliProgress], Migrator], progress: CliProgress,
+async def _with(settings: Settings, make: Callable[[Backends, CliProgress], Migrator], progress: CliProgress,
                 action: Callable[[Migrator], Coroutine[Any, Any, Outcome]]) -> Outcome:
-    migrator = make(progress)
-    try:
-        return await action(migrator)
-    finally:
-        await migrator.close()
+    async with Backends.open(settings) as backends:
+        return await action(make(backends, progress))
 
 
 def _outcome_json(out: Outcome) -> dict[str, Any]:
@@ -221,21 +219,11 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
 
         async def gather() -> Status:
-            from f2f_cli.db.engine import create_engine_for
-            from f2f_cli.stores.redis import RedisSessionStore
-            from f2f_cli.stores.sql import SqlSessionStore
-
-            engine = create_engine_for(settings)
-            redis = RedisSessionStore.from_settings(settings) if settings.redis_url else None
-            try:
-                sql = SqlSessionStore(engine, ttl_seconds=settings.session_ttl_seconds,
-                                      max_ingredients=settings.max_ingredients)
-                return await collect(engine, sql, redis, window=live_window(settings.phase_poll_seconds),
+            async with Backends.open(settings) as backends:
+                redis = backends.redis() if backends.redis_configured else None
+                return await collect(backends.engine, backends.sql, redis,
+                                     window=live_window(settings.phase_poll_seconds),
                                      lease_stale_after=timedelta(seconds=settings.migrate_lease_seconds))
-            finally:
-                if redis is not None:
-                    await redis.close()
-                await engine.dispose()
 
         st = asyncio.run(gather())
         if json:
@@ -265,7 +253,7 @@ def register(app: typer.Typer) -> None:
         target = Phase(words[0])
         make = _migrator(settings, f"plan {target}", json=json, yes=True)
         with CliProgress(enabled=False) as progress:
-            out = _run(_with(make, progress, lambda m: m.plan(target)))
+            out = _run(_with(settings, make, progress, lambda m: m.plan(target)))
         if json:
             print_json(_outcome_json(out))
             if out.refused or not out.done:
@@ -313,7 +301,7 @@ def register(app: typer.Typer) -> None:
                          resume=resume, take_over=take_over, dry_run=dry_run, converge_timeout=timeout,
                          verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
-            out = _run(_with(make, progress, lambda m: m.to_dual() if target == "dual" else m.to_redis()))
+            out = _run(_with(settings, make, progress, lambda m: m.to_dual() if target == "dual" else m.to_redis()))
         _render(out, json=json)
 
     @app.command("rollback")
@@ -345,7 +333,7 @@ def register(app: typer.Typer) -> None:
                          take_over=take_over, converge_timeout=timeout, drain_timeout=drain_timeout,
                          verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
-            out = _run(_with(make, progress, lambda m: m.rollback()))
+            out = _run(_with(settings, make, progress, lambda m: m.rollback()))
         _render(out, json=json)
 
     @app.command("verify")
@@ -372,7 +360,7 @@ def register(app: typer.Typer) -> None:
         make = _migrator(settings, "verify", json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
                          verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
-            out = _run(_with(make, progress, lambda m: m.verify_stores(repair_now=repair)))
+            out = _run(_with(settings, make, progress, lambda m: m.verify_stores(repair_now=repair)))
         _render(out, json=json)
 
     @app.command("repair")
@@ -390,7 +378,7 @@ def register(app: typer.Typer) -> None:
                 return out
 
             with CliProgress(enabled=False) as progress:
-                out = await _with(_migrator(settings, "repair", json=json, yes=True), progress, act)
+                out = await _with(settings, _migrator(settings, "repair", json=json, yes=True), progress, act)
             return _outcome_json(out)
 
         data = asyncio.run(run())

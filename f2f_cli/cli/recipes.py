@@ -8,16 +8,28 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from f2f_cli.cli.common import DRY_RUN_HELP, JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
+from f2f_cli.cli.common import (
+    DRY_RUN_HELP,
+    JSON_HELP,
+    YES_HELP,
+    cli_errors,
+    fail,
+    load_settings,
+    print_json,
+    stderr,
+    stdout,
+)
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.errors import InvalidInput
+from f2f_cli.errors import EXIT_FAILURE, InvalidInput
 from f2f_cli.recipes.builtin import builtin_catalog
-from f2f_cli.recipes.catalog import ImportReport, import_parsed
-from f2f_cli.recipes.formats import FORMATS, SOURCE_SIMPLE, Format, ParsedFile, parse_file
+from f2f_cli.recipes.catalog import DedupeReport, ImportReport, dedupe, import_parsed
+from f2f_cli.recipes.formats import FORMATS, SOURCE_LENGTH, SOURCE_SIMPLE, Format, ParsedFile, parse_file
 from f2f_cli.recipes.queries import get_recipe, list_recipes
 from f2f_cli.recipes.recommender import Recommender
 
@@ -27,7 +39,8 @@ app = typer.Typer(
     help=(
         "The recipe catalog and recommendations.\n\n"
         "Examples:\n\n  f2f recipes seed\n\n  f2f recipes import COOKRCP01.json --format cookrcp01 --dry-run\n\n"
-        "  f2f recipes recommend -i 두부,계란,대파\n\n  f2f recipes ingredients --search ㄷㅂ"
+        "  f2f recipes recommend -i 두부,계란,대파\n\n  f2f recipes ingredients --search ㄷㅂ\n\n"
+        "  f2f recipes dedupe --dry-run"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -35,6 +48,22 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask before a destructive step; no (or no terminal to answer) exits 1 with nothing changed.
+
+    The same as ``sessions._confirm``; the CLI branch moves one copy into ``common`` (use it once merged).
+    """
+    if yes:
+        return
+    try:
+        ok = typer.confirm(question, default=False, err=True)  # stderr: --json output stays clean
+    except typer.Abort:
+        ok = False
+    if not ok:
+        raise fail("aborted, nothing changed (use --yes to skip the question)", EXIT_FAILURE)
 
 
 def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -59,31 +88,47 @@ def _import(parsed: ParsedFile, dry_run: bool, quiet: bool) -> ImportReport:
             engine, parsed, dry_run=dry_run, progress=lambda done, _total: bar.update(task, completed=done)))
 
 
+SHOWN_ROWS = 50
+
+
+def _more(out: Console, total: int) -> None:
+    if total > SHOWN_ROWS:
+        out.print(f"… and {total - SHOWN_ROWS} more (use --json for all)")
+
+
 def _render_report(report: ImportReport, what: str, json: bool) -> None:
     if json:
         print_json(report)
         return
     out = stdout()
     verb = "would change" if report.dry_run else "changed"
-    out.print(
+    out.print(Text(
         f"{what}: {report.rows} rows, {report.parsed} parsed — {report.inserted} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.skipped)} skipped; {report.ingredients_changed} ingredient "
-        f"entries {verb}; catalog version {report.catalog_version}" + (" (dry run, nothing saved)"
-                                                                      if report.dry_run else "")
-    )
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, {len(report.merged)} merged into recipes "
+        f"already in the catalog; {report.ingredients_changed} ingredient entries {verb}; catalog version "
+        f"{report.catalog_version}" + (" (dry run, nothing saved)" if report.dry_run else "")
+    ))
+    if report.merged:
+        table = Table("id", "title", "recipe", "recognised by", title="merged rows (the same recipe, not added again)")
+        for m in report.merged[:SHOWN_ROWS]:
+            table.add_row(Text(f"{m.source}:{m.source_id}"), Text(m.title), str(m.recipe_id), m.by)
+        out.print(table)
+        _more(out, len(report.merged))
     if report.skipped:
         table = Table("row", "id", "reason", title="skipped rows")
-        for s in report.skipped[:50]:
-            table.add_row(str(s.row), s.source_id or "-", s.reason)
+        for s in report.skipped[:SHOWN_ROWS]:
+            table.add_row(str(s.row), Text(s.source_id or "-"), Text(s.reason))
         out.print(table)
-        if len(report.skipped) > 50:
-            out.print(f"… and {len(report.skipped) - 50} more (use --json for all)")
+        _more(out, len(report.skipped))
 
 
 @app.command("seed")
 @cli_errors
 def seed(dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
-    """Load the built-in Korean catalog (990 recipes). Safe to run again: unchanged recipes are left alone."""
+    """Load the built-in Korean catalog (987 recipes). Safe to run again: unchanged recipes are left alone.
+
+    Recipes already imported from the public COOKRCP01 data are recognised and updated, not added twice.
+    """
     _render_report(_import(builtin_catalog(), dry_run, json), "built-in catalog", json)
 
 
@@ -99,11 +144,20 @@ def import_(
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Import recipes, updating rows with the same (source, id). A malformed file changes nothing."""
+    """Import recipes; the same recipe is updated, never added twice. A malformed file changes nothing.
+
+    A row is the same recipe when its (source, id) is in the catalog, or its title and ingredient set match one.
+
+    So the public COOKRCP01 data updates the built-in catalog it came from; the report lists the rows merged.
+
+    The simple format's fields are described in the README. Example: f2f recipes import recipes.json --dry-run
+    """
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
+    if not source.strip() or len(source.strip()) > SOURCE_LENGTH:
+        raise InvalidInput(f"--source must be 1 to {SOURCE_LENGTH} characters")
     chosen: Format | None = "cookrcp01" if fmt == "cookrcp01" else "simple" if fmt == "simple" else None
-    parsed = parse_file(file, chosen, source=source)
+    parsed = parse_file(file, chosen, source=source.strip())
     _render_report(_import(parsed, dry_run, json), str(file), json)
 
 
@@ -124,7 +178,8 @@ def list_(
     table = Table("id", "title", "category", "method", "source id",
                   title=f"recipes {len(result.items)} of {result.total} (page {result.page})")
     for r in result.items:
-        table.add_row(str(r.id), r.title, r.category or "-", r.method or "-", f"{r.source}:{r.source_id}")
+        table.add_row(str(r.id), Text(r.title), Text(r.category or "-"), Text(r.method or "-"),
+                      Text(f"{r.source}:{r.source_id}"))
     stdout().print(table)
 
 
@@ -138,14 +193,17 @@ def show(recipe_id: Annotated[int, typer.Argument(help="Recipe id (from 'f2f rec
         print_json(recipe)
         return
     out = stdout()
-    out.print(f"[bold]{recipe.title}[/] (#{recipe.id}, {recipe.category or '-'}, {recipe.method or '-'}"
-              + (f", {recipe.kcal:g} kcal" if recipe.kcal is not None else "") + ")")
+    heading = Text(recipe.title, style="bold")
+    heading.append(f" (#{recipe.id}, {recipe.category or '-'}, {recipe.method or '-'}"
+                   + (f", {recipe.kcal:g} kcal" if recipe.kcal is not None else "") + ")")
+    out.print(heading)
     table = Table("ingredient", "amount", "role", "matches as")
     for i in recipe.ingredients:
-        table.add_row(i.name, i.amount or "-", i.role + (" (staple)" if i.is_staple else ""), i.ingredient)
+        table.add_row(Text(i.name), Text(i.amount or "-"), i.role + (" (staple)" if i.is_staple else ""),
+                      Text(i.ingredient))
     out.print(table)
     for n, step in enumerate(recipe.steps, start=1):
-        out.print(f"{n}. {step}" if not step[:1].isdigit() else step)
+        out.print(Text(f"{n}. {step}" if not step[:1].isdigit() else step))
 
 
 def _split(values: list[str]) -> list[str]:
@@ -174,15 +232,15 @@ def recommend(
         return
     out = stdout()
     if result.unknown:
-        out.print(f"[yellow]not used by any recipe:[/] {', '.join(result.unknown)}")
+        out.print(Text("not used by any recipe: ", style="yellow") + Text(", ".join(result.unknown)))
     if not result.items:
         out.print("no recipe uses any of these ingredients")
         return
     table = Table("id", "title", "missing", "score", "have", "need", title=f"top {len(result.items)} recipes")
     for r in result.items:
         group = "ready" if r.missing_count == 0 else str(r.missing_count)
-        table.add_row(str(r.recipe_id), r.title, group, f"{r.score:.2f}", ", ".join(r.matched),
-                      ", ".join(r.missing) or "-")
+        table.add_row(str(r.recipe_id), Text(r.title), group, f"{r.score:.2f}", Text(", ".join(r.matched)),
+                      Text(", ".join(r.missing) or "-"))
     out.print(table)
 
 
@@ -200,6 +258,48 @@ def ingredients_(
         return
     table = Table("ingredient", "category", "recipes", "matched", title="ingredients")
     for s in found:
-        table.add_row(s.name, s.category + (" (staple)" if s.is_staple else ""), str(s.recipes),
-                      s.matched if s.matched != s.name else "")
+        table.add_row(Text(s.name), s.category + (" (staple)" if s.is_staple else ""), str(s.recipes),
+                      Text(s.matched if s.matched != s.name else ""))
     stdout().print(table)
+
+
+@app.command("dedupe")
+@cli_errors
+def dedupe_(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
+    """Remove copies of a recipe (same title and ingredient set) from a catalog that already holds them.
+
+    The oldest row of each group stays; the ids of removed copies then name it, so importing them updates it.
+
+    Shows the groups and asks first (--yes to skip). Example: f2f recipes dedupe --dry-run
+    """
+    preview = _run(lambda engine: dedupe(engine, dry_run=True))
+    if dry_run or not preview.removed:
+        if json:
+            print_json(preview)
+        elif not preview.removed:
+            stdout().print(f"no copies among {preview.recipes} recipes; nothing to do")
+        else:
+            _render_dedupe(preview)
+        return
+    if not json:
+        _render_dedupe(preview)
+    _confirm(yes, f"Remove {preview.removed} copies from the recipe catalog?")
+    result = _run(lambda engine: dedupe(engine))
+    if json:
+        print_json(result)
+    else:
+        _render_dedupe(result, summary_only=True)
+
+
+def _render_dedupe(report: DedupeReport, *, summary_only: bool = False) -> None:
+    out = stdout()
+    if not summary_only:
+        table = Table("kept", "title", "source id", "copies removed", title=f"{len(report.groups)} recipes with copies")
+        for g in report.groups[:SHOWN_ROWS]:
+            table.add_row(str(g.kept), Text(g.title), Text(f"{g.source}:{g.source_id}"),
+                          Text(", ".join(f"#{c.id} {c.source}:{c.source_id}" for c in g.removed)))
+        out.print(table)
+        _more(out, len(report.groups))
+    verb = "would remove" if report.dry_run else "removed"
+    out.print(f"{report.recipes} recipes, {verb} {report.removed} copies in {len(report.groups)} groups; "
+              f"catalog version {report.catalog_version}" + (" (dry run, nothing changed)" if report.dry_run else ""))

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from f2f_cli.cli.common import cli_errors, load_settings, stdout
 from f2f_cli.db import migrate as schema
-from f2f_cli.errors import SchemaNotReady
+from f2f_cli.errors import ConfigError, SchemaNotReady
 from f2f_cli.logs import logging_config
 
+if TYPE_CHECKING:
+    from uvicorn import Config
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# uvicorn's exit code when the server could not start (a busy port, a failed lifespan).
+STARTUP_FAILURE = 3
 
 
 @contextmanager
@@ -71,7 +77,11 @@ def serve(
     """
     import uvicorn
 
+    from f2f_cli.api.protocol import F2FHttpProtocol, HttpLimits
+
     settings = load_settings()
+    if settings.metrics_port == port:
+        raise ConfigError(f"F2F_METRICS_PORT={port} is the API port: give /metrics a port of its own")
     if settings.is_sqlite:
         schema.upgrade(settings.database_url)
     else:
@@ -84,7 +94,7 @@ def serve(
     level = (log_level or settings.log_level).lower()
     stdout().print(f"f2f serving on http://{host}:{port}{settings.api_prefix} (phase runtime starting)")
     with metrics_directory(workers):
-        uvicorn.run(
+        config = uvicorn.Config(
             "f2f_cli.api.app:app_from_environment",
             factory=True,
             host=host,
@@ -97,4 +107,39 @@ def serve(
             proxy_headers=False,
             server_header=False,
             lifespan="on",
+            # Without it uvicorn waits for every connection forever and the kubelet's SIGKILL ends the drain.
+            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+            # httptools with f2f's request-head limits and deadlines (see f2f_cli/api/protocol.py).
+            http=functools.partial(F2FHttpProtocol, limits=HttpLimits.from_settings(settings)),  # type: ignore[arg-type]
+            ws="none",
+            timeout_keep_alive=settings.keep_alive_seconds,
         )
+        run_server(config, settings.metrics_port)
+
+
+def run_server(config: Config, metrics_port: int | None) -> None:
+    """What ``uvicorn.run`` does, with a second listening socket for ``F2F_METRICS_PORT``: every worker
+    accepts on both, and the app tells them apart by the local port (``MetricsPortSplit``)."""
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
+
+    sockets = [config.bind_socket()]  # exits 3 when the port is taken, as uvicorn.run does
+    if metrics_port is not None:
+        api_port, config.port = config.port, metrics_port
+        try:
+            sockets.append(config.bind_socket())
+        finally:
+            config.port = api_port
+    server = Server(config=config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if config.workers == 1 and not server.started:
+        raise SystemExit(STARTUP_FAILURE)

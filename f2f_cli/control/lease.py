@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.clock import utcnow
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_migrator_lease
+from f2f_cli.db.upsert import insert_for
 from f2f_cli.errors import PreconditionFailed
 
 LEASE_ROW = 1
@@ -92,11 +92,10 @@ async def acquire(
     mine = Lease(secrets.token_hex(16), holder_id(), actor[:200], command[:200], "start", now, now)
     values = {"id": LEASE_ROW, "token": mine.token, "holder": mine.holder[:255], "actor": mine.actor,
               "command": mine.command, "step": mine.step, "since": now, "heartbeat": now}
-    insert_fn = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with translate_db_errors():
         async with engine.begin() as conn:
             inserted = await conn.scalar(
-                insert_fn(f2f_migrator_lease).values(values).on_conflict_do_nothing()
+                insert_for(engine.dialect.name, f2f_migrator_lease).values(values).on_conflict_do_nothing()
                 .returning(f2f_migrator_lease.c.token)
             )
             if inserted == mine.token:

@@ -11,12 +11,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from f2f_cli.clock import utcnow
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_control, f2f_instances, f2f_phase_history, f2f_repair_queue
+from f2f_cli.db.upsert import insert_for
 from f2f_cli.errors import PreconditionFailed, SchemaNotReady
 
 
@@ -219,8 +219,9 @@ async def reset_repair_queue(engine: AsyncEngine) -> None:
 async def mark_redis_untrusted(engine: AsyncEngine, session_id: str, reason: str) -> None:
     """Queue ``session_id`` for repair and stop every instance trusting Redis, atomically."""
     now = utcnow()
-    insert_fn = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(f2f_repair_queue).values(session_id=session_id, queued_at=now, reason=reason[:200])
+    stmt = insert_for(engine.dialect.name, f2f_repair_queue).values(
+        session_id=session_id, queued_at=now, reason=reason[:200]
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=["session_id"], set_={"queued_at": now, "reason": reason[:200]}
     )
@@ -272,8 +273,7 @@ async def heartbeat(
         "started_at": started_at,
         "last_seen": now,
     }
-    insert_fn = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(f2f_instances).values(values)
+    stmt = insert_for(engine.dialect.name, f2f_instances).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["instance_id"],
         set_={"phase_seen": phase, "epoch_seen": epoch, "last_seen": now},

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,30 +24,22 @@ from f2f_cli.control.repair import repair_pass
 from f2f_cli.control.specs import Authority, ReadFrom, spec_of
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
-from f2f_cli.errors import F2FError, StoreUnavailable, WritesHeld
+from f2f_cli.errors import F2FError, WritesHeld
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualEvents, DualSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
+from f2f_cli.stores.unavailable import UnavailableStore
 
 log = logging.getLogger("f2f.runtime")
 
 # How long one write waits for a cut-over before it is answered 503 (f2f migrate reports it).
 HOLD_TIMEOUT_SECONDS = 5.0
 
-# Makes the store of the redis phase; ``backup=True`` adds the backup-stream append.
+# Gives the Redis store of a phase; ``True`` asks for the one that appends to the backup stream.
+# The factory's owner (``Backends``) opens and closes the stores: the runtime only borrows them.
 RedisStoreFactory = Callable[[bool], SessionStore]
 
-
-class _NoRedis:
-    """Stands in when a phase needs Redis and none is configured: every call is a clean 503."""
-
-    backend = "redis"
-
-    def __getattr__(self, name: str) -> Any:
-        async def unavailable(*_args: object, **_kwargs: object) -> Any:
-            raise StoreUnavailable("this phase needs Redis but F2F_REDIS_URL is not set")
-
-        return unavailable
+NO_REDIS = UnavailableStore("redis", "this phase needs Redis but F2F_REDIS_URL is not set")
 
 
 class PhaseRuntime:
@@ -115,9 +106,6 @@ class PhaseRuntime:
                 await task
         with contextlib.suppress(F2FError):
             await control.remove_instance(self.engine, self.instance_id)
-        for store in {id(s): s for s in (self._cache, self._backup) if s is not None}.values():
-            with contextlib.suppress(Exception):
-                await store.close()
 
     # -- the current store -------------------------------------------------------
 
@@ -126,12 +114,12 @@ class PhaseRuntime:
 
     def cache(self) -> SessionStore:
         if self._cache is None:
-            self._cache = self._redis_factory(False) if self._redis_factory else _NoRedis()
+            self._cache = self._redis_factory(False) if self._redis_factory else NO_REDIS
         return self._cache
 
     def backup_store(self) -> SessionStore:
         if self._backup is None:
-            self._backup = self._redis_factory(True) if self._redis_factory else _NoRedis()
+            self._backup = self._redis_factory(True) if self._redis_factory else NO_REDIS
         return self._backup
 
     def _store_for(self, p: Phase) -> SessionStore:
@@ -332,6 +320,9 @@ class PhaseStore:
     async def apply_copy(self, copy: Session) -> bool:
         async with self._rt.write_slot() as store:
             return await store.apply_copy(copy)
+
+    async def read_copy(self, session_id: str) -> Session | None:
+        return await self._rt.store().read_copy(session_id)
 
     async def ping(self) -> None:
         await self._rt.store().ping()

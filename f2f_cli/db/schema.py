@@ -171,8 +171,22 @@ recipes = Table(
     Column("content_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Normalised title + ingredient set (migration 0003): the same recipe from another source.
+    Column("fingerprint", String(64), nullable=True),
     UniqueConstraint("source", "source_id", name="uq_recipes_source_source_id"),
     Index("ix_recipes_category", "category"),
+    Index("ix_recipes_fingerprint", "fingerprint"),
+)
+
+# The other (source, id) pairs a recipe is known by: rows merged into it by an
+# import or by dedupe, so importing them again updates it instead of adding a copy.
+recipe_source_ids = Table(
+    "recipe_source_ids",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("source_id", String(64), primary_key=True),
+    Column("recipe_id", Integer(), ForeignKey("recipes.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_recipe_source_ids_recipe_id", "recipe_id"),
 )
 
 ingredients = Table(

@@ -8,7 +8,10 @@ Contract (tests/integration/test_store_contract.py checks it on every backend):
 - ``add_ingredients`` adds only absent names and raises ``TooManyIngredients``
   (changing nothing) when the result would exceed the limit;
 - ``apply_copy`` stores a full-state copy (or tombstone) made by the other
-  store only if it is newer than what this store holds, and says if it did.
+  store only if it is newer than what this store holds, and says if it did;
+  ``read_copy`` is the other half: the unexpired state held, tombstones
+  included, or None. Every copy between stores (backfill, repair, restore,
+  the backup worker, operator tools) is these two operations.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ class SessionStore(Protocol):
 
     async def apply_copy(self, copy: Session) -> bool: ...
 
+    async def read_copy(self, session_id: str) -> Session | None: ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class AuthorityStore(SessionStore, Protocol):
+    """A store that can be the version authority of the dual phases (SQL; the in-memory store in tests).
+
+    A delete there must hand back its tombstone: the copy the other store needs so the delete wins there too.
+    """
+
+    async def delete_returning_tombstone(self, session_id: str) -> Session: ...

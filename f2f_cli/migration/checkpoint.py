@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.clock import utcnow
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_checkpoints
+from f2f_cli.db.upsert import insert_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,6 @@ async def load(engine: AsyncEngine, name: str) -> Checkpoint | None:
 
 
 async def save(engine: AsyncEngine, cp: Checkpoint) -> None:
-    insert_fn = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     values = {
         "name": cp.name,
         "last_session_id": cp.last_session_id,
@@ -41,7 +40,7 @@ async def save(engine: AsyncEngine, cp: Checkpoint) -> None:
         "started_at": cp.started_at,
         "updated_at": utcnow(),
     }
-    stmt = insert_fn(f2f_checkpoints).values(values)
+    stmt = insert_for(engine.dialect.name, f2f_checkpoints).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["name"], set_={k: stmt.excluded[k] for k in values if k != "name"}
     )

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backends import Backends
 from f2f_cli.clock import utcnow
 from f2f_cli.control import lease
 from f2f_cli.control import phase as control
@@ -33,7 +34,6 @@ from f2f_cli.control.phase import Phase
 from f2f_cli.control.repair import repair_pass
 from f2f_cli.control.runtime import HOLD_TIMEOUT_SECONDS
 from f2f_cli.control.specs import Authority, spec_of
-from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_phase_history
 from f2f_cli.db.schema import fridge_sessions as sessions_t
@@ -51,7 +51,6 @@ from f2f_cli.migration.verify import VerifyReport, repair, verify
 from f2f_cli.settings import Settings
 from f2f_cli.stores.copying import count_unexpired
 from f2f_cli.stores.redis import RedisSessionStore
-from f2f_cli.stores.sql import SqlSessionStore
 
 
 @dataclass(slots=True)
@@ -86,7 +85,7 @@ class Refused(Exception):
 class Migrator:
     def __init__(
         self,
-        settings: Settings,
+        backends: Backends,
         *,
         actor: str,
         progress: Progress | None = None,
@@ -100,7 +99,8 @@ class Migrator:
         drain_timeout: float = 120.0,
         verify_sample: int | None = None,
     ) -> None:
-        self.settings = settings
+        self.backends = backends
+        self.settings = settings = backends.settings
         self.actor = actor
         self.progress = progress or SilentProgress()
         self.confirm = confirm
@@ -117,11 +117,8 @@ class Migrator:
         self.lease_stale = timedelta(seconds=settings.migrate_lease_seconds)
         # Renew well inside both the cut-over deadline and the lease's staleness.
         self.beat = min(1.0, settings.cutover_deadline_seconds / 4, settings.migrate_lease_seconds / 4)
-        self.engine: AsyncEngine = create_engine_for(settings)
-        self.sql = SqlSessionStore(
-            self.engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients
-        )
-        self._redis: RedisSessionStore | None = None
+        self.engine: AsyncEngine = backends.engine
+        self.sql = backends.sql
         self._lease: lease.Lease | None = None
         self._lease_lost = False
         self._step = "start"
@@ -134,24 +131,14 @@ class Migrator:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings, **kwargs: Any) -> AsyncIterator[Migrator]:
-        migrator = cls(settings, **kwargs)
-        try:
-            yield migrator
-        finally:
-            await migrator.close()
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.close()
-        await self.engine.dispose()
+        async with Backends.open(settings) as backends:
+            yield cls(backends, **kwargs)
 
     @property
     def redis(self) -> RedisSessionStore:
-        if self._redis is None:
-            if self.settings.redis_url is None:
-                raise PreconditionFailed("F2F_REDIS_URL is not set: the dual and redis phases need Redis")
-            self._redis = RedisSessionStore.from_settings(self.settings)
-        return self._redis
+        if not self.backends.redis_configured:
+            raise PreconditionFailed("F2F_REDIS_URL is not set: the dual and redis phases need Redis")
+        return self.backends.redis()
 
     # -- the moves ---------------------------------------------------------------
 

@@ -121,7 +121,7 @@ class _Collector:
             while pending:
                 fresh: dict[str, tuple[Session | None, Session | None]] = {}
                 ids = list(pending)
-                for sid, redis_copy in zip(ids, await self.redis.get_copies(ids), strict=True):
+                for sid, redis_copy in zip(ids, await self.redis.read_copies(ids), strict=True):
                     sql_copy = await self.sql.read_copy(sid)
                     if compare(sql_copy, redis_copy, self.ttl_tolerance) is not None:
                         fresh[sid] = (sql_copy, redis_copy)
@@ -163,7 +163,7 @@ async def verify(
         nonlocal seen
         if sample is not None:
             batch = batch[: max(0, sample - seen)]
-        copies = await redis.get_copies([s.session_id for s in batch])
+        copies = await redis.read_copies([s.session_id for s in batch])
         for sql_copy, redis_copy in zip(batch, copies, strict=True):
             found.add(sql_copy, redis_copy)
         seen += len(batch)
@@ -178,7 +178,7 @@ async def verify(
     async with contextlib.aclosing(id_batches):
         async for ids in id_batches:
             missing = await _absent_in_sql(engine, ids, now)
-            for copy in await redis.get_copies(missing) if missing else []:
+            for copy in await redis.read_copies(missing) if missing else []:
                 found.add(None, copy)
             checked += len(ids)
             if sample is not None and checked >= sample:

@@ -6,15 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from f2f_cli.backends import Backends
 from f2f_cli.control.phase import Control, Phase, get_control
 from f2f_cli.control.specs import current_spec, spec_of
-from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
-from f2f_cli.errors import InvalidInput, NotAvailable
+from f2f_cli.errors import InvalidInput
 from f2f_cli.settings import Settings
-from f2f_cli.stores.sql import SqlSessionStore
 
 if TYPE_CHECKING:
     from f2f_cli.stores.redis import RedisSessionStore
@@ -24,30 +21,24 @@ STORE_CHOICES = ("sql", "redis", "auto")
 
 
 class OpsContext:
-    """One SQL engine, the SQL store over it, and a Redis store opened on first use."""
+    """The backends an operator command works on: SQL always, Redis on first use."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.sql = SqlSessionStore(
-            engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients
-        )
-        self._redis: RedisSessionStore | None = None
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self.settings = backends.settings
+        self.engine = backends.engine
+        self.sql = backends.sql
 
     @property
     def redis_configured(self) -> bool:
-        return self.settings.redis_url is not None
+        return self.backends.redis_configured
 
     def redis(self) -> RedisSessionStore:
-        """The Redis store (raises ``NotAvailable`` when F2F_REDIS_URL is unset)."""
-        if self._redis is None:
-            if not self.redis_configured:
-                raise NotAvailable("Redis is not configured: set F2F_REDIS_URL")
-            from f2f_cli.stores.redis import RedisSessionStore
+        """The Redis store (raises ``NotAvailable`` when F2F_REDIS_URL is unset).
 
-            # Operator copies never feed the backup stream: SQL is written directly where needed.
-            self._redis = RedisSessionStore.from_settings(self.settings, backup_stream=False)
-        return self._redis
+        Operator copies never feed the backup stream: SQL is written directly where needed.
+        """
+        return self.backends.redis(backup_stream=False)
 
     def store(self, name: StoreName) -> SessionStore:
         return self.sql if name == "sql" else self.redis()
@@ -76,16 +67,9 @@ class OpsContext:
             self.redis()
         return "sql" if choice == "sql" else "redis"
 
-    async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.close()
-        await self.engine.dispose()
 
 
 @asynccontextmanager
 async def open_context(settings: Settings) -> AsyncIterator[OpsContext]:
-    ctx = OpsContext(settings, create_engine_for(settings))
-    try:
-        yield ctx
-    finally:
-        await ctx.close()
+    async with Backends.open(settings) as backends:
+        yield OpsContext(backends)

@@ -69,17 +69,17 @@ async def expire_sql(engine: AsyncEngine, session_id: str, *, version: int | Non
 async def _end_in_redis(redis: RedisSessionStore, session_id: str, action: Action) -> Session | None:
     """Redis as the authority: compare-and-set a successor copy (expired, or a tombstone)."""
     for _ in range(_CAS_ATTEMPTS):
-        current = await redis.get_copy(session_id)
+        current = await redis.read_copy(session_id)
         if current is None or current.deleted or current.expires_at <= utcnow():
             return None
         if action == "delete":
             await redis.delete(session_id)
-            return await redis.get_copy(session_id)
+            return await redis.read_copy(session_id)
         now = utcnow()
         successor = msgspec.structs.replace(current, version=current.version + 1, updated_at=now, expires_at=now)
         # Applying an already expired copy removes the older one; a concurrent write wins and we retry.
         await redis.apply_copy(successor)
-        after = await redis.get_copy(session_id)
+        after = await redis.read_copy(session_id)
         if after is None or after.version > current.version:
             return successor
     raise StoreUnavailable(f"session {session_id} kept changing; try again")
@@ -98,7 +98,7 @@ async def _exists(ctx: OpsContext, store: StoreName, session_id: str) -> Session
     if store == "sql":
         copy = await ctx.sql.read_copy(session_id)
     else:
-        copy = await ctx.redis().get_copy(session_id)
+        copy = await ctx.redis().read_copy(session_id)
     return None if copy is None or copy.deleted or copy.expires_at <= utcnow() else copy
 
 

@@ -133,7 +133,7 @@ async def inspect_session(ctx: OpsContext, session_id: str) -> Inspection:
         except F2FError as exc:
             redis = StoreView("redis", "unavailable", error=exc.message)
         else:
-            redis = await _view("redis", store.get_copy(session_id), now)
+            redis = await _view("redis", store.read_copy(session_id), now)
     differences: list[Difference] = []
     if (
         redis is not None

@@ -18,13 +18,14 @@ import msgspec
 
 from f2f_cli.db.schema import CANONICAL_NAME_LENGTH, INGREDIENT_NAME_LENGTH, RECIPE_TITLE_LENGTH
 from f2f_cli.errors import InvalidInput
-from f2f_cli.recipes import classify
+from f2f_cli.recipes import classify, identity
 from f2f_cli.recipes.normalize import canonical_name, info, role_for
 from f2f_cli.recipes.parse import nfc, parse_ingredient_lines
 
 Format = Literal["cookrcp01", "simple"]
 FORMATS: tuple[Format, ...] = ("cookrcp01", "simple")
 SOURCE_ID_LENGTH = 64
+SOURCE_LENGTH = 32
 SOURCE_COOKRCP01 = "cookrcp01"
 SOURCE_SIMPLE = "simple"
 
@@ -54,7 +55,12 @@ class RecipeRecord(msgspec.Struct, frozen=True):
     items: tuple[RecipeItem, ...]
 
     def content_hash(self) -> str:
-        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+        """What the recipe says, whoever published it: the same recipe under another (source, id) is unchanged."""
+        anonymous = msgspec.structs.replace(self, source="", source_id="")
+        return hashlib.sha256(msgspec.json.encode(anonymous)).hexdigest()
+
+    def fingerprint(self) -> str:
+        return identity.fingerprint(self.title, (item.ingredient for item in self.items))
 
 
 class Skipped(msgspec.Struct, frozen=True):
@@ -113,6 +119,8 @@ def build_record(
     kcal: object = None,
 ) -> RecipeRecord:
     """One recipe from raw fields, with ingredients parsed; raises ``_RowError`` with the reason."""
+    if not source or len(source) > SOURCE_LENGTH:
+        raise _RowError(f"source must be 1 to {SOURCE_LENGTH} characters")
     sid = _text(source_id)
     if not sid:
         raise _RowError("missing id")

@@ -6,7 +6,12 @@ Ranking (DESIGN.md, "Recipes and recommendations"):
 * a recipe needs at least one matched core ingredient;
 * results are grouped by the number of missing core ingredients (0 first);
 * inside a group, IDF-weighted coverage ranks recipes that use the rarer
-  ingredients of the fridge first; ties go to more matches, then the lower id.
+  ingredients of the fridge first; equal coverage (every recipe that is ready
+  now covers 100 %) goes to the recipe that uses more of the fridge, weighed
+  by IDF, then to more matches, then to the lower id. Coverage is compared to
+  nine decimals so float noise never decides a tie;
+* a list shows each dish once (:func:`~f2f_cli.recipes.identity.dish_key`):
+  copies of a recipe and same-titled variants give way to the best of them.
 
 Scoring one fridge is two sparse matrix–vector products over the whole
 catalog plus a partial sort, with no Python loop per recipe. Only the few
@@ -26,10 +31,12 @@ import numpy.typing as npt
 from scipy import sparse
 
 from f2f_cli.errors import F2FError
+from f2f_cli.recipes.identity import dish_key
 from f2f_cli.recipes.normalize import canonical_name
 
 SNAPSHOT_MAGIC = b"F2FRIDX1"
-SNAPSHOT_FORMAT = 1
+TIE = 1e-9  # coverage and IDF mass are compared to nine decimals
+SNAPSHOT_FORMAT = 2  # 2: dish codes stored, so a pod loading it does not re-read every title
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -83,6 +90,8 @@ class RecipeIndex:
     ingredient_staple: list[bool]
     aliases: dict[str, str]
     matrix: sparse.csr_matrix
+    # Rows with the same dish key share a code; computed from the titles unless a snapshot brings them.
+    dish_codes: IntArray | None = None
     idf: FloatArray = field(init=False)
     doc_freq: IntArray = field(init=False)
     core_count: IntArray = field(init=False)
@@ -99,6 +108,16 @@ class RecipeIndex:
         self.core_count = np.asarray(self.matrix.getnnz(axis=1), dtype=np.int64)
         self.core_weight = np.asarray(self.matrix @ self.idf, dtype=np.float64)
         self.column = {name: i for i, name in enumerate(self.ingredient_names)}
+        if self.dish_codes is None:
+            # Rows with the same dish key are one dish: a list shows the best-ranked of them only.
+            codes: dict[str, int] = {}
+            self.dish_codes = np.fromiter((codes.setdefault(dish_key(t), len(codes)) for t in self.titles),
+                                          dtype=np.int64, count=len(self.titles))
+
+    @property
+    def dishes(self) -> IntArray:
+        assert self.dish_codes is not None  # set by __post_init__
+        return self.dish_codes
 
     @property
     def size(self) -> int:
@@ -150,15 +169,10 @@ class RecipeIndex:
         score = covered[candidates] / self.core_weight[candidates]
         # One sortable key: the group (missing count) dominates, coverage orders inside it.
         key = missing[candidates] * 2.0 + (1.0 - score)
-        if candidates.size > limit:
-            kth = np.partition(key, limit - 1)[limit - 1]
-            keep = np.flatnonzero(key <= kth)
-            candidates, key, score = candidates[keep], key[keep], score[keep]
-        order = np.lexsort((self.recipe_ids[candidates], -matched[candidates], key))[:limit]
+        rows, scores = self._top_dishes(candidates, key, score, matched, covered, limit)
         chosen = set(cols)
         items = []
-        for pos in order:
-            row = int(candidates[pos])
+        for row, row_score in zip(rows.tolist(), scores.tolist(), strict=True):
             row_cols = self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]]
             # Rarest first: the ingredient that makes the recipe special leads the list.
             ranked = sorted((int(c) for c in row_cols), key=lambda c: (-self.idf[c], self.ingredient_names[c]))
@@ -169,11 +183,38 @@ class RecipeIndex:
                 missing_count=int(missing[row]),
                 matched_count=int(matched[row]),
                 core_count=int(self.core_count[row]),
-                score=round(float(score[pos]), 4),
+                score=round(float(row_score), 4),
                 matched=tuple(self.ingredient_names[c] for c in ranked if c in chosen),
                 missing=tuple(self.ingredient_names[c] for c in ranked if c not in chosen),
             ))
         return Recommendations(tuple(items), considered, tuple(known), tuple(unknown))
+
+    def _top_dishes(
+        self, candidates: IntArray, key: FloatArray, score: FloatArray, matched: IntArray, mass: FloatArray,
+        limit: int,
+    ) -> tuple[IntArray, FloatArray]:
+        """The best ``limit`` rows (and their scores), one per dish.
+
+        Only the best few candidates are sorted; when copies of one dish fill
+        that window it grows fourfold until enough distinct dishes are found.
+        """
+        window = limit
+        while True:
+            if candidates.size > window:
+                kth = np.partition(key, window - 1)[window - 1]
+                # Scores equal to nine decimals tie: keep those a float bit above the last place too.
+                keep = np.flatnonzero(key <= kth + TIE)
+            else:
+                keep = np.arange(candidates.size)
+            rows = candidates[keep]
+            # Rounded only inside the window, so a query never rounds the whole catalog.
+            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -np.round(mass[rows], 9),
+                                np.round(key[keep], 9)))
+            _, first = np.unique(self.dishes[rows[order]], return_index=True)
+            picked = order[np.sort(first)[:limit]]
+            if picked.size >= limit or keep.size == candidates.size:
+                return rows[picked], score[keep][picked]
+            window *= 4
 
     # -- snapshot ---------------------------------------------------------
 
@@ -193,6 +234,7 @@ class RecipeIndex:
             arrays,
             recipe_ids=self.recipe_ids,
             category_codes=self.category_codes,
+            dish_codes=self.dishes,
             indptr=self.matrix.indptr.astype(np.int64),
             indices=self.matrix.indices.astype(np.int32),
             shape=np.asarray(self.matrix.shape, dtype=np.int64),
@@ -218,15 +260,16 @@ class RecipeIndex:
                 )
                 recipe_ids = npz["recipe_ids"].astype(np.int64)
                 codes = npz["category_codes"].astype(np.int32)
+                dishes = npz["dish_codes"].astype(np.int64)
         except (msgspec.DecodeError, ValueError, KeyError, OSError) as exc:
             raise SnapshotError(f"corrupt recipe index snapshot: {exc}") from None
-        if len(meta.titles) != shape[0] or len(meta.ingredient_names) != shape[1]:
+        if len(meta.titles) != shape[0] or len(meta.ingredient_names) != shape[1] or len(dishes) != shape[0]:
             raise SnapshotError("corrupt recipe index snapshot: sizes do not agree")
         return cls(
             stamp=meta.stamp, recipe_ids=recipe_ids, titles=meta.titles, category_names=meta.categories,
             category_codes=codes, ingredient_names=meta.ingredient_names,
             ingredient_categories=meta.ingredient_categories, ingredient_staple=meta.ingredient_staple,
-            aliases=meta.aliases, matrix=matrix,
+            aliases=meta.aliases, matrix=matrix, dish_codes=dishes,
         )
 
 
@@ -301,10 +344,11 @@ class ReferenceScanner:
         self._recipes = [(ids[r], [names[c] for c in indices[indptr[r]:indptr[r + 1]]]) for r in range(index.size)]
 
     def recommend(self, fridge: Iterable[str], *, limit: int = 20, max_missing: int | None = None) -> list[int]:
+        """Recipe ids in rank order (every row: the scan does not fold dishes)."""
         aliases = self._index.aliases
         have = {aliases.get(n, n) for n in (canonical_name(item) for item in fridge)}
         idf = self._idf
-        scored: list[tuple[float, int, int]] = []
+        scored: list[tuple[float, float, int, int]] = []
         for recipe_id, core in self._recipes:
             matched = [name for name in core if name in have]
             if not matched:
@@ -312,7 +356,8 @@ class ReferenceScanner:
             missing = len(core) - len(matched)
             if max_missing is not None and missing > max_missing:
                 continue
-            score = math.fsum(idf[n] for n in matched) / math.fsum(idf[n] for n in core)
-            scored.append((missing * 2.0 + (1.0 - score), -len(matched), recipe_id))
+            mass = math.fsum(idf[n] for n in matched)
+            score = round(mass / math.fsum(idf[n] for n in core), 9)
+            scored.append((missing * 2.0 + (1.0 - score), -round(mass, 9), -len(matched), recipe_id))
         scored.sort()
-        return [recipe_id for _, _, recipe_id in scored[:limit]]
+        return [recipe_id for *_, recipe_id in scored[:limit]]

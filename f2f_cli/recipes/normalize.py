@@ -1,9 +1,14 @@
 """Map an ingredient name as written to its canonical ingredient.
 
-Matching is by whole names only: preparation words are removed as separate
-words or as known glued prefixes/suffixes, then the name is looked up in the
-alias and parent tables. There is no substring matching anywhere, so 마늘종
-never becomes 마늘 and 양파즙 never becomes 양파.
+Matching is by whole names: preparation words are removed as separate words
+or as known glued prefixes/suffixes ("양파채친것" → 양파, "양파즙" → 양파), then
+the name is looked up in the alias and parent tables. A name still unknown is
+read as glued text whose *end* is a known ingredient — a section name in front
+("두부강된장참기름" → 참기름, "버섯볶음새송이버섯" → 새송이버섯) or a part
+behind a known ingredient ("돼지고기등심" → 돼지고기). Only names the
+vocabulary lists count as known, and a known name is never cut further, so
+마늘종 (listed itself) never becomes 마늘, and no one-letter name (파, 무, 김)
+is ever found inside another.
 """
 
 from __future__ import annotations
@@ -52,9 +57,18 @@ def _invert(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def _lookup() -> dict[str, str]:
     # Parents first so an alias of the same key (none today) would win.
-    out = _invert(vocab.PARENTS)
-    out.update(_invert(vocab.ALIASES))
+    out = _invert(vocab.all_parents())
+    out.update(_invert(vocab.all_aliases()))
     return out
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    """Every canonical name the vocabulary lists itself."""
+    names = set(vocab.all_aliases()) | set(vocab.all_parents()) | vocab.STAPLES | vocab.SEASONINGS
+    for words in vocab.CATEGORY_WORDS.values():
+        names.update(words)
+    return frozenset(names)
 
 
 @lru_cache(maxsize=1)
@@ -64,8 +78,8 @@ def _categories() -> dict[str, str]:
 
 def alias_table() -> list[tuple[str, str, str]]:
     """Every (alias, canonical, kind) pair the vocabulary defines."""
-    rows = [(v, c, "parent") for c, vs in vocab.PARENTS.items() for v in vs]
-    rows += [(v, c, "alias") for c, vs in vocab.ALIASES.items() for v in vs]
+    rows = [(v, c, "parent") for c, vs in vocab.all_parents().items() for v in vs]
+    rows += [(v, c, "alias") for c, vs in vocab.all_aliases().items() for v in vs]
     return rows
 
 
@@ -82,6 +96,29 @@ def _strip_prep(key: str) -> str:
     return key
 
 
+def _resolve(key: str) -> str | None:
+    """The canonical name when ``key`` is an alias or a listed name, else None."""
+    table = _lookup()
+    if key in table:
+        return table[key]
+    return key if key in _known() else None
+
+
+def _glued(key: str) -> str | None:
+    """A known ingredient at the end of glued text, or in front of a part word; None if there is none."""
+    for part in vocab.PART_SUFFIXES:
+        if key.endswith(part) and len(key) - len(part) >= 2:
+            whole = _resolve(key[: -len(part)])
+            if whole is not None:
+                return whole
+    # The longest known tail of at least two letters: "김치주머니소새우" → 새우.
+    for start in range(1, len(key) - 1):
+        found = _resolve(key[start:])
+        if found is not None:
+            return found
+    return None
+
+
 @lru_cache(maxsize=65536)
 def canonical_name(name: str) -> str:
     """The canonical ingredient for a written name ("" when nothing usable is left)."""
@@ -89,12 +126,16 @@ def canonical_name(name: str) -> str:
     text = _PARENS.sub(" ", text)
     words = [w for w in _SPACES.split(_JUNK.sub(" ", text)) if w]
     kept = [w for w in words if w not in vocab.PREP_WORDS] or words
+    if all(w in vocab.COLOUR_WORDS for w in kept):
+        return ""
     key = "".join(kept)
-    table = _lookup()
-    if key in table:
-        return table[key]
     stripped = _strip_prep(key)
-    return table.get(stripped, stripped)
+    found = _resolve(key) or _resolve(stripped)
+    if found is None and len(kept) > 1:
+        # Words in front of a known last word name a section or a kind ("두부강된장 참기름", "김치주머니 소 새우").
+        last = kept[-1]
+        found = _resolve(last) or _resolve(_strip_prep(last))
+    return found or _glued(stripped) or stripped
 
 
 def info(canonical: str) -> IngredientInfo:

@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from f2f_cli.db.schema import ingredient_aliases, ingredients, recipe_ingredients, recipes
 from f2f_cli.recipes.autocomplete import Suggestion, suggest
 from f2f_cli.recipes.catalog import CatalogStamp, read_stamp, sql_errors
-from f2f_cli.recipes.index import IngredientRow, RecipeIndex, Recommendations, SnapshotError, build_index
+from f2f_cli.recipes.index import (
+    SNAPSHOT_FORMAT,
+    IngredientRow,
+    RecipeIndex,
+    Recommendations,
+    SnapshotError,
+    build_index,
+)
 from f2f_cli.recipes.normalize import CORE_ROLES
 
 if TYPE_CHECKING:
@@ -34,7 +41,9 @@ SNAPSHOT_TTL_SECONDS = 7 * 86400
 
 
 def snapshot_key(prefix: str, stamp: str) -> str:
-    return f"{prefix}:recipes:index:{stamp}"
+    # The format is part of the key: during a rolling upgrade old and new pods each keep their own snapshot
+    # instead of overwriting each other's with one the other cannot read.
+    return f"{prefix}:recipes:index:v{SNAPSHOT_FORMAT}:{stamp}"
 
 
 async def load_index_from_sql(conn: AsyncConnection, stamp: CatalogStamp) -> RecipeIndex:

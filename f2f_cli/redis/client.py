@@ -34,9 +34,14 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
 from f2f_cli.errors import ConfigError
 from f2f_cli.settings import Settings, mask_url
+
+# What a Redis call can raise when Redis, or the path to it, fails: a Cluster with no reachable node
+# raises RedisClusterException, which is not a RedisError. Callers turn these into StoreUnavailable.
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
 Mode = Literal["standalone", "sentinel", "cluster"]

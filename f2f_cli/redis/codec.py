@@ -81,6 +81,13 @@ def session_from_entry(fields: Mapping[bytes, bytes]) -> Session:
     )
 
 
+# The packed copy: the one wire format of a full-state copy between stores. Fields joined by
+# UNIT_SEPARATOR: version, created, updated, expires (epoch ms), deleted ("1"/"0"), then one
+# name and added-at (epoch ms) per ingredient. Written by ``pack_copy`` and by PostgreSQL
+# (``stores/copying.py`` renders it in SQL for bulk copies), read by ``unpack_copy`` and by the
+# APPLY_COPIES Lua script; tests/integration/test_copy_codec.py holds all of them to one another.
+
+
 def pack_copy(copy: Session) -> str:
     """The APPLY_COPIES argument for ``copy`` (see ``redis_scripts``)."""
     head = [
@@ -94,3 +101,19 @@ def pack_copy(copy: Session) -> str:
         for item in copy.ingredients:
             head += [item.name, str(datetime_to_ms(item.added_at))]
     return UNIT_SEPARATOR.join(head)
+
+
+def unpack_copy(session_id: str, packed: str) -> Session:
+    """The inverse of ``pack_copy``."""
+    parts = packed.split(UNIT_SEPARATOR)
+    version, created, updated, expires, deleted = parts[:5]
+    items = (Ingredient(name, ms_to_datetime(int(ms))) for name, ms in zip(parts[5::2], parts[6::2], strict=True))
+    return Session(
+        session_id=session_id,
+        created_at=ms_to_datetime(int(created)),
+        updated_at=ms_to_datetime(int(updated)),
+        expires_at=ms_to_datetime(int(expires)),
+        version=int(version),
+        ingredients=sort_ingredients(items),
+        deleted=deleted == "1",
+    )

@@ -14,10 +14,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from f2f_cli.domain.model import Mutation, Session
-from f2f_cli.domain.store import SessionStore
+from f2f_cli.domain.store import AuthorityStore, SessionStore
 from f2f_cli.errors import SessionNotFound
 from f2f_cli.stores.breaker import CircuitBreaker
-from f2f_cli.stores.sql import SqlSessionStore
 
 log = logging.getLogger("f2f.dual")
 
@@ -38,7 +37,7 @@ class DualSessionStore:
 
     def __init__(
         self,
-        sql: SqlSessionStore,
+        sql: AuthorityStore,
         cache: SessionStore,
         *,
         read_from_cache: bool,
@@ -117,6 +116,10 @@ class DualSessionStore:
             return False
         await self._copy(copy)
         return True
+
+    async def read_copy(self, session_id: str) -> Session | None:
+        """The authority's copy: SQL holds the truth in the dual phases."""
+        return await self.sql.read_copy(session_id)
 
     async def ping(self) -> None:
         await self.sql.ping()

@@ -24,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from f2f_cli.domain.ids import check_session_id, new_session_id
 from f2f_cli.domain.model import Mutation, Session, normalize_ingredient, normalize_ingredients
 from f2f_cli.errors import InvalidInput, SessionNotFound, StoreUnavailable, TooManyIngredients
-from f2f_cli.redis.client import RedisClient, create_redis, is_cluster, scan_keys
+from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, create_redis, is_cluster, scan_keys
 from f2f_cli.redis.codec import pack_copy, session_from_hash
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
 from f2f_cli.redis.scripts import APPLY_COPIES, READ, WRITE
@@ -46,7 +46,7 @@ async def _guard(call: Awaitable[T]) -> T:
         if "F2FBACKUPFULL" in text:
             raise StoreUnavailable(text.partition("F2FBACKUPFULL ")[2] or text) from exc
         raise StoreUnavailable(f"Redis refused a command: {text}") from exc
-    except (RedisError, OSError) as exc:
+    except REDIS_FAILURES as exc:
         raise StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}") from exc
 
 
@@ -112,7 +112,7 @@ class RedisSessionStore:
             raise SessionNotFound(f"session {session_id} does not exist or has expired")
         return session
 
-    async def get_copy(self, session_id: str) -> Session | None:
+    async def read_copy(self, session_id: str) -> Session | None:
         """The stored state, tombstones included (``None`` if absent): what copy tools compare."""
         check_session_id(session_id)
         reply = await _guard(self._read_script(keys=[self.keys.session(session_id)]))
@@ -245,8 +245,8 @@ class RedisSessionStore:
         calls = [([self.keys.session(sid) for sid, _ in chunk], [a for _, a in chunk]) for chunk in chunks]
         return [int(code) for reply in await self._evalsha_many(self._apply_script, calls) for code in reply]
 
-    async def get_copies(self, session_ids: Sequence[str]) -> list[Session | None]:
-        """``get_copy`` for many sessions in one pipeline (verify, inspect)."""
+    async def read_copies(self, session_ids: Sequence[str]) -> list[Session | None]:
+        """``read_copy`` for many sessions in one pipeline (verify, inspect)."""
         if not session_ids:
             return []
         replies = await self._evalsha_many(self._read_script, [([self.keys.session(sid)], []) for sid in session_ids])

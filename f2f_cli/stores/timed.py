@@ -83,6 +83,10 @@ class TimedStore:
         with self._timed("apply_copy"):
             return await self._inner.apply_copy(copy)
 
+    async def read_copy(self, session_id: str) -> Session | None:
+        with self._timed("read_copy"):
+            return await self._inner.read_copy(session_id)
+
     async def ping(self) -> None:
         with self._timed("ping"):
             await self._inner.ping()

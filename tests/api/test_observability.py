@@ -24,7 +24,8 @@ from tests.conftest import make_settings
 
 @pytest.fixture
 def app_client(sqlite_url: str) -> Iterator[TestClient]:
-    app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_METRICS_REFRESH_SECONDS="0.001"))
+    app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_METRICS_REFRESH_SECONDS="0.001",
+                                   F2F_METRICS_CACHE_SECONDS="0"))
     with TestClient(app) as c:
         yield c
 
@@ -99,7 +100,8 @@ def test_session_count_gauge(app_client: TestClient) -> None:
 
 
 def test_session_count_is_cached(sqlite_url: str) -> None:
-    app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_METRICS_REFRESH_SECONDS="3600"))
+    app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_METRICS_REFRESH_SECONDS="3600",
+                                   F2F_METRICS_CACHE_SECONDS="0"))
     with TestClient(app) as c:
         assert sample(c.get("/metrics").text, "f2f_sessions") == 0
         c.post("/v1/sessions")

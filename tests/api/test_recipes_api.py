@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +11,9 @@ from starlette.testclient import TestClient
 
 from f2f_cli.api.app import create_app
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.recipes.builtin import builtin_catalog
+from f2f_cli.recipes.builtin import builtin_bytes, builtin_catalog
 from f2f_cli.recipes.catalog import import_parsed
+from f2f_cli.recipes.formats import parse_data
 from tests.conftest import make_settings
 
 
@@ -121,3 +123,25 @@ def test_fuzz_findings_on_recipe_parameters(sql_url: str) -> None:
         for path in ("/v1/recipes?page=", "/v1/recipes?size=", "/v1/ingredients?limit="):
             r = api.get(path)
             assert r.status_code == 422 and r.json()["error"] == "invalid_input", path
+
+
+def test_public_data_imported_on_top_shows_each_dish_once(api: TestClient, sql_url: str) -> None:
+    """The issue's case: seed, import the public sample again, ask for 토마토/달걀/대파."""
+
+    async def import_again() -> int:
+        engine = create_engine_for(make_settings(F2F_DATABASE_URL=sql_url))
+        try:
+            return (await import_parsed(engine, parse_data(json.loads(builtin_bytes())))).inserted
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(import_again()) == 0
+    sid = fridge(api, "토마토", "계란", "대파")
+    items = api.get(f"/v1/sessions/{sid}/recommendations", params={"limit": 10}).json()["items"]
+    titles = ["".join(r["title"].split()) for r in items]
+    assert len(items) == 10 and len(set(titles)) == 10
+    assert titles[0] == "토마토소스달걀볶음"
+    # The autocomplete offers ingredients, not preparations or glued text.
+    names = [i["name"] for i in api.get("/v1/ingredients", params={"search": "양파"}).json()["items"]]
+    assert "양파" in names and not {"양파즙", "양파채친것"} & set(names)
+    assert api.get("/v1/ingredients", params={"search": "두부강"}).json()["items"] == []

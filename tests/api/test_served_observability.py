@@ -23,7 +23,8 @@ def test_workers_aggregate_through_the_multiprocess_directory(tmp_path: Path, sq
     prom_dir.mkdir()
     stale = prom_dir / "counter_999999.db"
     stale.write_bytes(b"left over from an earlier run")
-    env = {"F2F_DATABASE_URL": sqlite_url, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir), "F2F_COOKIE_SECURE": "false"}
+    env = {"F2F_DATABASE_URL": sqlite_url, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir), "F2F_COOKIE_SECURE": "false",
+           "F2F_METRICS_CACHE_SECONDS": "0"}
     with f2f_server(env, cwd=tmp_path, workers=2) as base:
         assert not stale.exists()  # cleaned at start
         route = "/v1/sessions"

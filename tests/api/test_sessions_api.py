@@ -158,7 +158,8 @@ def test_oversized_body_is_413(client: TestClient) -> None:
             yield b"x" * 100
         yield b'"]}'
 
-    r = client.post(f"/v1/sessions/{sid}/ingredients", content=chunks())  # type: ignore[arg-type]
+    r = client.post(f"/v1/sessions/{sid}/ingredients", content=chunks(),  # type: ignore[arg-type]
+                    headers={"Content-Type": "application/json"})
     _error(r, 413, "body_too_large")
 
 
@@ -186,7 +187,7 @@ def test_openapi_document_covers_every_endpoint(client: TestClient) -> None:
     schemas = doc["components"]["schemas"]
     assert {"SessionOut", "IngredientsIn", "IngredientsOut", "ErrorOut"} <= set(schemas)
     post = paths["/v1/sessions/{session_id}/ingredients"]["post"]
-    assert {"200", "400", "404", "413", "422", "503"} <= set(post["responses"])
+    assert {"200", "400", "404", "413", "415", "422", "503"} <= set(post["responses"])
 
 
 def test_expired_session_is_404_and_writes_extend_expiry(sqlite_url: str) -> None:

@@ -95,7 +95,7 @@ async def test_redis_outage_in_dual_loses_nothing_and_heals(pg_url: str, tmp_pat
         try:
             for sid in load.acked:
                 in_sql = await sql.read_copy(sid)
-                in_redis = await cache.get_copy(sid)
+                in_redis = await cache.read_copy(sid)
                 assert in_sql is not None
                 assert in_redis is not None
                 assert (in_redis.version, in_redis.names) == (in_sql.version, in_sql.names)

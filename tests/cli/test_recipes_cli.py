@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from f2f_cli.cli.main import app
+from f2f_cli.db.engine import create_engine_for
+from tests.conftest import make_settings
+from tests.integration.test_recipes_identity import make_copies
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -76,6 +81,70 @@ def test_list_show_recommend_ingredients(run) -> None:  # type: ignore[no-untype
     found = json.loads(run("recipes", "ingredients", "--search", "ㅅㅇ", "--json").stdout)
     assert found[0]["name"] == "새우"
     assert run("recipes", "ingredients").exit_code == 0
+
+
+def test_import_reports_what_it_merged(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("recipes", "import", str(FIXTURES / "cookrcp01_simple.json")).exit_code == 0
+    rows = json.loads((FIXTURES / "cookrcp01_simple.json").read_text(encoding="utf-8"))
+    other = tmp_path / "other.json"  # the same recipes published under other ids
+    other.write_text(json.dumps([{**r, "id": f"x{r['id']}"} for r in rows], ensure_ascii=False), encoding="utf-8")
+    result = run("recipes", "import", str(other))
+    assert result.exit_code == 0 and "0 new" in result.stdout and f"{len(rows)} merged" in result.stdout
+    assert "simple:x28" in result.stdout and "fingerprint" in result.stdout
+    report = json.loads(run("recipes", "import", str(other), "--json").stdout)
+    assert report["inserted"] == 0 and {m["by"] for m in report["merged"]} == {"known id"}
+    assert json.loads(run("recipes", "list", "--json").stdout)["total"] == len(rows)
+
+
+def test_dedupe_dry_run_asks_and_json(run, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    assert run("recipes", "dedupe").stdout.startswith("no copies among 0 recipes")
+    assert run("recipes", "import", str(FIXTURES / "cookrcp01_simple.json")).exit_code == 0
+
+    async def copy() -> int:
+        engine = create_engine_for(make_settings(F2F_DATABASE_URL=sqlite_url))
+        try:
+            return await make_copies(engine, "old")
+        finally:
+            await engine.dispose()
+
+    copies = asyncio.run(copy())
+    dry = run("recipes", "dedupe", "--dry-run")
+    assert dry.exit_code == 0 and f"would remove {copies} copies" in dry.stdout and "old:28" in dry.stdout
+    declined = CliRunner().invoke(app, ["recipes", "dedupe"], input="n\n")
+    assert declined.exit_code == 1 and "nothing changed" in declined.stderr
+    assert json.loads(run("recipes", "list", "--json").stdout)["total"] == 2 * copies
+    done = json.loads(run("recipes", "dedupe", "--yes", "--json").stdout)
+    assert done["removed"] == copies and not done["dry_run"]
+    assert json.loads(run("recipes", "list", "--json").stdout)["total"] == copies
+    assert json.loads(run("recipes", "dedupe", "--json").stdout)["removed"] == 0
+
+
+def test_readme_simple_format_example_imports(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = re.findall(r"```json\n(.*?)```", readme.split("## Recipes", 1)[1], flags=re.S)[0]
+    path = tmp_path / "example.json"
+    path.write_text(example, encoding="utf-8")
+    report = json.loads(run("recipes", "import", str(path), "--format", "simple", "--json").stdout)
+    assert (report["inserted"], report["skipped"]) == (1, [])
+    recipe_id = json.loads(run("recipes", "list", "--json").stdout)["items"][0]["id"]
+    detail = json.loads(run("recipes", "show", str(recipe_id), "--json").stdout)
+    assert [(i["ingredient"], i["role"]) for i in detail["ingredients"]] == [
+        ("연두부", "main"), ("새우", "main"), ("달걀", "main"), ("시금치", "garnish")]
+    assert detail["kcal"] == 220 and detail["category"] == "반찬" and len(detail["steps"]) == 2
+    long_source = run("recipes", "import", str(path), "--source", "x" * 33)
+    assert long_source.exit_code == 2 and "--source" in long_source.stderr
+
+
+def test_recipe_text_is_printed_literally(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "markup.json"
+    path.write_text(json.dumps([{"id": "m1", "title": "[bold red]두부[/] 조림", "ingredients": ["[red]두부[/] 300g"],
+                                 "steps": ["[link=x]볶는다[/link]"]}], ensure_ascii=False), encoding="utf-8")
+    assert run("recipes", "import", str(path)).exit_code == 0
+    recipe_id = json.loads(run("recipes", "list", "--json").stdout)["items"][0]["id"]
+    shown = run("recipes", "show", str(recipe_id))
+    assert shown.exit_code == 0 and "[bold red]두부[/] 조림" in shown.stdout and "[link=x]볶는다[/link]" in shown.stdout
+    listed = run("recipes", "list")
+    assert "[bold red]두부[/]" in listed.stdout
 
 
 def test_missing_schema_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

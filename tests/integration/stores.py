@@ -14,7 +14,9 @@ import pytest
 
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
+from f2f_cli.stores.memory import MemorySessionStore
 from f2f_cli.stores.sql import SqlSessionStore
+from tests.clock import ShiftedClock
 from tests.conftest import make_settings
 
 StoreCM = AbstractAsyncContextManager[SessionStore]
@@ -22,17 +24,25 @@ StoreFactory = Callable[[pytest.FixtureRequest, int, int], StoreCM]
 
 
 @asynccontextmanager
-async def _sql(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+async def _sql(
+    url: str, ttl: int, max_ingredients: int, clock: ShiftedClock | None = None
+) -> AsyncIterator[SessionStore]:
     settings = make_settings(F2F_DATABASE_URL=url)
     engine = create_engine_for(settings)
     try:
-        yield SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
+        if clock is None:
+            yield SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
+        else:
+            store = SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+            store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
+            yield store
     finally:
         await engine.dispose()
 
 
 def sqlite_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
-    return _sql(request.getfixturevalue("sqlite_url"), ttl, max_ingredients)
+    # SQLite compares expiry with the store's clock, so expiry tests need not sleep.
+    return _sql(request.getfixturevalue("sqlite_url"), ttl, max_ingredients, ShiftedClock())
 
 
 def postgres_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
@@ -75,6 +85,41 @@ def dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -
 
 
 @asynccontextmanager
+async def _memory(ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    clock = ShiftedClock()
+    store = MemorySessionStore(ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+    store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
+    yield store
+
+
+def memory_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _memory(ttl, max_ingredients)
+
+
+@asynccontextmanager
+async def _memory_dual(ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    """The dual store's logic with no server: an in-memory authority and an in-memory cache."""
+    from f2f_cli.stores.breaker import CircuitBreaker
+    from f2f_cli.stores.dual import DualSessionStore
+
+    clock = ShiftedClock()
+    authority = MemorySessionStore(ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+    cache = MemorySessionStore(ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
+
+    async def copy_failed(_session_id: str, _reason: str) -> None:
+        raise AssertionError("an in-memory copy never fails")
+
+    store = DualSessionStore(authority, cache, read_from_cache=True, breaker=CircuitBreaker(),
+                             on_copy_failed=copy_failed)
+    store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
+    yield store
+
+
+def memory_dual_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _memory_dual(ttl, max_ingredients)
+
+
+@asynccontextmanager
 async def _redis(
     request: pytest.FixtureRequest, mode: str, ttl: int, max_ingredients: int, backup: bool = False
 ) -> AsyncIterator[SessionStore]:
@@ -106,6 +151,8 @@ def redis_store_factory(mode: str, *, backup: bool = False) -> StoreFactory:
 
 
 STORE_FACTORIES: dict[str, StoreFactory] = {
+    "memory": memory_store,
+    "memory-dual": memory_dual_store,
     "sqlite": sqlite_store,
     "postgres": postgres_store,
     "dual": dual_store,

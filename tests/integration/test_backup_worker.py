@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from f2f_cli.backends import Backends
 from f2f_cli.backup.apply import apply_copies
 from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.clock import utcnow
@@ -83,7 +84,8 @@ async def test_worker_copies_every_write_and_tombstone_to_sql(backup_setup: tupl
     assert lag.total == 20 * 6 + 3
     assert lag.pending == 0
 
-    worker = BackupWorker(settings, WorkerOptions(batch_size=37, block_ms=50, idle_sleep=0.01))
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=37, block_ms=50, idle_sleep=0.01))
     try:
         await worker.prepare()
         while (await backup_lag(store.client, store.keys)).total:
@@ -96,6 +98,7 @@ async def test_worker_copies_every_write_and_tombstone_to_sql(backup_setup: tupl
         engine.dispose()
     finally:
         await worker.close()
+        await backends.close()
     assert sql_state(settings.database_url) == await redis_state(store)
     assert worker.stats.entries == 20 * 6 + 3
     assert (await backup_lag(store.client, store.keys)).total == 0

@@ -69,11 +69,11 @@ async def test_backfill_copies_keeps_ttl_skips_expired_and_never_overwrites_newe
     report = await backfill(env.sql.engine, env.redis, batch_size=7)
     assert report.copied == 28  # 30 - expired - the newer one (the tombstone is copied too)
     assert report.skipped_newer == 1
-    assert await env.redis.get_copy(ids[0]) is None
-    tomb = await env.redis.get_copy(ids[1])
+    assert await env.redis.read_copy(ids[0]) is None
+    tomb = await env.redis.read_copy(ids[1])
     assert tomb is not None
     assert tomb.deleted
-    kept = await env.redis.get_copy(ids[2])
+    kept = await env.redis.read_copy(ids[2])
     assert kept is not None
     assert (kept.version, kept.names) == (newer.version, {"김치"})
     for sid in ids[3:]:
@@ -121,7 +121,7 @@ async def test_backfill_resumes_from_its_checkpoint(env: Env) -> None:
     resumed = await backfill(env.sql.engine, env.redis, batch_size=10, resume=True)
     assert resumed.resumed_from == ids[19]
     assert resumed.copied == 5
-    assert [await env.redis.get_copy(s) is not None for s in ids] == [True] * 25
+    assert [await env.redis.read_copy(s) is not None for s in ids] == [True] * 25
     # ids[0] in Redis is the pre-write copy: exactly what a verify then reports, and a rerun fixes.
     report, _ = await verify(env.sql.engine, env.sql, env.redis)
     assert report.by_kind == {"version": 1}

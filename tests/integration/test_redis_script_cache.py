@@ -28,7 +28,7 @@ async def test_bulk_copies_and_reads_reload_scripts_after_a_flush(tmp_path: Path
         second = [_copy(4)]
         assert await store.apply_copies(second) == [1]
         await store.client.script_flush()
-        got = await store.get_copies([s.session_id for s in first + second])
+        got = await store.read_copies([s.session_id for s in first + second])
         assert [g.version if g else None for g in got] == [2, 3, 4]
         await store.client.script_flush()
         assert len([s async for s in store.iter_sessions()]) == 3

@@ -108,7 +108,7 @@ async def test_delete_leaves_a_tombstone_that_blocks_reads_writes_and_older_copi
     with pytest.raises(SessionNotFound):
         await redis_store.delete(s.session_id)
 
-    tomb = await redis_store.get_copy(s.session_id)
+    tomb = await redis_store.read_copy(s.session_id)
     assert tomb is not None and tomb.deleted
     assert tomb.version == live.version + 1
     assert tomb.ingredients == ()
@@ -225,7 +225,7 @@ async def test_tombstone_copy_replaces_and_blocks(redis_store: RedisSessionStore
     assert await redis_store.apply_copy(tomb) is True
     with pytest.raises(SessionNotFound):
         await redis_store.get(sid)
-    stored = await redis_store.get_copy(sid)
+    stored = await redis_store.read_copy(sid)
     assert stored == tomb
     assert await redis_store.apply_copy(_copy(sid, 3)) is False
     with pytest.raises(SessionNotFound):
@@ -238,7 +238,7 @@ async def test_expired_copy_is_skipped_and_removes_older(redis_store: RedisSessi
     old = _copy(sid, 2)
     expired = msgspec.structs.replace(old, expires_at=utcnow() - timedelta(seconds=1))
     assert await redis_store.apply_copy(expired) is False
-    assert await redis_store.get_copy(sid) is None
+    assert await redis_store.read_copy(sid) is None
 
 
 async def test_iter_sessions_and_count_cover_every_node(redis_store: RedisSessionStore) -> None:
@@ -302,7 +302,7 @@ def test_apply_copy_in_any_order_keeps_the_newest(order: list[int]) -> None:
                 applied = await store.apply_copy(_copy(sid, version, (f"v{version}",), deleted=version == 6))
                 assert applied == (version > newest)
                 newest = max(newest, version)
-            final = await store.get_copy(sid)
+            final = await store.read_copy(sid)
             assert final is not None and final.version == 8 and final.names == {"v8"}
         finally:
             await store.client.delete(store.keys.session(sid))

@@ -82,7 +82,7 @@ async def test_restore_after_redis_lost_its_keys(pg_url: str, redis_env: dict[st
         assert (result.applied, result.not_newer, result.expired) == (36, 0, 0)
         assert await redis.count() == 35
         for sid in live + short:
-            sql, copy = await read_row(ctx.engine, sid), await redis.get_copy(sid)
+            sql, copy = await read_row(ctx.engine, sid), await redis.read_copy(sid)
             assert sql is not None and copy is not None
             assert copy.version == sql.version and copy.names == sql.names
             assert [(i.name, _ms(i.added_at)) for i in copy.ingredients] == [
@@ -90,7 +90,7 @@ async def test_restore_after_redis_lost_its_keys(pg_url: str, redis_env: dict[st
             ]
             assert _ms(copy.created_at) == _ms(sql.created_at) and _ms(copy.updated_at) == _ms(sql.updated_at)
             assert abs((copy.expires_at - sql.expires_at).total_seconds()) < 0.002  # remaining TTL kept
-        tomb_copy = await redis.get_copy(tomb)
+        tomb_copy = await redis.read_copy(tomb)
         assert tomb_copy is not None and tomb_copy.deleted
         assert (await inspect_session(ctx, live[0])).verdict == "in sync"
 
@@ -143,7 +143,7 @@ async def test_inspect_shows_divergence_and_verdicts(sql_url: str, redis_env: di
         await redis.add_ingredients(b, ["양파"])  # Redis ahead of SQL
         assert (await inspect_session(ctx, b)).verdict == "SQL behind"
 
-        current = await redis.get_copy(c)
+        current = await redis.read_copy(c)
         assert current is not None
         forked = msgspec.structs.replace(
             current, version=current.version + 1,
@@ -173,7 +173,7 @@ async def test_expire_and_delete_reach_every_store(sql_url: str, redis_env: dict
         redis = ctx.redis()
         if phase is Phase.REDIS:
             await redis.add_ingredients(a, ["양파"])  # Redis is the authority: its version is ahead
-        before = await redis.get_copy(a)
+        before = await redis.read_copy(a)
         assert before is not None
 
         expired = await end_session(ctx, a, "expire")
@@ -181,7 +181,7 @@ async def test_expire_and_delete_reach_every_store(sql_url: str, redis_env: dict
         assert [o.store for o in expired.stores] == ([authority, "redis"] if phase is Phase.DUAL
                                                      else ["redis", "sql"])
         assert all(o.outcome == "expired" and o.version == before.version + 1 for o in expired.stores)
-        assert await redis.get_copy(a) is None
+        assert await redis.read_copy(a) is None
         row = await read_row(ctx.engine, a)
         assert row is not None and row.expires_at <= utcnow() and row.version == before.version + 1
         with pytest.raises(SessionNotFound):
@@ -189,7 +189,7 @@ async def test_expire_and_delete_reach_every_store(sql_url: str, redis_env: dict
 
         deleted = await end_session(ctx, b, "delete")
         assert all(o.outcome == "deleted" for o in deleted.stores)
-        tomb_redis, tomb_sql = await redis.get_copy(b), await read_row(ctx.engine, b)
+        tomb_redis, tomb_sql = await redis.read_copy(b), await read_row(ctx.engine, b)
         assert tomb_redis is not None and tomb_redis.deleted
         assert tomb_sql is not None and tomb_sql.deleted and tomb_sql.version == tomb_redis.version
         with pytest.raises(SessionNotFound):

@@ -14,6 +14,7 @@ from f2f_cli.domain.ids import is_valid_session_id, new_session_id
 from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import SessionNotFound, TooManyIngredients
+from tests.clock import wait
 from tests.integration.stores import STORE_FACTORIES
 
 MakeStore = Callable[..., Awaitable[SessionStore]]
@@ -126,7 +127,7 @@ async def test_delete_hides_the_session_for_good(make_store: MakeStore) -> None:
 async def test_expired_session_is_invisible_before_any_purge(make_store: MakeStore) -> None:
     store = await make_store(ttl=1)
     sid = (await store.create()).session_id
-    await asyncio.sleep(1.3)
+    await wait(store, 1.3)
     with pytest.raises(SessionNotFound):
         await store.get(sid)
     with pytest.raises(SessionNotFound):
@@ -136,10 +137,10 @@ async def test_expired_session_is_invisible_before_any_purge(make_store: MakeSto
 async def test_a_write_slides_the_expiry(make_store: MakeStore) -> None:
     store = await make_store(ttl=2)
     created = await store.create()
-    await asyncio.sleep(1.0)
+    await wait(store, 1.0)
     m = await store.add_ingredients(created.session_id, ["두부"])
     assert m.session.expires_at > created.expires_at + timedelta(seconds=0.5)
-    await asyncio.sleep(1.4)  # past the first expiry, within the slid one
+    await wait(store, 1.4)  # past the first expiry, within the slid one
     assert (await store.get(created.session_id)).names == {"두부"}
 
 

@@ -4,10 +4,14 @@ Two libraries embed Helm's Go code: ``helm_python`` (helm-python-sdk: render, li
 values, schema validation, value coalescing) and ``helm_sdkpy`` (helm-sdkpy: lint of a chart
 directory). Neither talks to a cluster or the network.
 
-The Bitnami ``redis`` dependency cannot be downloaded here. ``chart_with_redis_stand_in``
-copies the chart and adds an empty subchart named ``redis`` in ``charts/`` so Helm's own
-dependency handling (the ``redis.enabled`` condition, subchart value scoping, the lint
-dependency check) really runs; it renders nothing of Bitnami's.
+The Bitnami ``redis`` dependency cannot be downloaded here (no chart repository is reachable).
+The real chart is vendored beside the checkout, in ``../shared/vendor/charts/redis-<version>.tgz``
+(Bitnami redis 21.2.19 with its ``common`` dependency, unmodified): ``chart_with_redis`` extracts
+it into a temporary copy of the chart's ``charts/``, so the chart renders as a new user's
+``helm dependency update && helm template`` would. Only a checkout without ``../shared`` falls back
+to ``chart_with_redis_stand_in``: an empty subchart named ``redis``, so Helm's own dependency
+handling (the ``redis.enabled`` condition, subchart value scoping, the lint dependency check)
+still runs, though nothing of Bitnami's is rendered.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import copy
 import shlex
 import shutil
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,8 @@ DEFAULTS_PLUS_DB: dict[str, Any] = {"database": {"url": DATABASE_URL}}
 # Helm lint severities (helm.sh/helm/v4/pkg/chart/common/lint/support).
 INFO, WARNING, ERROR = 1, 2, 3
 MISSING_REDIS = "chart directory is missing these dependencies: redis"
+# Where CI and every developer checkout find the vendored Bitnami chart: ``<repo>/../shared``.
+VENDORED_CHARTS = ROOT.parent / "shared" / "vendor" / "charts"
 
 
 def load_values(path: Path) -> dict[str, Any]:
@@ -53,40 +60,76 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def declared_redis_version() -> str:
+    declared = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    (redis,) = [d for d in declared if d["name"] == "redis"]
+    return str(redis["version"])
+
+
+def vendored_redis_archive() -> Path | None:
+    """The vendored Bitnami chart of the version Chart.yaml pins, or None in a checkout without it."""
+    archive = VENDORED_CHARTS / f"redis-{declared_redis_version()}.tgz"
+    return archive if archive.is_file() else None
+
+
 def chart_with_redis_stand_in(dest: Path) -> Path:
     """A copy of the chart whose ``charts/`` holds an empty chart named like the dependency."""
     chart = dest / "f2f"
     shutil.copytree(CHART, chart)
     sub = chart / "charts" / "redis"
     sub.mkdir(parents=True)
-    declared = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
-    (redis,) = [d for d in declared if d["name"] == "redis"]
-    major = str(redis["version"]).split(".")[0]
     (sub / "Chart.yaml").write_text(
         yaml.safe_dump({
             "apiVersion": "v2",
             "name": "redis",
-            "version": f"{major}.0.0",
+            "version": declared_redis_version(),
             "description": "Test stand-in for the Bitnami redis chart: no templates, no values.",
         })
     )
     return chart
 
 
-def render(values: dict[str, Any] | None, chart: Path = CHART) -> dict[str, str]:
+def chart_with_real_redis(dest: Path, archive: Path) -> Path:
+    """A copy of the chart with Bitnami's chart extracted into ``charts/``, as ``helm dependency update`` leaves it."""
+    chart = dest / "f2f"
+    shutil.copytree(CHART, chart)
+    (chart / "charts").mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(chart / "charts", filter="data")
+    assert (chart / "charts" / "redis" / "Chart.yaml").is_file(), f"{archive} holds no redis/Chart.yaml"
+    return chart
+
+
+def chart_with_redis(dest: Path) -> tuple[Path, bool]:
+    """(chart copy with its redis dependency, whether that is Bitnami's real chart).
+
+    The stand-in only in a checkout without ../shared.
+    """
+    archive = vendored_redis_archive()
+    if archive is None:
+        return chart_with_redis_stand_in(dest), False
+    return chart_with_real_redis(dest, archive), True
+
+
+def is_subchart_template(path: str) -> bool:
+    """A rendered template of a dependency (``f2f/charts/redis/templates/...``)."""
+    return "/charts/" in path
+
+
+def render(values: dict[str, Any] | None, chart: Path = CHART, release: str = RELEASE) -> dict[str, str]:
     """Template path -> rendered text, as ``helm template`` would produce (hooks and tests included)."""
     import helm_python
 
     with helm_python.Chart.load(chart) as loaded:
-        rendered: dict[str, str] = loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        rendered: dict[str, str] = loaded.render(values or {}, name=release, namespace=NAMESPACE, is_install=True)
     return rendered
 
 
-def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
-    """Every Kubernetes object in a render (NOTES.txt left out)."""
+def manifests(rendered: dict[str, str], *, own: bool = False) -> list[dict[str, Any]]:
+    """Every Kubernetes object in a render (NOTES.txt left out); ``own``: f2f's objects only, not Bitnami's."""
     docs: list[dict[str, Any]] = []
     for path, text in sorted(rendered.items()):
-        if path.endswith("NOTES.txt"):
+        if path.endswith("NOTES.txt") or (own and is_subchart_template(path)):
             continue
         for doc in yaml.safe_load_all(text):
             if doc:
@@ -96,7 +139,12 @@ def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def notes(rendered: dict[str, str]) -> str:
-    return next(text for path, text in rendered.items() if path.endswith("templates/NOTES.txt"))
+    """f2f's own NOTES.txt (a subchart's is rendered too, but Helm shows only the parent's)."""
+    return next(
+        text
+        for path, text in rendered.items()
+        if path.endswith("templates/NOTES.txt") and not is_subchart_template(path)
+    )
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -22,10 +22,12 @@ from tests.unit.helm_support import (
     MISSING_REDIS,
     NAMESPACE,
     RELEASE,
+    VENDORED_CHARTS,
     WARNING,
-    chart_with_redis_stand_in,
+    chart_with_redis,
     coalesced_values,
     containers,
+    declared_redis_version,
     deep_merge,
     find,
     helm_lint_python,
@@ -35,6 +37,7 @@ from tests.unit.helm_support import (
     notes,
     pod_specs,
     render,
+    vendored_redis_archive,
 )
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -47,8 +50,10 @@ KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 
 
 @pytest.fixture(scope="module")
-def stand_in_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return chart_with_redis_stand_in(tmp_path_factory.mktemp("chart"))
+def dependency_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart with Bitnami's real redis chart in charts/ (the empty stand-in only without ../shared)."""
+    chart, _ = chart_with_redis(tmp_path_factory.mktemp("chart"))
+    return chart
 
 
 def ci(name: str) -> dict[str, Any]:
@@ -69,13 +74,30 @@ def env_value(env: list[dict[str, Any]], name: str) -> Any:
 # ---- the ci values files and the schema ------------------------------------------------------
 
 
-def test_ci_values_cover_the_four_setups() -> None:
+def test_ci_values_cover_the_five_setups() -> None:
     assert {p.name for p in CI_VALUES} == {
         "standalone-values.yaml",
         "sentinel-values.yaml",
         "external-cluster-values.yaml",
         "hooks-off-values.yaml",
+        "dev-values.yaml",
     }
+
+
+def test_ci_renders_with_bitnamis_real_chart(tmp_path: Path) -> None:
+    """CI's clone has ../shared beside it: the stand-in must never stand in silently there."""
+    import os
+
+    archive = vendored_redis_archive()
+    if os.environ.get("CI") == "true":
+        assert archive is not None, f"CI without {VENDORED_CHARTS}/redis-{declared_redis_version()}.tgz"
+    chart, real = chart_with_redis(tmp_path)
+    assert real is (archive is not None)
+    sub = yaml.safe_load((chart / "charts" / "redis" / "Chart.yaml").read_text())
+    assert sub["version"] == declared_redis_version()
+    if real:
+        assert (chart / "charts" / "redis" / "charts" / "common" / "Chart.yaml").is_file()
+        assert (chart / "charts" / "redis" / "templates").is_dir()
 
 
 def test_schema_is_a_valid_strict_draft7_schema() -> None:
@@ -111,6 +133,19 @@ BROKEN: list[tuple[str, dict[str, Any]]] = [
     ("unsupported Redis scheme", {"externalRedis": {"url": "memcached://cache:11211"}}),
     ("evicting maxmemory-policy", {"redis": {"master": {"extraFlags": ["--maxmemory-policy allkeys-lru"]}}}),
     ("worker.enabled not a switch", {"worker": {"enabled": "yes"}}),
+    ("typo under redis", {"redis": {"archtecture": "replication"}}),
+    ("typo under redis.auth", {"redis": {"auth": {"existingSecert": "f2f-redis"}}}),
+    ("typo under redis.sentinel", {"redis": {"sentinel": {"quorom": 2}}}),
+    ("typo under redis.master", {"redis": {"master": {"resource": {}}}}),
+    ("typo in a Redis image", {"redis": {"image": {"repo": "bitnamilegacy/redis"}}}),
+    ("typo in podSecurityContext", {"podSecurityContext": {"runAsNonroot": True}}),
+    ("typo in securityContext", {"securityContext": {"readOnlyRootFilesytem": True}}),
+    ("typo in seccompProfile", {"securityContext": {"seccompProfile": {"typ": "RuntimeDefault"}}}),
+    ("typo in resources", {"server": {"resources": {"limit": {"memory": "1Gi"}}}}),
+    ("graceful shutdown out of range", {"server": {"gracefulShutdownSeconds": 301}}),
+    ("PDB as a fraction", {"podDisruptionBudget": {"minAvailable": "0.5"}}),
+    ("release name override with a dot", {"fullnameOverride": "team.f2f"}),
+    ("graceful shutdown through config", {"config": {"F2F_GRACEFUL_SHUTDOWN_SECONDS": "10"}}),
 ]
 
 
@@ -147,8 +182,10 @@ def test_helm_lint_strict_as_shipped(name: str, values: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("name", "values"), CASES, ids=[c[0] for c in CASES])
-def test_helm_lint_strict_with_the_dependency_present(name: str, values: dict[str, Any], stand_in_chart: Path) -> None:
-    report = helm_lint_python(stand_in_chart, values)
+def test_helm_lint_strict_with_the_dependency_present(
+    name: str, values: dict[str, Any], dependency_chart: Path
+) -> None:
+    report = helm_lint_python(dependency_chart, values)
     assert [m for m in report["messages"] if m["severity"] > INFO] == []
     assert report["errors"] == []
 
@@ -158,9 +195,9 @@ def test_helm_sdkpy_lint(name: str, values: dict[str, Any], tmp_path: Path) -> N
     """helm-sdkpy lints a directory with its own values.yaml: write the coalesced values into copies."""
     shipped = tmp_path / "shipped"
     present = tmp_path / "present"
-    for dest, make in ((shipped, None), (present, chart_with_redis_stand_in)):
+    for dest, make in ((shipped, None), (present, chart_with_redis)):
         dest.mkdir()
-        chart = make(dest) if make else _copy(CHART, dest / "f2f")
+        chart = make(dest)[0] if make else _copy(CHART, dest / "f2f")
         (chart / "values.yaml").write_text(yaml.safe_dump(coalesced_values(values), sort_keys=False))
         report = helm_lint_sdkpy(chart)
         assert report["Errors"] is None
@@ -182,12 +219,16 @@ def _copy(src: Path, dest: Path) -> Path:
 
 
 @pytest.mark.parametrize(("name", "values"), RENDERABLE, ids=[c[0] for c in RENDERABLE])
-def test_rendered_manifests_are_valid_kubernetes(name: str, values: dict[str, Any], stand_in_chart: Path) -> None:
-    docs = manifests(render(values, stand_in_chart))
+def test_rendered_manifests_are_valid_kubernetes(name: str, values: dict[str, Any], dependency_chart: Path) -> None:
+    """Every object, f2f's and Bitnami's, against the strict API schemas of the oldest and newest Kubernetes."""
+    docs = manifests(render(values, dependency_chart))
     assert docs
     for doc in docs:
-        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+        if doc["kind"] == "ServiceMonitor":
             _check_service_monitor(doc, docs)
+            continue
+        if doc["kind"] == "PrometheusRule":
+            assert doc["spec"]["groups"][0]["rules"]
             continue
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -206,9 +247,10 @@ def _check_service_monitor(monitor: dict[str, Any], docs: list[dict[str, Any]]) 
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 
-def test_render_with_and_without_the_dependency_agree(stand_in_chart: Path) -> None:
+def test_render_with_and_without_the_dependency_agree(dependency_chart: Path) -> None:
+    """f2f's own objects do not depend on whether Bitnami's chart is there (its defaults are mirrored)."""
     for _, values in RENDERABLE:
-        assert manifests(render(values, stand_in_chart)) == manifests(render(values))
+        assert manifests(render(values, dependency_chart), own=True) == manifests(render(values))
 
 
 def test_defaults_alone_refuse_to_render_without_a_database() -> None:
@@ -393,9 +435,9 @@ def test_purge_cronjob(name: str, values: dict[str, Any]) -> None:
     ("name", "url", "password"),
     [
         ("standalone", f"redis://:$(REDIS_PASSWORD)@{RELEASE}-redis-master.{NAMESPACE}.svc:6379/0",
-         {"name": f"{RELEASE}-redis", "key": "redis-password"}),
+         {"name": "f2f-redis", "key": "redis-password"}),
         ("sentinel", f"redis+sentinel://:$(REDIS_PASSWORD)@{RELEASE}-redis.{NAMESPACE}.svc:26379/mymaster",
-         {"name": f"{RELEASE}-redis", "key": "redis-password"}),
+         {"name": "f2f-redis", "key": "redis-password"}),
         ("external-cluster", "redis+cluster://:$(REDIS_PASSWORD)@redis-cluster.cache.svc:7000",
          {"name": "f2f-redis", "key": "password"}),
     ],

@@ -31,8 +31,10 @@ from tests.unit.helm_support import (
 )
 
 F2F_VAR = re.compile(r"\bF2F_[A-Z0-9_]+\b")
-# Variables the chart sets from Secrets or the pod itself, never from `config`.
-NOT_IN_CONFIG = {"F2F_DATABASE_URL", "F2F_REDIS_URL", "F2F_INSTANCE_NAME"}
+# Variables the chart sets from Secrets, the pod itself or its own values, never from `config`
+# (F2F_GRACEFUL_SHUTDOWN_SECONDS comes from server.gracefulShutdownSeconds, which the chart checks
+# against the termination grace period).
+NOT_IN_CONFIG = {"F2F_DATABASE_URL", "F2F_REDIS_URL", "F2F_INSTANCE_NAME", "F2F_GRACEFUL_SHUTDOWN_SECONDS"}
 
 # Everything the templates can render: every ci file, the defaults, and the optional paths on.
 EVERYTHING_ON: dict[str, Any] = deep_merge(
@@ -45,8 +47,16 @@ EVERYTHING_ON: dict[str, Any] = deep_merge(
         "migrations": {"useHelmHooks": False},
         "ingress": {"enabled": True},
         "autoscaling": {"enabled": True},
-        "networkPolicy": {"enabled": True, "restrictEgress": True},
-        "metrics": {"serviceMonitor": {"enabled": True}},
+        "networkPolicy": {
+            "enabled": True,
+            "restrictEgress": True,
+            "egress": [{"ports": [{"port": 5432, "protocol": "TCP"}]}],
+        },
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True},
+            "grafanaDashboard": {"enabled": True},
+        },
     },
 )
 RENDER_VALUES: list[dict[str, Any]] = [DEFAULTS_PLUS_DB, EVERYTHING_ON, *(load_values(p) for p in CI_VALUES)]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from f2f_cli.api.metrics import CONTENT_TYPE, Metrics
+from f2f_cli.api.metrics import CONTENT_TYPE, SCRAPE_MAX_WAIT, Metrics
+from f2f_cli.api.ratelimit import RateLimited
 from f2f_cli.api.responses import JSONResponse
+from f2f_cli.api.routing import resource
 from f2f_cli.api.schemas import HealthOut
 from f2f_cli.api.services import Services
 
@@ -30,13 +34,21 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus text format; every worker's figures under ``f2f serve --workers N``."""
     registry: Metrics = request.app.state.metrics
-    await registry.refresh(request.app.state.services)
+    wait = registry.scrape_slot()
+    if wait is None:
+        # A flood: it waits the longest a scrape may wait, then is told to come back.
+        await asyncio.sleep(SCRAPE_MAX_WAIT)
+        raise RateLimited("/metrics is being scraped too often", retry_after=1)
+    if wait:
+        await asyncio.sleep(wait)
+    if not registry.fresh_enough():
+        await registry.refresh(request.app.state.services)
     return Response(registry.exposition(), media_type=CONTENT_TYPE)
 
 
 def routes() -> list[Route]:
     return [
-        Route("/healthz", healthz, methods=["GET"], name="healthz"),
-        Route("/readyz", readyz, methods=["GET"], name="readyz"),
-        Route("/metrics", metrics, methods=["GET"], name="metrics"),
+        resource("/healthz", "healthz", GET=healthz),
+        resource("/readyz", "readyz", GET=readyz),
+        resource("/metrics", "metrics", GET=metrics),
     ]

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from f2f_cli.api.openapi import MAX_SEARCH_LENGTH
 from f2f_cli.api.responses import JSONResponse
 from f2f_cli.api.routes.sessions import session_id_of
+from f2f_cli.api.routing import resource
 from f2f_cli.api.schemas import IngredientSuggestionsOut, recommendations_out
 from f2f_cli.api.services import Services
 from f2f_cli.errors import InvalidInput
 from f2f_cli.recipes.queries import MAX_PAGE_SIZE, RecipeNotFound, get_recipe, list_recipes
 
 MAX_LIMIT = 100
-MAX_RECIPE_ID = 2**63 - 1
-MAX_SEARCH_LENGTH = 100
+# recipes.id is a 32-bit INTEGER: past it no recipe can exist, and PostgreSQL would refuse the value.
+MAX_RECIPE_ID = 2**31 - 1
+# Control, format, surrogate, private-use and unassigned characters: no title, category or ingredient
+# holds them, and PostgreSQL text cannot hold NUL at all.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+# Whitespace runs (tabs, newlines) collapse to one space, as in ingredient names.
+_SPACES = re.compile(r"\s+")
 
 
 def _services(request: Request) -> Services:
@@ -37,9 +47,13 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
 
 
 def _text_param(request: Request, name: str) -> str | None:
-    value = (request.query_params.get(name) or "").strip()
-    if len(value) > MAX_SEARCH_LENGTH:
+    """A search text, checked here so no store ever sees a value it cannot hold (422, not a 503)."""
+    raw = request.query_params.get(name) or ""
+    if len(raw) > MAX_SEARCH_LENGTH:  # as sent: the limit the OpenAPI document states
         raise InvalidInput(f"'{name}' is limited to {MAX_SEARCH_LENGTH} characters")
+    value = _SPACES.sub(" ", raw).strip()
+    if not value.isprintable() and any(unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in value):
+        raise InvalidInput(f"'{name}' must not contain control, format or unassigned characters")
     return value or None
 
 
@@ -70,7 +84,6 @@ async def recipes_index(request: Request) -> Response:
 async def recipe_detail(request: Request) -> Response:
     recipe_id: int = request.path_params["recipe_id"]
     if not 1 <= recipe_id <= MAX_RECIPE_ID:
-        # Past a 64-bit id no recipe can exist; the database driver would fail on it.
         raise RecipeNotFound(f"recipe {recipe_id} not found")
     return JSONResponse(await get_recipe(_services(request).engine, recipe_id))
 
@@ -85,8 +98,8 @@ async def ingredients_index(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/sessions/{session_id}/recommendations", recommendations, methods=["GET"], name="recommendations"),
-        Route("/recipes", recipes_index, methods=["GET"], name="list_recipes"),
-        Route("/recipes/{recipe_id:int}", recipe_detail, methods=["GET"], name="get_recipe"),
-        Route("/ingredients", ingredients_index, methods=["GET"], name="list_ingredients_catalog"),
+        resource("/sessions/{session_id}/recommendations", "recommendations", GET=recommendations),
+        resource("/recipes", "recipes", GET=recipes_index),
+        resource("/recipes/{recipe_id:int}", "recipe", GET=recipe_detail),
+        resource("/ingredients", "ingredients_catalog", GET=ingredients_index),
     ]

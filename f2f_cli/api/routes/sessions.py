@@ -9,11 +9,12 @@ from starlette.routing import Route
 from f2f_cli.api.clientip import limit_key
 from f2f_cli.api.middleware import CLIENT_ADDRESS_KEY
 from f2f_cli.api.responses import JSONResponse, read_json
+from f2f_cli.api.routing import resource
 from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
 from f2f_cli.api.services import Services
 from f2f_cli.domain.ids import check_session_id
 from f2f_cli.domain.model import normalize_ingredient, normalize_ingredients
-from f2f_cli.errors import InvalidSessionId, TooManyIngredients
+from f2f_cli.errors import InvalidIngredient, InvalidSessionId, TooManyIngredients
 
 SESSION_COOKIE = "f2f_session"
 SESSION_HEADER = "x-session-id"
@@ -39,6 +40,14 @@ def session_id_of(request: Request) -> str:
                 f"no session id: send the {SESSION_HEADER.title()} header or the {SESSION_COOKIE} cookie"
             )
     return check_session_id(raw)
+
+
+def _as_sent(names: list[str], max_length: int) -> list[str]:
+    """Names within ``max_length`` characters as sent, the limit the OpenAPI document states; the
+    normaliser checks it again after trimming and NFC."""
+    if any(len(name) > max_length for name in names):
+        raise InvalidIngredient(f"ingredient names are limited to {max_length} characters")
+    return names
 
 
 async def create_session(request: Request) -> Response:
@@ -69,9 +78,13 @@ async def get_session(request: Request) -> Response:
 
 async def delete_session(request: Request) -> Response:
     services = _services(request)
-    await services.store().delete(session_id_of(request))
+    session_id = session_id_of(request)
+    await services.store().delete(session_id)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    if request.cookies.get(SESSION_COOKIE) == session_id:
+        # Only the caller's own session ends its cookie: deleting another id by its path must not log
+        # the caller out of theirs.
+        response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -85,7 +98,9 @@ async def add_ingredients(request: Request) -> Response:
     session_id = session_id_of(request)
     settings = services.settings
     body = await read_json(request, IngredientsIn, settings.max_body_bytes)
-    names = normalize_ingredients(body.ingredients, settings.max_ingredient_length)
+    names = normalize_ingredients(
+        _as_sent(body.ingredients, settings.max_ingredient_length), settings.max_ingredient_length
+    )
     if len(names) > settings.max_ingredients:
         raise TooManyIngredients(f"a session holds at most {settings.max_ingredients} ingredients")
     mutation = await services.store().add_ingredients(session_id, names)
@@ -101,20 +116,17 @@ async def remove_ingredients(request: Request) -> Response:
     if name is None:
         mutation = await store.clear(session_id)
     else:
-        mutation = await store.remove_ingredient(
-            session_id, normalize_ingredient(name, services.settings.max_ingredient_length)
-        )
+        limit = services.settings.max_ingredient_length
+        mutation = await store.remove_ingredient(session_id, normalize_ingredient(_as_sent([name], limit)[0], limit))
     return JSONResponse(ingredients_out(mutation.session, removed=mutation.changed))
 
 
 def routes() -> list[Route]:
     return [
-        Route("/sessions", create_session, methods=["POST"], name="create_session"),
-        Route("/sessions/{session_id}", get_session, methods=["GET"], name="get_session"),
-        Route("/sessions/{session_id}", delete_session, methods=["DELETE"], name="delete_session"),
-        Route("/sessions/{session_id}/ingredients", list_ingredients, methods=["GET"], name="list_ingredients"),
-        Route("/sessions/{session_id}/ingredients", add_ingredients, methods=["POST"], name="add_ingredients"),
-        Route(
-            "/sessions/{session_id}/ingredients", remove_ingredients, methods=["DELETE"], name="remove_ingredients"
+        resource("/sessions", "sessions", POST=create_session),
+        resource("/sessions/{session_id}", "session", GET=get_session, DELETE=delete_session),
+        resource(
+            "/sessions/{session_id}/ingredients", "ingredients",
+            GET=list_ingredients, POST=add_ingredients, DELETE=remove_ingredients,
         ),
     ]

@@ -4,17 +4,35 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The release name cleaned exactly as Bitnami's common.names.fullname cleans it (lower case, every
+run of characters other than [a-z0-9-] with its neighbouring hyphens turned into one "-"), so
+"team.f2f" gives "team-f2f" here and in the redis subchart alike: every reference matches.
+*/}}
+{{- define "f2f.releaseName" -}}
+{{- regexReplaceAll "(-?[^a-z\\d\\-])+-?" (lower .Release.Name) "-" }}
+{{- end }}
+
 {{- define "f2f.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- $release := include "f2f.releaseName" . }}
+{{- if contains $name $release }}
+{{- $release | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" $release $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* "<fullname>-<suffix>" within a length limit (args: list $ suffix max): the prefix is cut, never the suffix. */}}
+{{- define "f2f.suffixed" -}}
+{{- $ctx := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- $max := index . 2 }}
+{{- printf "%s-%s" (include "f2f.fullname" $ctx | trunc (int (sub $max (add1 (len $suffix)))) | trimSuffix "-") $suffix }}
 {{- end }}
 
 {{- define "f2f.chart" -}}
@@ -77,11 +95,46 @@ app.kubernetes.io/part-of: fridge2fork
 {{- .Values.redis.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default "redis" .Values.redis.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- $release := include "f2f.releaseName" . }}
+{{- if contains $name $release }}
+{{- $release | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" $release $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The namespace of Bitnami's resources (common.names.namespace of the subchart). */}}
+{{- define "f2f.redis.namespace" -}}
+{{- default .Release.Namespace .Values.redis.namespaceOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Bitnami's pod selector labels (common.labels.matchLabels of the subchart). */}}
+{{- define "f2f.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ default "redis" .Values.redis.nameOverride | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Container ports of the bundled Redis and Sentinel (Bitnami's defaults when the subchart is absent). */}}
+{{- define "f2f.redis.port" -}}
+{{- dig "master" "containerPorts" "redis" 6379 .Values.redis }}
+{{- end }}
+
+{{- define "f2f.redis.sentinelPort" -}}
+{{- dig "sentinel" "containerPorts" "sentinel" 26379 .Values.redis }}
+{{- end }}
+
+{{- define "f2f.redis.sentinelMode" -}}
+{{- if and .Values.redis.enabled (eq .Values.redis.architecture "replication") .Values.redis.sentinel.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+The label Bitnami's NetworkPolicy asks of its clients once `redis.networkPolicy.allowExternal` is
+false ("<redis fullname>-client"); f2f's pods that talk to Redis carry it then, and only then.
+*/}}
+{{- define "f2f.redis.clientLabel" -}}
+{{- if and .Values.redis.enabled (not (dig "networkPolicy" "allowExternal" true .Values.redis)) }}
+{{- printf "%s-client: \"true\"" (include "f2f.redis.fullname" .) }}
 {{- end }}
 {{- end }}
 
@@ -115,10 +168,13 @@ app.kubernetes.io/part-of: fridge2fork
 {{- $auth := ternary ":$(REDIS_PASSWORD)@" "" (ne (include "f2f.redis.passwordRef" .) "") }}
 {{- if .Values.redis.enabled }}
 {{- $host := include "f2f.redis.fullname" . }}
-{{- if and (eq .Values.redis.architecture "replication") .Values.redis.sentinel.enabled }}
-{{- printf "redis+sentinel://%s%s.%s.svc:26379/%s" $auth $host .Release.Namespace .Values.redis.sentinel.masterSet }}
+{{- $ns := include "f2f.redis.namespace" . }}
+{{- if include "f2f.redis.sentinelMode" . }}
+{{- $port := dig "sentinel" "service" "ports" "sentinel" 26379 .Values.redis }}
+{{- printf "redis+sentinel://%s%s.%s.svc:%d/%s" $auth $host $ns (int $port) .Values.redis.sentinel.masterSet }}
 {{- else }}
-{{- printf "redis://%s%s-master.%s.svc:6379/0" $auth $host .Release.Namespace }}
+{{- $port := dig "master" "service" "ports" "redis" 6379 .Values.redis }}
+{{- printf "redis://%s%s-master.%s.svc:%d/0" $auth $host $ns (int $port) }}
 {{- end }}
 {{- else if and .Values.externalRedis.url (not .Values.externalRedis.existingSecretUrlKey) }}
 {{- $url := .Values.externalRedis.url }}
@@ -165,6 +221,107 @@ app.kubernetes.io/part-of: fridge2fork
 {{- end }}
 {{- if and .Values.externalRedis.existingSecretUrlKey (not .Values.externalRedis.existingSecret) }}
 {{- fail "externalRedis.existingSecretUrlKey needs externalRedis.existingSecret" }}
+{{- end }}
+{{- if and .Values.redis.enabled .Values.redis.auth.enabled (not .Values.redis.auth.existingSecret) (ne (include "f2f.redis.namespace" .) .Release.Namespace) }}
+{{- fail (printf "the bundled Redis runs in namespace %s, and f2f's pods cannot read the password Secret Bitnami generates there: create one Secret with the password in both namespaces and set redis.auth.existingSecret" (include "f2f.redis.namespace" .)) }}
+{{- end }}
+{{- include "f2f.validate.names" . }}
+{{- include "f2f.validate.scaling" . }}
+{{- include "f2f.validate.shutdown" . }}
+{{- include "f2f.validate.egress" . }}
+{{- end }}
+
+{{/* Service names must be DNS-1035 labels: a letter first, at most 63 characters. */}}
+{{- define "f2f.validate.names" -}}
+{{- $label := "^[a-z]([-a-z0-9]*[a-z0-9])?$" }}
+{{- $full := include "f2f.fullname" . }}
+{{- if not (regexMatch $label $full) }}
+{{- fail (printf "the resource names of release %q would start with %q, which Kubernetes refuses as a Service name (a letter must come first): set fullnameOverride (and redis.fullnameOverride with the bundled Redis)" .Release.Name $full) }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{- $redis := include "f2f.redis.fullname" . }}
+{{- /* Bitnami appends "-headless" (9 characters) to its name for a Service without cutting it. */}}
+{{- if or (not (regexMatch $label $redis)) (gt (len $redis) 54) }}
+{{- fail (printf "the bundled Redis would be named %q: Bitnami's Services (%s-headless) need a name that starts with a letter and has at most 54 characters; set redis.fullnameOverride" $redis $redis) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Server pods the Deployment keeps at the least: its replica count, or the HPA's floor. */}}
+{{- define "f2f.minServerPods" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas | int }}{{ else }}{{ .Values.server.replicaCount | int }}{{ end }}
+{{- end }}
+
+{{/* An int, or "N%" of $total rounded up (as the disruption controller rounds). Args: list value total. */}}
+{{- define "f2f.scaledCount" -}}
+{{- $value := index . 0 }}
+{{- $total := index . 1 | int }}
+{{- if kindIs "string" $value }}
+{{- $percent := trimSuffix "%" $value | int }}
+{{- div (add (mul $total $percent) 99) 100 }}
+{{- else }}
+{{- $value | int }}
+{{- end }}
+{{- end }}
+
+{{/*
+HPA bounds that contradict each other, and a PodDisruptionBudget that lets no pod go (every node
+drain would hang on it), fail the render instead of reaching the cluster.
+*/}}
+{{- define "f2f.validate.scaling" -}}
+{{- $hpa := .Values.autoscaling }}
+{{- if and $hpa.enabled (gt (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d): the HorizontalPodAutoscaler would be rejected; lower minReplicas or raise maxReplicas" (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if $pdb.enabled }}
+{{- $pods := include "f2f.minServerPods" . | int }}
+{{- $allowed := 0 }}
+{{- $rule := "" }}
+{{- if not (kindIs "invalid" $pdb.maxUnavailable) }}
+{{- $allowed = include "f2f.scaledCount" (list $pdb.maxUnavailable $pods) | int }}
+{{- $rule = printf "maxUnavailable %v" $pdb.maxUnavailable }}
+{{- else }}
+{{- $allowed = sub $pods (include "f2f.scaledCount" (list $pdb.minAvailable $pods) | int) | int }}
+{{- $rule = printf "minAvailable %v" $pdb.minAvailable }}
+{{- end }}
+{{- if le $allowed 0 }}
+{{- fail (printf "podDisruptionBudget (%s) with %d server pod(s) (%s) lets no pod be evicted, so every node drain would hang: run more pods, set podDisruptionBudget.maxUnavailable: 1, or podDisruptionBudget.enabled: false" $rule $pods (ternary "autoscaling.minReplicas" "server.replicaCount" $hpa.enabled)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The kubelet kills the server at terminationGracePeriodSeconds: it must cover the preStop sleep and uvicorn's drain. */}}
+{{- define "f2f.validate.shutdown" -}}
+{{- $s := .Values.server }}
+{{- $needed := add $s.preStopSleepSeconds $s.gracefulShutdownSeconds | int }}
+{{- if le (int $s.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "server.terminationGracePeriodSeconds (%d) must exceed server.preStopSleepSeconds (%d) + server.gracefulShutdownSeconds (%d) = %d, or pods are killed in the middle of their drain" (int $s.terminationGracePeriodSeconds) (int $s.preStopSleepSeconds) (int $s.gracefulShutdownSeconds) $needed) }}
+{{- end }}
+{{- end }}
+
+{{/* With restricted egress, some rule must let the pods reach PostgreSQL (no rule, no database). */}}
+{{- define "f2f.validate.egress" -}}
+{{- $np := .Values.networkPolicy }}
+{{- if and $np.enabled $np.restrictEgress }}
+{{- $port := int $np.databasePort }}
+{{- $found := false }}
+{{- range $np.egress }}
+{{- if not .ports }}
+{{- $found = true }}
+{{- end }}
+{{- range .ports }}
+{{- $from := int (.port | default 0) }}
+{{- $to := int (.endPort | default $from) }}
+{{- $named := and (kindIs "string" .port) (not (regexMatch "^[0-9]+$" (toString .port))) }}
+{{- if or (not .port) $named (and (le $from $port) (ge $to $port)) }}
+{{- $found = true }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not $found }}
+{{- fail (printf "networkPolicy.restrictEgress allows no traffic to PostgreSQL: add a rule for port %d to networkPolicy.egress, for example\n  egress:\n    - to:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: <namespace of PostgreSQL>\n      ports:\n        - port: %d\n          protocol: TCP\n(set networkPolicy.databasePort when PostgreSQL listens on another port)" $port $port) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -235,11 +392,18 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
   emptyDir:
     medium: Memory
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- /* The image's declared VOLUME /data (its HOME, and the embedded SQLite default, which the chart
+never uses: F2F_DATABASE_URL is PostgreSQL here) is writable in every pod, as under docker/podman. */}}
+- name: data
+  emptyDir:
+    sizeLimit: 16Mi
 {{- end }}
 
 {{- define "f2f.tmpMount" -}}
 - name: tmp
   mountPath: /tmp
+- name: data
+  mountPath: /data
 {{- end }}
 
 {{/* The chart Secret's data. */}}
@@ -255,4 +419,15 @@ redis-password: {{ .Values.externalRedis.password | b64enc | quote }}
 {{- define "f2f.serverSelectorLabels" -}}
 {{ include "f2f.selectorLabels" . }}
 app.kubernetes.io/component: server
+{{- end }}
+
+{{/* PromQL matchers of this release's series plus one extra matcher. Args: list $ extra. */}}
+{{- define "f2f.prom.match" -}}
+{{- $ctx := index . 0 }}
+{{- $extra := index . 1 }}
+{{- $base := $ctx.Values.metrics.prometheusRule.selector }}
+{{- if not $base }}
+{{- $base = printf "namespace=%q,job=%q" $ctx.Release.Namespace (include "f2f.fullname" $ctx) }}
+{{- end }}
+{{- printf "{%s}" (join "," (compact (list $base $extra))) }}
 {{- end }}
