@@ -229,6 +229,8 @@ def register(app: typer.Typer) -> None:
         if json:
             data = asdict(st)
             data["instances"] = [{**asdict(i), "stale": stale} for i, stale in st.instances]
+            if data["lease"] is not None:
+                data["lease"].pop("token")  # the holder's proof of ownership, not for display
             data["database"] = mask_url(settings.database_url)
             data["redis"] = mask_url(settings.redis_url)
             print_json(data)
