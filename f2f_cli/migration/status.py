@@ -21,7 +21,7 @@ from f2f_cli.control import lease as leases
 from f2f_cli.control import phase as control
 from f2f_cli.control.lease import Lease
 from f2f_cli.control.phase import Control, Instance, Phase
-from f2f_cli.control.specs import spec_of
+from f2f_cli.control.specs import Authority, spec_of
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_instances, f2f_phase_history
 from f2f_cli.errors import F2FError
@@ -137,7 +137,7 @@ async def _incident(engine: AsyncEngine, st: Status, now: datetime, cutoff: date
     if spec.copies_to_redis and spec.authority is not None:
         st.redis_copy = "trusted" if st.control.redis_trusted else "untrusted: repairs pending, reads go to SQL"
     elif spec.authority is None:
-        st.redis_copy = "writes held (cut-over)"
+        st.redis_copy = "unchanged while writes are held (cut-over)"
     elif spec.backup_stream:
         st.redis_copy = "authority (SQL is the backup)"
     else:
@@ -186,7 +186,8 @@ def advice(st: Status, now: datetime) -> list[str]:
                        "itself; no write is held; 'f2f migrate plan' shows the next move")
     elif last is not None and st.lease_stale and last.action == "cutover lapsed":
         out.append(f"a cut-over lapsed and the fleet returned to {c.phase} by itself; no write is held")
-    if spec_of(c.phase).backup_stream and st.workers_live == 0:
+    draining_matters = spec_of(c.phase).authority is Authority.REDIS or bool(st.backup_backlog)
+    if spec_of(c.phase).backup_stream and draining_matters and st.workers_live == 0:
         age = f", oldest {st.backlog_age_s:.0f}s old" if st.backlog_age_s is not None else ""
         out.append(f"no live 'f2f worker': the backup is not drained (backlog {st.backup_backlog}{age}); start one")
     if spec_of(c.phase).repairs_redis and not c.redis_trusted:
