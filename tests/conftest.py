@@ -26,15 +26,23 @@ REDIS_TEST_URL = os.environ.get("F2F_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 RUN_ID = secrets.token_hex(4)
 
 
-# Fixtures that reach a PostgreSQL or Redis server; a test that uses one (directly or through another fixture)
-# is marked ``services`` automatically, so ``pytest -m "not services"`` runs with no server at all.
+# The fast lane (`pytest -m "not services"`) runs in-process tests only. A test joins the `services`
+# lane by itself when it reaches PostgreSQL or Redis through a fixture (directly or through another
+# fixture), when a parametrised backend names a server, or when it starts a server process of its own
+# (`f2f serve`, `f2f worker`, podman) through the helpers in tests/servers.py or a module fixture.
 SERVICE_FIXTURES = frozenset({
     "pg_database_url", "pg_url", "empty_pg_url", "redis_url", "redis_prefix",
     "redis_cluster", "redis_sentinel", "redis_mode_url",
 })
-# The image tests (``container``) need podman, and a build: they stay out of the fast lane too.
 SERVICE_MARKERS = ("postgres", "redis", "chaos", "container", "services")
 SERVER_BACKENDS = ("postgres", "redis", "dual")
+SERVER_PROCESS_HELPERS = frozenset({"f2f_server", "worker_process", "server_process"})
+# Modules whose tests share one server process started by a module-scoped fixture.
+SERVER_PROCESS_MODULES = (
+    "tests/fuzz/",
+    "tests/api/test_probe_served.py",
+    "tests/api/test_served_observability.py",
+)
 
 
 def _needs_services(item: pytest.Item) -> bool:
@@ -45,7 +53,12 @@ def _needs_services(item: pytest.Item) -> bool:
     # Parametrised fixtures (sql_url, the contract suite's store) pick their backend at run time: a backend
     # named after a server needs it, SQLite and the in-memory store do not.
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return any(isinstance(v, str) and v.startswith(SERVER_BACKENDS) for v in params.values())
+    if any(isinstance(v, str) and v.startswith(SERVER_BACKENDS) for v in params.values()):
+        return True
+    function = getattr(item, "function", None)
+    if function is not None and SERVER_PROCESS_HELPERS.intersection(function.__code__.co_names):
+        return True
+    return item.nodeid.startswith(SERVER_PROCESS_MODULES)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -146,6 +146,10 @@ BROKEN: list[tuple[str, dict[str, Any]]] = [
     ("PDB as a fraction", {"podDisruptionBudget": {"minAvailable": "0.5"}}),
     ("release name override with a dot", {"fullnameOverride": "team.f2f"}),
     ("graceful shutdown through config", {"config": {"F2F_GRACEFUL_SHUTDOWN_SECONDS": "10"}}),
+    ("metrics port through config", {"config": {"F2F_METRICS_PORT": "9090"}}),
+    ("metrics port 0", {"metrics": {"port": 0}}),
+    ("metrics port above 65535", {"metrics": {"port": 65536}}),
+    ("metrics port as a string", {"metrics": {"port": "9090"}}),
 ]
 
 

@@ -33,8 +33,15 @@ from tests.unit.helm_support import (
 F2F_VAR = re.compile(r"\bF2F_[A-Z0-9_]+\b")
 # Variables the chart sets from Secrets, the pod itself or its own values, never from `config`
 # (F2F_GRACEFUL_SHUTDOWN_SECONDS comes from server.gracefulShutdownSeconds, which the chart checks
-# against the termination grace period).
-NOT_IN_CONFIG = {"F2F_DATABASE_URL", "F2F_REDIS_URL", "F2F_INSTANCE_NAME", "F2F_GRACEFUL_SHUTDOWN_SECONDS"}
+# against the termination grace period; F2F_METRICS_PORT from metrics.port, which the chart's ports,
+# ServiceMonitor and NetworkPolicy follow).
+NOT_IN_CONFIG = {
+    "F2F_DATABASE_URL",
+    "F2F_REDIS_URL",
+    "F2F_INSTANCE_NAME",
+    "F2F_GRACEFUL_SHUTDOWN_SECONDS",
+    "F2F_METRICS_PORT",
+}
 
 # Everything the templates can render: every ci file, the defaults, and the optional paths on.
 EVERYTHING_ON: dict[str, Any] = deep_merge(
@@ -53,6 +60,7 @@ EVERYTHING_ON: dict[str, Any] = deep_merge(
             "egress": [{"ports": [{"port": 5432, "protocol": "TCP"}]}],
         },
         "metrics": {
+            "port": 9090,
             "serviceMonitor": {"enabled": True},
             "prometheusRule": {"enabled": True},
             "grafanaDashboard": {"enabled": True},
@@ -131,7 +139,12 @@ def test_every_known_setting_is_reachable_from_values() -> None:
     config = {name: _example(name) for name in known if name not in NOT_IN_CONFIG}
     values = deep_merge(
         DEFAULTS_PLUS_DB,
-        {"phase": "dual", "config": config, "externalRedis": {"url": "redis://cache:6379/0", "password": "pw"}},
+        {
+            "phase": "dual",
+            "config": config,
+            "externalRedis": {"url": "redis://cache:6379/0", "password": "pw"},
+            "metrics": {"port": 9090},
+        },
     )
     docs = manifests(render(values))
     (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and "helm.sh/hook" not in d["metadata"].get(
@@ -144,8 +157,10 @@ def test_every_known_setting_is_reachable_from_values() -> None:
     environ = {**configmap["data"], "F2F_DATABASE_URL": DATABASE_URL}
     environ["F2F_REDIS_URL"] = env["F2F_REDIS_URL"]["value"].replace("$(REDIS_PASSWORD)", "pw")
     environ["F2F_INSTANCE_NAME"] = "rel-f2f-5d9c7-abcde"
+    environ["F2F_METRICS_PORT"] = env["F2F_METRICS_PORT"]["value"]
     settings = Settings.from_env(environ, env_file=None)
     assert settings.redis_url == "redis://:pw@cache:6379/0"
+    assert settings.metrics_port == 9090
 
 
 @pytest.mark.parametrize("values_path", [CHART / "values.yaml", *CI_VALUES], ids=lambda p: p.name)

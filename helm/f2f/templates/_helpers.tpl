@@ -229,6 +229,24 @@ false ("<redis fullname>-client"); f2f's pods that talk to Redis carry it then, 
 {{- include "f2f.validate.scaling" . }}
 {{- include "f2f.validate.shutdown" . }}
 {{- include "f2f.validate.egress" . }}
+{{- include "f2f.validate.metricsPort" . }}
+{{- end }}
+
+{{/* The port of /metrics when it has one of its own (metrics.port, F2F_METRICS_PORT), else "". */}}
+{{- define "f2f.metricsPort" -}}
+{{- with .Values.metrics.port }}{{ int . }}{{ end }}
+{{- end }}
+
+{{/* `f2f serve` refuses F2F_METRICS_PORT equal to its own port: so does the render, before any pod crash-loops. */}}
+{{- define "f2f.validate.metricsPort" -}}
+{{- $port := include "f2f.metricsPort" . }}
+{{- if and $port (eq (int $port) (int .Values.server.port)) }}
+{{- fail (printf "metrics.port (%d) is server.port, the API port: give /metrics a port of its own (for example 9090), or leave metrics.port empty to serve /metrics on the API port" (int $port)) }}
+{{- end }}
+{{- /* The Service exposes it under the same number, beside service.port: two equal ports are refused by the API server. */}}
+{{- if and $port (eq (int $port) (int .Values.service.port)) }}
+{{- fail (printf "metrics.port (%d) is service.port, and the Service cannot expose two ports with one number: choose another metrics.port or service.port" (int $port)) }}
+{{- end }}
 {{- end }}
 
 {{/* Service names must be DNS-1035 labels: a letter first, at most 63 characters. */}}
