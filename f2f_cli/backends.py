@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db.engine import create_engine_for
-from f2f_cli.errors import NotAvailable
+from f2f_cli.errors import RedisNotConfigured
 from f2f_cli.settings import Settings
 from f2f_cli.stores.sql import SqlSessionStore
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from f2f_cli.redis.client import RedisClient
     from f2f_cli.stores.redis import RedisSessionStore
 
-REDIS_NOT_CONFIGURED = "Redis is not configured: set F2F_REDIS_URL"
+REDIS_NEEDED = "this needs Redis"
 
 
 class Backends:
@@ -49,7 +49,7 @@ class Backends:
         return self.settings.redis_url is not None
 
     def redis(self, *, backup_stream: bool = False) -> RedisSessionStore:
-        """The Redis session store (one per backup mode); ``NotAvailable`` without F2F_REDIS_URL.
+        """The Redis session store (one per backup mode); ``RedisNotConfigured`` (exit 2) without F2F_REDIS_URL.
 
         ``backup_stream=True`` is the ``redis`` phase's store: every write also appends a
         full-state copy to the backup stream. Operator copies use the plain one.
@@ -57,7 +57,7 @@ class Backends:
         store = self._redis.get(backup_stream)
         if store is None:
             if not self.redis_configured:
-                raise NotAvailable(REDIS_NOT_CONFIGURED)
+                raise RedisNotConfigured(REDIS_NEEDED)
             from f2f_cli.stores.redis import RedisSessionStore
 
             store = self._redis[backup_stream] = RedisSessionStore.from_settings(
@@ -68,7 +68,7 @@ class Backends:
     def redis_client(self, *, command_timeout: float | None = None, max_connections: int | None = None) -> RedisClient:
         """A Redis client of its own (for work that needs other timeouts than the session path)."""
         if not self.redis_configured:
-            raise NotAvailable(REDIS_NOT_CONFIGURED)
+            raise RedisNotConfigured(REDIS_NEEDED)
         from f2f_cli.redis.client import create_redis
 
         client = create_redis(self.settings, command_timeout=command_timeout, max_connections=max_connections)

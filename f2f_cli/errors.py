@@ -7,10 +7,12 @@ it without knowing the details.
 
 from __future__ import annotations
 
-# CLI exit codes (documented in the README).
+# CLI exit codes: the README's table ("Exit codes") is the contract; every command follows it.
 EXIT_OK = 0
-EXIT_FAILURE = 1  # precondition failed, not found, differences found
-EXIT_USAGE = 2  # bad flags, bad configuration, command not available
+EXIT_FAILURE = 1  # failed: not found, precondition not met, differences found, nothing usable in the input
+EXIT_USAGE = 2  # bad flags or arguments, invalid or missing configuration (e.g. F2F_REDIS_URL unset)
+EXIT_START = 3  # f2f serve could not start its server (e.g. the port is in use): uvicorn's own startup code
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
 class F2FError(Exception):
@@ -30,6 +32,15 @@ class ConfigError(F2FError):
 
     code = "invalid_config"
     exit_code = EXIT_USAGE
+
+
+class RedisNotConfigured(ConfigError):
+    """The command needs Redis and F2F_REDIS_URL is unset: the same exit code (2) from every command."""
+
+    code = "redis_not_configured"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"F2F_REDIS_URL is not set: {why}")
 
 
 class InvalidSessionId(F2FError):

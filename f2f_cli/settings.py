@@ -25,6 +25,10 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./f2f.db"
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
 _MULTI_HOST_PASSWORD = re.compile(r"^([^:/]+://[^:@/]*):[^@/]*@")
 _PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+# A year: far beyond any fridge, far below what datetime arithmetic and Redis expiry overflow on.
+MAX_SESSION_TTL_SECONDS = 365 * 24 * 3600
+# The SQL column holding an ingredient name (f2f_cli.db.schema.INGREDIENT_NAME_LENGTH; settings imports nothing of db).
+INGREDIENT_NAME_COLUMN = 200
 
 
 def normalize_database_url(url: str) -> str:
@@ -39,10 +43,20 @@ def normalize_database_url(url: str) -> str:
         raise ValueError("expected a URL such as postgresql://user@host/db or sqlite:///./f2f.db")
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"):
-        return f"postgresql+psycopg://{rest}"
-    if scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
-        return f"sqlite+aiosqlite://{rest}"
-    raise ValueError(f"unsupported database scheme {scheme!r} (use postgresql:// or sqlite://)")
+        normalized = f"postgresql+psycopg://{rest}"
+    elif scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
+        normalized = f"sqlite+aiosqlite://{rest}"
+    else:
+        raise ValueError(f"unsupported database scheme {scheme!r} (use postgresql:// or sqlite://)")
+    # Parse it now, so a broken host or port stops f2f at start instead of at the first connection.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(normalized).port  # noqa: B018 - parses the port
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    return normalized
 
 
 def sync_database_url(url: str) -> str:
@@ -79,26 +93,6 @@ def _parse_bool(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true or false")
-
-
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
 
 
 def _positive_float(raw: str) -> float:
@@ -152,6 +146,11 @@ def _redis_url(raw: str) -> str | None:
     scheme = raw.partition("://")[0].lower()
     if scheme not in _REDIS_SCHEMES or "://" not in raw:
         raise ValueError(f"unsupported scheme (use one of {', '.join(s + '://' for s in _REDIS_SCHEMES)})")
+    # Each host (Sentinel and Cluster list several) must parse, so a broken one stops f2f at start.
+    netloc = urlsplit(raw).netloc.rpartition("@")[2]
+    for host in netloc.split(","):
+        if host:
+            urlsplit(f"//{host}").port  # noqa: B018 - raises ValueError on a bad port or bracket
     return raw
 
 
@@ -211,26 +210,26 @@ class Settings:
     database_url: str = _env("F2F_DATABASE_URL", normalize_database_url, default=DEFAULT_DATABASE_URL)
     redis_url: str | None = _env("F2F_REDIS_URL", _redis_url, default=None)
     redis_key_prefix: str = _env("F2F_REDIS_KEY_PREFIX", _key_prefix, default="f2f")
-    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _positive_float, default=0.05)
-    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _positive_float, default=0.05)
-    session_ttl_seconds: int = _env("F2F_SESSION_TTL_SECONDS", _positive_int, default=86400)
-    max_ingredients: int = _env("F2F_MAX_INGREDIENTS", _positive_int, default=100)
-    max_ingredient_length: int = _env("F2F_MAX_INGREDIENT_LENGTH", _positive_int, default=50)
-    max_body_bytes: int = _env("F2F_MAX_BODY_BYTES", _positive_int, default=16384)
+    redis_connect_timeout: float = _env("F2F_REDIS_CONNECT_TIMEOUT", _float_between(0.001, 60), default=0.05)
+    redis_command_timeout: float = _env("F2F_REDIS_COMMAND_TIMEOUT", _float_between(0.001, 60), default=0.05)
+    session_ttl_seconds: int = _env("F2F_SESSION_TTL_SECONDS", _int_between(1, MAX_SESSION_TTL_SECONDS), default=86400)
+    max_ingredients: int = _env("F2F_MAX_INGREDIENTS", _int_between(1, 100_000), default=100)
+    max_ingredient_length: int = _env("F2F_MAX_INGREDIENT_LENGTH", _int_between(1, INGREDIENT_NAME_COLUMN), default=50)
+    max_body_bytes: int = _env("F2F_MAX_BODY_BYTES", _int_between(256, 16 * 1024 * 1024), default=16384)
     api_prefix: str = _env("F2F_API_PREFIX", _api_prefix, default="/v1")
     log_format: LogFormat = _env("F2F_LOG_FORMAT", _log_format, default="console")
     log_level: str = _env("F2F_LOG_LEVEL", _log_level, default="info")
-    phase_poll_seconds: float = _env("F2F_PHASE_POLL_SECONDS", _positive_float, default=2.0)
+    phase_poll_seconds: float = _env("F2F_PHASE_POLL_SECONDS", _float_between(0.05, 60), default=2.0)
     cookie_secure: bool | None = _env("F2F_COOKIE_SECURE", _parse_bool, default=None)
-    db_pool_size: int = _env("F2F_DB_POOL_SIZE", _positive_int, default=10)
+    db_pool_size: int = _env("F2F_DB_POOL_SIZE", _int_between(1, 500), default=10)
     cors_origins: tuple[str, ...] = _env("F2F_CORS_ORIGINS", _csv, default=())
     instance_name: str | None = _env("F2F_INSTANCE_NAME", str.strip, default=None)
     # Per client IP (IPv6: per /64); 0 turns the limit off.
-    sessions_per_minute: int = _env("F2F_SESSIONS_PER_MINUTE", _non_negative_int, default=60)
+    sessions_per_minute: int = _env("F2F_SESSIONS_PER_MINUTE", _int_between(0, 1_000_000), default=60)
     # Peers allowed to name the client in X-Forwarded-For (the ingress, the load balancer).
     trusted_proxies: tuple[IPNetwork, ...] = _env("F2F_TRUSTED_PROXIES", _networks, default=())
     # How stale the costly /metrics gauges (session count, backup lag) may be.
-    metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _positive_float, default=15.0)
+    metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _float_between(0.001, 3600), default=15.0)
     # How long `f2f serve` drains in-flight requests after SIGTERM before closing the rest (1-300 s);
     # the Helm chart keeps terminationGracePeriodSeconds above it plus the preStop sleep.
     graceful_shutdown_seconds: int = _env("F2F_GRACEFUL_SHUTDOWN_SECONDS", _int_between(1, 300), default=20)

@@ -1,30 +1,128 @@
-"""Version-guarded bulk upsert of full-state session copies into SQL (used by ``f2f worker``).
+"""Version-guarded, set-based apply of full-state session copies into SQL (used by ``f2f worker``).
 
-A minimal stand-in for ``SqlSessionStore.apply_copy`` in bulk: one statement
-upserts every session row ``WHERE version < :new``, and only the rows that
-statement actually changed get their ingredients rewritten, in the same
-transaction. Older copies never replace newer rows; replaying a copy is a no-op.
-A tombstone copy becomes a row with ``deleted_at`` set and no ingredients; SQL
-hides rows past ``expires_at``, so a session that expires in Redis expires in
-SQL at the same instant without another message.
+A batch of backup-stream entries is first **coalesced**: only the newest copy of
+each session is applied (the older ones are full states of the same session that
+the newest supersedes; the worker acknowledges them together after the commit).
+
+On PostgreSQL the whole batch then takes a few statements, whatever its size:
+
+1. (when the worker remembers earlier copies) ``SELECT … FOR UPDATE`` of the
+   batch's session rows in id order: their current versions, locked until commit;
+2. the session rows, sent as ``unnest`` arrays, upserted ``WHERE version <
+   excluded.version`` in session-id order (concurrent workers lock rows in the
+   same order), ``RETURNING`` the ids that changed;
+3. the ingredient sets **by difference**, computed in the worker: against the
+   copy it remembers (:class:`KnownCopies`) when SQL still holds exactly that
+   version (a version names one full state), else against the rows SQL holds,
+   read in one aggregated query after step 2 locked them; then one statement
+   deletes, inserts or re-dates only the rows that differ. A one-name add to a
+   90-ingredient session writes one row, not 90, and sends one row, not 90.
+
+Everything after step 2 sees the rows as the last committed writer left them,
+and the session rows stay locked by this transaction until commit, so no other
+worker changes them meanwhile. Times travel as epoch milliseconds and become
+``timestamptz`` in SQL. Should two workers ever lock each other's rows in a
+different order (possible only around brand-new sessions), PostgreSQL aborts one
+transaction; that worker retries its batch, nothing is lost.
+
+SQLite (the embedded default) keeps the row-at-a-time SQLAlchemy path through the
+same :func:`apply_copies` interface. Older copies never replace newer rows;
+replaying a copy is a no-op. A tombstone becomes a row with ``deleted_at`` set and
+no ingredients; SQL hides rows past ``expires_at``, so a session that expires in
+Redis expires in SQL at the same instant without another message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from f2f_cli.db.schema import fridge_session_ingredients, fridge_sessions
-from f2f_cli.domain.model import Session
+from f2f_cli.domain.model import Ingredient, Session, sort_ingredients
+from f2f_cli.redis.codec import UNIT_SEPARATOR, datetime_to_ms, ms_to_datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PackedCopy:
+    """A full-state copy as the backup stream carries it (see ``redis.scripts``): epoch ms and the
+    ingredients packed as ``name US offset US ...`` (offsets in ms after ``created_ms``)."""
+
+    session_id: str
+    version: int
+    created_ms: int
+    updated_ms: int
+    expires_ms: int
+    deleted: bool
+    packed: str
+
+    @classmethod
+    def from_entry(cls, fields: Mapping[bytes, bytes]) -> PackedCopy:
+        deleted = fields[b"d"] == b"1"
+        return cls(
+            session_id=fields[b"i"].decode(),
+            version=int(fields[b"v"]),
+            created_ms=int(fields[b"c"]),
+            updated_ms=int(fields[b"u"]),
+            expires_ms=int(fields[b"e"]),
+            deleted=deleted,
+            packed="" if deleted else fields[b"g"].decode(),
+        )
+
+    @classmethod
+    def from_session(cls, copy: Session) -> PackedCopy:
+        created = datetime_to_ms(copy.created_at)
+        parts: list[str] = []
+        if not copy.deleted:
+            for item in copy.ingredients:
+                parts += [item.name, str(datetime_to_ms(item.added_at) - created)]
+        return cls(
+            session_id=copy.session_id,
+            version=copy.version,
+            created_ms=created,
+            updated_ms=datetime_to_ms(copy.updated_at),
+            expires_ms=datetime_to_ms(copy.expires_at),
+            deleted=copy.deleted,
+            packed=UNIT_SEPARATOR.join(parts),
+        )
+
+    def to_session(self) -> Session:
+        items: list[Ingredient] = []
+        if self.packed:
+            parts = self.packed.split(UNIT_SEPARATOR)
+            items = [
+                Ingredient(parts[i], ms_to_datetime(self.created_ms + int(parts[i + 1])))
+                for i in range(0, len(parts), 2)
+            ]
+        return Session(
+            session_id=self.session_id,
+            created_at=ms_to_datetime(self.created_ms),
+            updated_at=ms_to_datetime(self.updated_ms),
+            expires_at=ms_to_datetime(self.expires_ms),
+            version=self.version,
+            ingredients=sort_ingredients(items),
+            deleted=self.deleted,
+        )
+
+
+def coalesce(copies: Iterable[PackedCopy]) -> list[PackedCopy]:
+    """One copy per session (the highest version), sorted by id so concurrent
+    workers lock rows in the same order and cannot deadlock each other."""
+    best: dict[str, PackedCopy] = {}
+    for copy in copies:
+        held = best.get(copy.session_id)
+        if held is None or copy.version > held.version:
+            best[copy.session_id] = copy
+    return [best[k] for k in sorted(best)]
 
 
 def newest_per_session(copies: Sequence[Session]) -> list[Session]:
-    """One copy per session (the highest version), sorted by id so concurrent
-    workers lock rows in the same order and cannot deadlock each other."""
+    """:func:`coalesce` for ``Session`` values."""
     best: dict[str, Session] = {}
     for copy in copies:
         held = best.get(copy.session_id)
@@ -33,11 +131,200 @@ def newest_per_session(copies: Sequence[Session]) -> list[Session]:
     return [best[k] for k in sorted(best)]
 
 
-async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[str]:
-    """Apply ``copies`` inside the caller's transaction; return the ids that changed."""
-    chosen = newest_per_session(copies)
+_MS = "to_timestamp(({0})::double precision / 1000)"
+
+_UPSERT_SESSIONS = f"""
+INSERT INTO fridge_sessions AS f (session_id, created_at, updated_at, expires_at, version, deleted_at)
+SELECT s.sid, {_MS.format("s.c")}, {_MS.format("s.u")}, {_MS.format("s.e")}, s.v,
+       CASE WHEN s.d THEN {_MS.format("s.u")} END
+FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::boolean[])
+     AS s(sid, v, c, u, e, d)
+ORDER BY s.sid
+ON CONFLICT (session_id) DO UPDATE
+SET created_at = excluded.created_at, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+    version = excluded.version, deleted_at = excluded.deleted_at
+WHERE f.version < excluded.version
+RETURNING f.session_id
+"""
+
+# The ingredient rows SQL holds for some sessions, packed like a stream entry but with absolute ms.
+_FETCH_ROWS = """
+SELECT session_id, string_agg(name || chr(31) || (extract(epoch FROM added_at) * 1000)::bigint, chr(31))
+FROM fridge_session_ingredients WHERE session_id = ANY(%s::text[]) GROUP BY session_id
+"""
+
+
+_LOCK_VERSIONS = """
+SELECT session_id, version FROM fridge_sessions WHERE session_id = ANY(%s::text[]) ORDER BY session_id FOR UPDATE
+"""
+
+# The difference computed by the worker against a copy it knows SQL holds: only changed rows travel.
+_APPLY_DIFF = f"""
+WITH gone AS (
+  DELETE FROM fridge_session_ingredients AS i USING unnest(%s::text[], %s::text[]) AS d(sid, name)
+  WHERE i.session_id = d.sid AND i.name = d.name
+  RETURNING 1
+), put AS (
+  INSERT INTO fridge_session_ingredients AS i (session_id, name, added_at)
+  SELECT p.sid, p.name, {_MS.format("p.ms")} FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS p(sid, name, ms)
+  ON CONFLICT (session_id, name) DO UPDATE SET added_at = excluded.added_at
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM put)
+"""
+
+
+class KnownCopies:
+    """The last copy of each session a worker saw committed to SQL (bounded, least recently used out).
+
+    A version names exactly one full state (DESIGN: one version authority), so when SQL's row still
+    carries the version remembered here, SQL's ingredient rows are exactly this copy's: the new copy is
+    diffed against it in Python and only the changed rows are sent. Anything else (not remembered,
+    another worker wrote since, a purge removed the row) takes the SQL-side diff.
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._copies: OrderedDict[str, PackedCopy] = OrderedDict()
+
+    def get(self, session_id: str) -> PackedCopy | None:
+        return self._copies.get(session_id)
+
+    def remember(self, copies: Iterable[PackedCopy]) -> None:
+        """Call after the transaction that applied ``copies`` committed."""
+        for copy in copies:
+            held = self._copies.get(copy.session_id)
+            if held is None or copy.version > held.version:
+                self._copies[copy.session_id] = copy
+            self._copies.move_to_end(copy.session_id)
+        while len(self._copies) > self.capacity:
+            self._copies.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What one batch did: copies offered, sessions after coalescing, session rows and ingredient rows written."""
+
+    copies: int = 0
+    sessions: int = 0
+    changed: frozenset[str] = frozenset()
+    ingredient_rows: int = 0
+    diffed_in_worker: int = 0  # changed sessions whose ingredient difference the worker computed
+    chosen: tuple[PackedCopy, ...] = ()  # the coalesced copies (hand them to KnownCopies after commit)
+
+
+async def apply_packed(
+    conn: AsyncConnection, copies: Sequence[PackedCopy], known: KnownCopies | None = None
+) -> ApplyResult:
+    """Apply ``copies`` inside the caller's transaction (coalesced first). With ``known`` (PostgreSQL),
+    sessions whose SQL version matches a remembered copy are diffed in Python."""
+    chosen = coalesce(copies)
     if not chosen:
-        return set()
+        return ApplyResult(copies=len(copies))
+    diffed = 0
+    if conn.dialect.name == "postgresql":
+        changed, rows, diffed = await _apply_postgresql(conn, chosen, known)
+    else:
+        changed, rows = await _apply_rows(conn, [c.to_session() for c in chosen])
+    return ApplyResult(copies=len(copies), sessions=len(chosen), changed=frozenset(changed), ingredient_rows=rows,
+                       diffed_in_worker=diffed, chosen=tuple(chosen))  # fmt: skip
+
+
+async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[str]:
+    """Apply ``Session`` copies inside the caller's transaction; return the ids that changed."""
+    result = await apply_packed(conn, [PackedCopy.from_session(c) for c in copies])
+    return set(result.changed)
+
+
+def _pairs(packed: str) -> dict[str, str]:
+    if not packed:
+        return {}
+    parts = packed.split(UNIT_SEPARATOR)
+    return dict(zip(parts[0::2], parts[1::2], strict=True))
+
+
+async def _apply_postgresql(
+    conn: AsyncConnection, chosen: Sequence[PackedCopy], known: KnownCopies | None
+) -> tuple[set[str], int, int]:
+    raw = await conn.get_raw_connection()
+    pg: Any = raw.driver_connection  # psycopg.AsyncConnection, inside the caller's transaction
+    all_ids = [c.session_id for c in chosen]
+    lock_cur: Any = None
+    # One round trip for both statements (pipeline mode): on a busy host every wake-up of the
+    # PostgreSQL backend costs, and the batch cycle is what the backup lag is made of.
+    async with pg.pipeline():
+        if known is not None and len(known):
+            # Lock first (in id order, as the upsert would) so the versions read stay true until commit.
+            lock_cur = await pg.execute(_LOCK_VERSIONS, (all_ids,))
+        up_cur = await pg.execute(
+            _UPSERT_SESSIONS,
+            (
+                all_ids,
+                [c.version for c in chosen],
+                [c.created_ms for c in chosen],
+                [c.updated_ms for c in chosen],
+                [c.expires_ms for c in chosen],
+                [c.deleted for c in chosen],
+            ),
+        )
+    prev: dict[str, int] = {}
+    if lock_cur is not None:
+        prev = {sid: int(version) for sid, version in await lock_cur.fetchall()}
+    changed = {row[0] for row in await up_cur.fetchall()}
+    if not changed:
+        return changed, 0, 0
+    gone_sid: list[str] = []
+    gone_name: list[str] = []
+    put_sid: list[str] = []
+    put_name: list[str] = []
+    put_ms: list[int] = []
+    fast = 0
+    todo = [c for c in chosen if c.session_id in changed]
+    misses: list[PackedCopy] = []
+    for c in todo:
+        held = known.get(c.session_id) if known is not None else None
+        if held is None or prev.get(c.session_id) != held.version or held.created_ms != c.created_ms:
+            misses.append(c)
+            continue
+        fast += 1
+        # Same created_at, so offsets compare as the strings Redis wrote.
+        old, new = _pairs(held.packed), _pairs(c.packed)
+        for name in old.keys() - new.keys():
+            gone_sid.append(c.session_id)
+            gone_name.append(name)
+        for name, offset in new.items():
+            if old.get(name) != offset:
+                put_sid.append(c.session_id)
+                put_name.append(name)
+                put_ms.append(c.created_ms + int(offset))
+    if misses:
+        # Not known: read what SQL holds for them (locked by the upsert above, so it is current).
+        cur = await pg.execute(_FETCH_ROWS, ([c.session_id for c in misses],))
+        stored = {sid: packed for sid, packed in await cur.fetchall()}
+        for c in misses:
+            old_ms = {name: int(ms) for name, ms in _pairs(stored.get(c.session_id) or "").items()}
+            new_ms = {name: c.created_ms + int(offset) for name, offset in _pairs(c.packed).items()}
+            for name in old_ms.keys() - new_ms.keys():
+                gone_sid.append(c.session_id)
+                gone_name.append(name)
+            for name, ms in new_ms.items():
+                if old_ms.get(name) != ms:
+                    put_sid.append(c.session_id)
+                    put_name.append(name)
+                    put_ms.append(ms)
+    rows = 0
+    if gone_sid or put_sid:
+        cur = await pg.execute(_APPLY_DIFF, (gone_sid, gone_name, put_sid, put_name, put_ms))
+        row = await cur.fetchone()
+        rows = int(row[0]) + int(row[1]) if row else 0
+    return changed, rows, fast
+
+
+async def _apply_rows(conn: AsyncConnection, chosen: Sequence[Session]) -> tuple[set[str], int]:
+    """SQLite: one upsert of the session rows, then the changed sessions' ingredients rewritten."""
     rows: list[dict[str, Any]] = [
         {
             "session_id": c.session_id,
@@ -49,8 +336,7 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
         }
         for c in chosen
     ]
-    dialect = conn.dialect.name
-    ins: Any = postgresql.insert(fridge_sessions) if dialect == "postgresql" else sqlite.insert(fridge_sessions)
+    ins: Any = sqlite.insert(fridge_sessions)
     stmt = ins.on_conflict_do_update(
         index_elements=[fridge_sessions.c.session_id],
         set_={name: ins.excluded[name] for name in ("created_at", "updated_at", "expires_at", "version", "deleted_at")},
@@ -59,7 +345,7 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
     result = await conn.execute(stmt, rows)
     changed = {row[0] for row in result.all()}
     if not changed:
-        return changed
+        return changed, 0
     ids = sorted(changed)
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
@@ -72,4 +358,4 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
     ]
     if ingredient_rows:
         await conn.execute(insert(fridge_session_ingredients), ingredient_rows)
-    return changed
+    return changed, len(ingredient_rows)

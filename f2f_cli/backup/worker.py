@@ -7,16 +7,20 @@ stream (one on standalone/Sentinel, one per hash slot on a Cluster, see
 1. every ``claim_interval``: XAUTOCLAIM entries another consumer left pending
    longer than ``claim_idle_ms`` (a worker that died mid-batch);
 2. XREADGROUP a batch of new entries (BLOCK on a single stream; on a Cluster a
-   pipelined non-blocking read of every slot's stream per primary, then a short
-   idle sleep when nothing came);
-3. apply the newest copy per session to SQL in one transaction (version-guarded,
-   ``backup_sql``);
+   pipelined read of only the slot streams the backup index names, see
+   ``redis_keys``, then a short idle sleep when nothing came);
+3. apply the batch to SQL in one transaction: coalesced to the newest copy per
+   session, set-based and version-guarded (``backup.apply``). **While it
+   commits, the next batch is already being read** (pipelined);
 4. only after the commit: XACK + XDEL the entries in one script per stream.
 
 Because committed entries are deleted, a stream holds exactly the entries no
 worker has committed yet: its length is the backlog (``backup_lag``). Several
 workers share the work through the group; a crash between commit and ack only
 replays copies SQL already holds, which the version guard turns into no-ops.
+
+If Redis comes back empty (restart without persistence), reads answer
+``NOGROUP``; the worker then recreates its group (and the stream) by itself.
 """
 
 from __future__ import annotations
@@ -24,28 +28,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import signal
 import socket
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.backends import Backends
-from f2f_cli.backup.apply import apply_copies
+from f2f_cli.backup.apply import KnownCopies, PackedCopy, apply_packed
 from f2f_cli.clock import utcnow
 from f2f_cli.control import phase as control
-from f2f_cli.domain.model import Session
 from f2f_cli.errors import StoreUnavailable
-from f2f_cli.redis.client import RedisClient, is_cluster
-from f2f_cli.redis.codec import session_from_entry
+from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, is_cluster
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
 from f2f_cli.redis.scripts import ACK_DELETE
 from f2f_cli.settings import Settings
@@ -53,6 +57,9 @@ from f2f_cli.settings import Settings
 log = logging.getLogger("f2f.worker")
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
+SWEEP_SLICE = 512  # Cluster: slot streams whose length one index-repair step reads
+# What the loop survives by backing off and retrying: Redis or SQL unreachable or refusing.
+_WORKER_FAILURES: tuple[type[Exception], ...] = (*REDIS_FAILURES, SQLAlchemyError, StoreUnavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +80,21 @@ class BackupLag:
 class WorkerStats:
     batches: int = 0
     entries: int = 0
-    applied: int = 0
+    sessions: int = 0  # after coalescing
+    applied: int = 0  # session rows that changed
+    ingredient_rows: int = 0  # ingredient rows inserted, updated or deleted
+    diffed_in_worker: int = 0  # sessions whose ingredient difference the worker computed itself
     reclaimed: int = 0
     errors: int = 0
+    groups_recreated: int = 0
+    sql_seconds: float = 0.0  # wall time in the SQL transactions (apply + commit)
+    ack_seconds: float = 0.0  # wall time acknowledging and deleting committed entries
+    wait_seconds: float = 0.0  # wall time waiting for a read (nothing prefetched yet)
     started: float = field(default_factory=time.monotonic)
+    # Per committed entry: ms from its XADD (the entry id's clock) to the SQL commit. Off unless a
+    # caller (a bench) sets it to a list.
+    lag_samples: list[int] | None = None
+    last_lag_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +103,23 @@ class WorkerOptions:
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
     claim_interval: float = 5.0
-    idle_sleep: float = 0.1
+    idle_sleep: float = 0.01  # Cluster only: pause between polls of an empty backup index
+    sweep_interval: float = 30.0  # Cluster only: every slot stream is checked once per interval (index repair)
     heartbeat_seconds: float = 5.0
+    report_seconds: float = 30.0  # info line with throughput, lag and backlog
+    catchup_report_seconds: float = 5.0  # the same while catching up on a large backlog
     consumer: str | None = None
+    # Sessions whose last committed copy the worker keeps to diff the next one in Python (the packed
+    # ingredients plus ~200 bytes each: about 40 MB at 20,000 sessions of 90 ingredients).
+    known_sessions: int = 20_000
 
 
 def _as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry_ms(entry_id: str) -> int:
+    return int(entry_id.partition("-")[0])
 
 
 async def _streams_with_entries(client: RedisClient, keys: RedisKeys) -> list[tuple[str, int]]:
@@ -104,7 +132,10 @@ async def _streams_with_entries(client: RedisClient, keys: RedisKeys) -> list[tu
 
 
 async def backup_lag(client: RedisClient, keys: RedisKeys) -> BackupLag:
-    """The backlog of every backup stream (callable from ``/metrics``, ``f2f migrate``, benches)."""
+    """The backlog of every backup stream (callable from ``/metrics``, ``f2f migrate``, benches).
+
+    On a Cluster this reads every slot's stream on purpose: ``f2f migrate`` relies on it to know the
+    backup is drained, so it must not trust the index the worker uses for speed."""
     try:
         present = await _streams_with_entries(client, keys)
         pending = 0
@@ -114,7 +145,7 @@ async def backup_lag(client: RedisClient, keys: RedisKeys) -> BackupLag:
             pending += int(summary["pending"])
             first = await client.xrange(stream, count=1)
             if first and first[0][0] is not None:
-                ms = int(_as_text(first[0][0]).partition("-")[0])
+                ms = _entry_ms(_as_text(first[0][0]))
                 oldest = ms if oldest is None else min(oldest, ms)
         now_ms = int(time.time() * 1000)
         total = sum(n for _, n in present)
@@ -124,8 +155,16 @@ async def backup_lag(client: RedisClient, keys: RedisKeys) -> BackupLag:
             oldest_age_ms=None if oldest is None else max(0, now_ms - oldest),
             streams=len(present),
         )
-    except (RedisError, OSError) as exc:
+    except REDIS_FAILURES as exc:
         raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+
+def _is_nogroup(exc: BaseException) -> bool:
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
+
+
+def _is_noscript(exc: BaseException) -> bool:
+    return isinstance(exc, NoScriptError) or (isinstance(exc, ResponseError) and "NOSCRIPT" in str(exc))
 
 
 class BackupWorker:
@@ -146,26 +185,59 @@ class BackupWorker:
         self.stats = WorkerStats()
         self._ack = self.redis.register_script(ACK_DELETE)
         self._started_at = utcnow()
-        self._last_claim = 0.0
-        self._last_heartbeat = 0.0
+        self._last_claim = -math.inf
+        self._last_heartbeat = -math.inf
+        self._next_slice_at = time.monotonic() + self.options.sweep_interval * SWEEP_SLICE / 16_384
+        self._sweep_cursor = 0
         self._retry: list[Entry] = []
+        self._known = KnownCopies(self.options.known_sessions)
+        self._prefetch: asyncio.Task[list[Entry]] | None = None
+        self._rotate = 0
+        self._report_at = time.monotonic()
+        self._report_entries = 0
+        self._report_lags: list[int] = []
+
+    # -- set-up -------------------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Create the group on every stream (MKSTREAM) and load the ack script everywhere."""
+        """Create the group on every stream (MKSTREAM), load the ack script, fill the Cluster index."""
         streams = self.keys.backup_streams()
         for start in range(0, len(streams), 2000):
-            pipe = self.redis.pipeline(transaction=False)
-            for stream in streams[start : start + 2000]:
-                pipe.xgroup_create(stream, BACKUP_GROUP, id="0", mkstream=True)
-            for result in await pipe.execute(raise_on_error=False):
-                if isinstance(result, ResponseError) and "BUSYGROUP" not in str(result):
-                    raise result
+            await self._create_groups(streams[start : start + 2000])
         await self.redis.script_load(ACK_DELETE)
+        if self.keys.cluster:
+            await self._sweep()
 
-    async def run(self, stop: asyncio.Event) -> WorkerStats:
-        await self.prepare()
+    async def _create_groups(self, streams: Sequence[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xgroup_create(stream, BACKUP_GROUP, id="0", mkstream=True)
+        for result in await pipe.execute(raise_on_error=False):
+            if isinstance(result, BaseException) and "BUSYGROUP" not in str(result):
+                raise result
+
+    async def _recreate_group(self, streams: Sequence[str]) -> None:
+        """Redis lost the stream and its group (a restart without persistence): make them again."""
+        await self._create_groups(streams)
+        self.stats.groups_recreated += 1
+        log.warning(
+            "worker %s: the backup consumer group was missing on %d stream(s) (Redis restarted empty?); recreated it",
+            self.consumer, len(streams),
+        )  # fmt: skip
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, prepared: bool = False) -> WorkerStats:
+        """Drain until ``stop`` is set (``prepared``: the caller ran :meth:`prepare` already)."""
+        if not prepared:
+            await self.prepare()
         await self._heartbeat(force=True)
-        log.info("worker %s consuming %d stream(s)", self.consumer, len(self.keys.backup_streams()))
+        backlog = await self._backlog()
+        log.info(
+            "worker %s started: %s, %d stream(s), batch %d, backlog %d entries",
+            self.consumer, "Redis Cluster (indexed slot streams)" if self.keys.cluster else "one stream",
+            len(self.keys.backup_streams()), self.options.batch_size, backlog,
+        )  # fmt: skip
         backoff = 0.1
         while not stop.is_set():
             try:
@@ -174,25 +246,27 @@ class BackupWorker:
                 if done == 0 and self.keys.cluster:
                     await _sleep_or_stop(stop, self.options.idle_sleep)
                 await self._heartbeat()
-            except (RedisError, OSError, SQLAlchemyError, StoreUnavailable) as exc:
+                await self._report()
+            except _WORKER_FAILURES as exc:
                 self.stats.errors += 1
                 log.warning("worker %s: %s; retrying in %.1fs", self.consumer, exc, backoff)
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+        # Whatever the read in flight brought is pending on us: commit it before leaving.
+        with contextlib.suppress(*_WORKER_FAILURES):
+            await self._finish()
         log.info("worker %s stopping after %d entries", self.consumer, self.stats.entries)
         return self.stats
 
     async def run_once(self) -> int:
-        """Reclaim if due, read one batch, commit it to SQL, acknowledge it. Returns entries handled."""
-        entries, self._retry = self._retry, []
-        if not entries and time.monotonic() - self._last_claim >= self.options.claim_interval:
-            self._last_claim = time.monotonic()
-            entries = await self._reclaim()
-            self.stats.reclaimed += len(entries)
-        if not entries:
-            entries = await self._read()
+        """Commit one batch to SQL and acknowledge it, reading the next batch meanwhile.
+
+        Returns the entries committed (0: nothing to do)."""
+        entries = await self._take()
         if not entries:
             return 0
+        if self._prefetch is None:  # (after a failed commit the earlier read may still be in flight)
+            self._prefetch = asyncio.create_task(self._read())
         try:
             await self._commit(entries)
         except BaseException:
@@ -200,62 +274,247 @@ class BackupWorker:
             raise
         return len(entries)
 
+    async def _finish(self) -> None:
+        """Commit what is already ours (a failed batch, the read in flight) without reading more."""
+        entries, self._retry = self._retry, []
+        if self._prefetch is not None:
+            task, self._prefetch = self._prefetch, None
+            entries += await task
+        if entries:
+            try:
+                await self._commit(entries)
+            except BaseException:
+                self._retry = entries
+                raise
+
+    async def _take(self) -> list[Entry]:
+        """The next batch: a failed one first, then the prefetched read, reclaimed entries or a new read."""
+        if self._retry:
+            entries, self._retry = self._retry, []
+            return entries
+        if self._prefetch is not None:
+            task, self._prefetch = self._prefetch, None
+            waited = time.perf_counter()
+            entries = await task
+            self.stats.wait_seconds += time.perf_counter() - waited
+            if entries:
+                return entries
+        if time.monotonic() - self._last_claim >= self.options.claim_interval:
+            self._last_claim = time.monotonic()
+            entries = await self._reclaim()
+            self.stats.reclaimed += len(entries)
+            if entries:
+                return entries
+        return await self._read()
+
+    # -- reading ------------------------------------------------------------------------------
+
     async def _read(self) -> list[Entry]:
+        if self.keys.cluster:
+            return await self._read_cluster()
         opts = self.options
-        streams = self.keys.backup_streams()
-        if len(streams) == 1:
+        stream = self.keys.backup_streams()[0]
+        try:
             reply = await self.redis.xreadgroup(
-                BACKUP_GROUP, self.consumer, {streams[0]: ">"}, count=opts.batch_size, block=opts.block_ms
+                BACKUP_GROUP, self.consumer, {stream: ">"}, count=opts.batch_size, block=opts.block_ms
             )
-            return _flatten(reply)
-        entries: list[Entry] = []
-        # Per-slot streams cannot share one XREADGROUP on a Cluster; one pipelined round per primary.
+        except ResponseError as exc:
+            if not _is_nogroup(exc):
+                raise
+            await self._recreate_group([stream])
+            return []
+        return _flatten(reply)
+
+    async def _indexed_streams(self) -> list[str]:
+        """Cluster: the slot streams the index says may hold entries (at most ``batch_size``, rotating)."""
+        if time.monotonic() >= self._next_slice_at:
+            await self._sweep_slice()
+        slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
+        if len(slots) > self.options.batch_size:
+            self._rotate = (self._rotate + self.options.batch_size) % len(slots)
+            slots = (slots[self._rotate :] + slots[: self._rotate])[: self.options.batch_size]
+        return [self.keys.slot_stream(slot) for slot in slots]
+
+    async def _read_cluster(self) -> list[Entry]:
+        streams = await self._indexed_streams()
+        if not streams:
+            return []
+        per_stream = max(1, self.options.batch_size // len(streams))
         pipe = self.redis.pipeline(transaction=False)
-        per_stream = max(1, opts.batch_size // 64)
         for stream in streams:
             pipe.xreadgroup(BACKUP_GROUP, self.consumer, {stream: ">"}, count=per_stream)
-        for reply in await pipe.execute():
-            entries.extend(_flatten(reply))
+        entries: list[Entry] = []
+        idle: list[str] = []
+        lost: list[str] = []
+        for stream, reply in zip(streams, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, BaseException):
+                if not _is_nogroup(reply):
+                    raise reply
+                lost.append(stream)
+                continue
+            got = _flatten(reply)
+            entries.extend(got)
+            if not got:
+                idle.append(stream)
+        if lost:
+            await self._recreate_group(lost)
+        if idle:
+            await self._forget(idle)
         return entries
+
+    async def _forget(self, streams: Sequence[str]) -> None:
+        """Drop idle streams from the index, then put back any that gained an entry meanwhile.
+
+        Removing first and checking after is what makes this safe against a concurrent writer:
+        a write that lands after our XLEN found the stream empty, so it adds the slot itself."""
+        slots = [self.keys.backup_slot_of_stream(s) for s in streams]
+        await self.redis.srem(self.keys.backup_index, *slots)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xlen(stream)
+        lengths = await pipe.execute()
+        back = [slot for slot, n in zip(slots, lengths, strict=True) if int(n)]
+        if back:
+            await self.redis.sadd(self.keys.backup_index, *back)
+
+    async def _sweep_slice(self) -> None:
+        """Cluster: repair the index a slice at a time, so that every stream is looked at once per
+        ``sweep_interval`` without a pause: reading all 16,384 lengths at once costs the worker about a
+        second of CPU (the replies are parsed in its event loop), which would show as a lag spike."""
+        streams = self.keys.backup_streams()
+        part = streams[self._sweep_cursor : self._sweep_cursor + SWEEP_SLICE]
+        self._sweep_cursor = (self._sweep_cursor + SWEEP_SLICE) % len(streams)
+        self._next_slice_at = time.monotonic() + self.options.sweep_interval * SWEEP_SLICE / len(streams)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in part:
+            pipe.xlen(stream)
+        found = [s for s, n in zip(part, await pipe.execute(), strict=True) if int(n)]
+        if found:
+            await self.redis.sadd(self.keys.backup_index, *(self.keys.backup_slot_of_stream(s) for s in found))
+
+    async def _sweep(self) -> None:
+        """Cluster: read every slot stream's length and index the non-empty ones (at start)."""
+        present = await _streams_with_entries(self.redis, self.keys)
+        if present:
+            await self.redis.sadd(self.keys.backup_index, *(self.keys.backup_slot_of_stream(s) for s, _ in present))
 
     async def _reclaim(self) -> list[Entry]:
         opts = self.options
-        present = [s for s, _ in await _streams_with_entries(self.redis, self.keys)]
+        if self.keys.cluster:
+            candidates = await self._indexed_streams()
+        else:
+            candidates = list(self.keys.backup_streams())
+        if not candidates:
+            return []
+        # One pipelined round for every candidate stream (on a Cluster there may be hundreds).
+        per_stream = max(1, opts.batch_size // len(candidates))
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in candidates:
+            pipe.xautoclaim(stream, BACKUP_GROUP, self.consumer, min_idle_time=opts.claim_idle_ms, start_id="0-0",
+                            count=per_stream)  # fmt: skip
         entries: list[Entry] = []
-        for stream in present:
-            reply = await self.redis.xautoclaim(
-                stream, BACKUP_GROUP, self.consumer, min_idle_time=opts.claim_idle_ms, start_id="0-0",
-                count=opts.batch_size,
-            )  # fmt: skip
-            claimed = reply[1]
-            entries.extend((stream, _as_text(eid), fields) for eid, fields in claimed if fields)
-            deleted = reply[2] if len(reply) > 2 else []
-            if deleted:  # entries deleted after delivery: only their pending record remains
-                await self.redis.xack(stream, BACKUP_GROUP, *deleted)
-            if len(entries) >= opts.batch_size:
-                break
+        lost: list[str] = []
+        vanished: list[tuple[str, list[Any]]] = []
+        for stream, reply in zip(candidates, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, BaseException):
+                if not _is_nogroup(reply):
+                    raise reply
+                lost.append(stream)
+                continue
+            entries.extend((stream, _as_text(eid), fields) for eid, fields in reply[1] if fields)
+            if len(reply) > 2 and reply[2]:  # entries deleted after delivery: only their pending record remains
+                vanished.append((stream, list(reply[2])))
+        if lost:
+            await self._recreate_group(lost)
+        for stream, ids in vanished:
+            await self.redis.xack(stream, BACKUP_GROUP, *ids)
         if entries:
-            log.info("worker %s reclaimed %d pending entries", self.consumer, len(entries))
+            log.info("worker %s reclaimed %d entries another worker left pending", self.consumer, len(entries))
         return entries
 
+    # -- committing ---------------------------------------------------------------------------
+
     async def _commit(self, entries: Sequence[Entry]) -> None:
-        copies: list[Session] = [session_from_entry(fields) for _, _, fields in entries]
+        copies = [PackedCopy.from_entry(fields) for _, _, fields in entries]
+        began = time.perf_counter()
         async with self.engine.begin() as conn:
-            changed = await apply_copies(conn, copies)
+            result = await apply_packed(conn, copies, self._known)
+        committed_ms = int(time.time() * 1000)
+        committed = time.perf_counter()
+        self._known.remember(result.chosen)
+        await self._acknowledge(entries)
+        self.stats.sql_seconds += committed - began
+        self.stats.ack_seconds += time.perf_counter() - committed
+        lags = [max(0, committed_ms - _entry_ms(eid)) for _, eid, _ in entries]
+        self.stats.batches += 1
+        self.stats.entries += len(entries)
+        self.stats.sessions += result.sessions
+        self.stats.applied += len(result.changed)
+        self.stats.ingredient_rows += result.ingredient_rows
+        self.stats.diffed_in_worker += result.diffed_in_worker
+        self.stats.last_lag_ms = max(lags)
+        if self.stats.lag_samples is not None:
+            self.stats.lag_samples.extend(lags)
+        self._report_entries += len(entries)
+        self._report_lags.append(max(lags))
+
+    async def _acknowledge(self, entries: Sequence[Entry]) -> None:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for stream, eid, _ in entries:
             by_stream[stream].append(eid)
         if len(by_stream) == 1:
             ((stream, ids),) = by_stream.items()
-            await self._ack(keys=[stream], args=[BACKUP_GROUP, *ids])
-        else:
+            await self._ack(keys=[stream], args=[BACKUP_GROUP, *ids])  # reloads the script on NOSCRIPT
+            return
+        for attempt in range(2):
             pipe = self.redis.pipeline(transaction=False)
             for stream, ids in by_stream.items():
                 pipe.execute_command("EVALSHA", self._ack.sha, 1, stream, BACKUP_GROUP, *ids)
-            await pipe.execute()
-        self.stats.batches += 1
-        self.stats.entries += len(entries)
-        self.stats.applied += len(changed)
+            try:
+                await pipe.execute()
+                return
+            except ResponseError as exc:
+                if attempt or not _is_noscript(exc):
+                    raise
+                await self.redis.script_load(ACK_DELETE)  # a restarted Redis forgot it
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    async def _backlog(self) -> int:
+        """Entries not yet committed: one XLEN, or on a Cluster the indexed streams' lengths."""
+        streams = await self._indexed_streams() if self.keys.cluster else list(self.keys.backup_streams())
+        if not streams:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xlen(stream)
+        return sum(int(n) for n in await pipe.execute())
+
+    async def _report(self) -> None:
+        """Info lines: throughput, lag and backlog every ``report_seconds``; every
+        ``catchup_report_seconds`` while the backlog is more than a few batches."""
+        now = time.monotonic()
+        elapsed = now - self._report_at
+        opts = self.options
+        if elapsed < opts.catchup_report_seconds:
+            return
+        backlog = await self._backlog()
+        catching_up = backlog > 4 * opts.batch_size
+        if not catching_up and elapsed < opts.report_seconds:
+            return
+        rate = self._report_entries / elapsed
+        lag = f"{statistics.median(self._report_lags):.0f} ms median, {max(self._report_lags)} ms max" \
+            if self._report_lags else "-"  # fmt: skip
+        if catching_up:
+            eta = f", about {backlog / rate:.0f} s to go" if rate > 0 else ""
+            log.info("worker %s catching up: %d entries left, %.0f entries/s%s; batch lag %s",
+                     self.consumer, backlog, rate, eta, lag)  # fmt: skip
+        else:
+            log.info("worker %s: %d entries in %.0f s (%.0f/s), backlog %d, batch lag %s",
+                     self.consumer, self._report_entries, elapsed, rate, backlog, lag)  # fmt: skip
+        self._report_at = now
+        self._report_entries = 0
+        self._report_lags = []
 
     async def _heartbeat(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -270,6 +529,11 @@ class BackupWorker:
         )
 
     async def close(self) -> None:
+        if self._prefetch is not None:  # its entries stay pending on us; another worker reclaims them
+            self._prefetch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._prefetch
+            self._prefetch = None
         try:
             await control.remove_instance(self.engine, self.instance_id)
         except StoreUnavailable as exc:  # the row then ages out by last_seen

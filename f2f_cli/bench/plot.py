@@ -15,6 +15,9 @@ def check_plot_path(path: Path) -> None:
     """Fail before a long run, not after it."""
     if path.suffix.lower() not in FORMATS:
         raise ConfigError(f"--plot {path}: the file name must end in .png or .svg")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--plot {path}: the folder {folder} does not exist")
     try:
         import matplotlib  # noqa: F401
     except ImportError:

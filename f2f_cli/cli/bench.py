@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from f2f_cli.bench.recommend import RecommendBenchResult, redis_snapshot_store, run_recommend_bench
-from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stderr, stdout
-from f2f_cli.errors import StoreUnavailable
+from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
+from f2f_cli.errors import RedisNotConfigured
 
 if TYPE_CHECKING:
+    from f2f_cli.bench.backup import BackupBenchResult
     from f2f_cli.bench.http import HttpBenchResult
     from f2f_cli.bench.machine import Machine
     from f2f_cli.bench.sessions import SessionsBenchResult
@@ -27,13 +29,13 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 PlotOpt = Annotated[
-    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f[plot]).")
+    Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f\\[plot]).")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed of the generated data.")]
 
 
-def _mark(ok: bool) -> str:
-    return "[green]ok[/]" if ok else "[red]over target[/]"
+def _mark(ok: bool, missed: str = "missed target") -> Text:
+    return Text("ok", "green") if ok else Text(missed, "red")
 
 
 @app.command("recommend")
@@ -48,18 +50,25 @@ def recommend(
     redis: Annotated[bool, typer.Option("--redis", help="Round-trip the snapshot through F2F_REDIS_URL.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan."""
+    """Recommender latency on a Zipf-distributed synthetic catalog, against a full Python scan.
+
+    Examples:
+
+      f2f bench recommend --recipes 100000
+
+      f2f bench recommend --recipes 20000 --redis --json
+    """
     store = None
     if redis:
-        settings = load_settings()
+        settings = load_settings(database=False)
         if not settings.redis_url:
-            raise StoreUnavailable("--redis needs F2F_REDIS_URL")
+            raise RedisNotConfigured("--redis round-trips the snapshot through Redis")
         store = redis_snapshot_store(settings)
     err = stderr()
     result = run_recommend_bench(
         recipes=recipes, queries=queries, fridge_size=fridge_size, limit=limit,
         reference_queries=reference_queries, seed=seed, snapshot_store=store,
-        progress=None if json else lambda msg: err.print(f"[dim]{msg}…[/]"),
+        progress=None if json else lambda msg: err.print(f"{msg}…", style="dim"),
     )
     if json:
         print_json(result)
@@ -93,7 +102,7 @@ def _render(r: RecommendBenchResult) -> None:
 
 def _progress(json: bool) -> Callable[[str], None]:
     err = stderr()
-    return (lambda _msg: None) if json else (lambda msg: err.print(f"[dim]{msg}…[/]"))
+    return (lambda _msg: None) if json else (lambda msg: err.print(f"{msg}…", style="dim"))
 
 
 def _ms(value: float) -> str:
@@ -208,11 +217,11 @@ def _render_sessions(r: SessionsBenchResult) -> None:
         lost = ", ".join(f"{t} {n}" for t, n in r.race.lost.items())
         out.print(f"{r.race.adds} concurrent adds of distinct ingredients to one session, lost: {lost}")
     for where, message in r.errors.items():
-        out.print(f"[yellow]errors in {where}:[/] {message}")
+        out.print(styled((f"errors in {where}:", "yellow"), f" {message}"))
     for note in r.notes:
-        out.print(f"[dim]note: {note}[/]")
-    out.print(f"[dim]cleaned up: {r.cleanup.get('sql_rows', 0)} session rows, "
-              f"{r.cleanup.get('redis_keys', 0)} Redis keys[/]")
+        out.print(f"note: {note}", style="dim")
+    out.print(f"cleaned up: {plural(r.cleanup.get('sql_rows', 0), 'session row')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")
 
 
 @app.command("http")
@@ -250,7 +259,7 @@ def http(
         raise fail("--loadgen must be auto, wrk or python", EXIT_USAGE)
     if plot is not None:
         check_plot_path(plot)
-    settings = load_settings()
+    settings = load_settings(database=False)
     result = run_http_bench(
         settings, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
         ingredients=ingredients, seed=seed, loadgen=loadgen, warmup=warmup, progress=_progress(json),
@@ -289,9 +298,115 @@ def _render_http(r: HttpBenchResult) -> None:
     ratios = Table("endpoint", "f2f / baseline req/s", "target", "", title="f2f against the bare baseline")
     for sc in r.scenarios:
         ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
-                       "" if sc.meets_target is None else ("[green]ok[/]" if sc.meets_target else "[red]below[/]"))
+                       "" if sc.meets_target is None else _mark(sc.meets_target, "below target"))
     out.print(ratios)
     for note in r.notes:
-        out.print(f"[dim]note: {note}[/]")
-    out.print(f"[dim]cleaned up: {r.cleanup.get('databases', 0)} database, {r.cleanup.get('redis_keys', 0)} "
-              "Redis keys[/]")
+        out.print(f"note: {note}", style="dim")
+    out.print(f"cleaned up: {plural(r.cleanup.get('databases', 0), 'database')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")
+
+
+def _int_list(option: str, text: str, low: int, high: int) -> list[int]:
+    from f2f_cli.cli.common import fail
+    from f2f_cli.errors import EXIT_USAGE
+
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise fail(f"{option} takes comma-separated whole numbers, e.g. 1,2,4", EXIT_USAGE) from None
+    if not values or any(not low <= v <= high for v in values):
+        raise fail(f"{option}: each value must be between {low} and {high}", EXIT_USAGE)
+    return values
+
+
+@app.command("backup")
+@cli_errors
+def backup(
+    ingredients: Annotated[str, typer.Option(help="Session sizes K to fill and drain, comma-separated.")] = "10,90",
+    workers: Annotated[str, typer.Option(help="Worker counts to drain with, comma-separated.")] = "1,2,4",
+    sessions: Annotated[int, typer.Option(min=10, max=100_000, help="Sessions the writes rotate over.")] = 2000,
+    fill_seconds: Annotated[float, typer.Option(min=1, max=120, help="Seconds f2f serve takes POSTs per fill.")] = 10,
+    connections: Annotated[int, typer.Option(min=1, max=1024, help="wrk connections during a fill.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Worker batch size (f2f worker's).")] = 500,
+    rate: Annotated[int, typer.Option(min=1, max=100_000, help="Writes/s of the lag run.")] = 3000,
+    lag_seconds: Annotated[float, typer.Option(min=1, max=600, help="Seconds of the lag run.")] = 10,
+    copy_sample: Annotated[int, typer.Option(min=0, max=100_000,
+                                             help="Entries the COPY baseline writes (0: skip it).")] = 5000,
+    mode: Annotated[str, typer.Option(help="all, drain (capacity) or lag.")] = "all",
+    loadgen: Annotated[str, typer.Option(help="auto (wrk if installed), wrk or python.")] = "auto",
+    json: JsonOpt = False,
+) -> None:
+    """Backup capacity of 'f2f worker' in the redis phase: drain rate against what one 'f2f serve'
+    writes (1, 2, 4 workers; sessions of 10 and 90 ingredients), a bare psycopg COPY of the same rows,
+    and the backup lag at a steady write rate with one worker.
+
+    Uses a dedicated database next to F2F_DATABASE_URL (PostgreSQL; dropped afterwards) and a unique
+    prefix on F2F_REDIS_URL (deleted afterwards). A Redis Cluster URL works for --mode lag.
+
+    Example:
+
+      f2f bench backup --ingredients 10,90 --workers 1,2,4 --rate 3000
+
+      F2F_REDIS_URL=redis+cluster://127.0.0.1:7100 f2f bench backup --mode lag --rate 1000 --json
+    """
+    from f2f_cli.bench.backup import run_backup_bench
+    from f2f_cli.cli.common import fail
+    from f2f_cli.errors import EXIT_USAGE
+
+    if mode not in ("all", "drain", "lag"):
+        raise fail("--mode must be all, drain or lag", EXIT_USAGE)
+    if loadgen not in ("auto", "wrk", "python"):
+        raise fail("--loadgen must be auto, wrk or python", EXIT_USAGE)
+    sizes = _int_list("--ingredients", ingredients, 0, 900)
+    counts = _int_list("--workers", workers, 1, 64)
+    settings = load_settings()
+    result = run_backup_bench(
+        settings, ingredients=sizes, workers=counts, sessions=sessions, fill_seconds=fill_seconds,
+        connections=connections, batch_size=batch_size, rate=rate, lag_seconds=lag_seconds, copy_sample=copy_sample,
+        drain=mode in ("all", "drain"), lag=mode in ("all", "lag"), loadgen=loadgen, progress=_progress(json),
+    )
+    if json:
+        print_json(result)
+        return
+    _render_backup(result)
+
+
+def _render_backup(r: BackupBenchResult) -> None:
+    out = stdout()
+    out.print(_machine_line(r.machine))
+    if r.drain:
+        table = Table("K", "workers", "backlog", "drain s", "entries/s", "serve adds/s", "drain / serve",
+                      "sessions applied", "ingredient rows", "worker CPU s", title=(
+                          f"drain capacity ({r.redis} Redis): {r.sessions:,} sessions, fill {r.fill_seconds:g} s "
+                          f"by one f2f serve with workers off, batch {r.batch_size}"))  # fmt: skip
+        for sc in r.drain:
+            for run in sc.runs:
+                table.add_row(str(sc.ingredients), str(run.workers), f"{run.entries:,}", f"{run.seconds:.2f}",
+                              f"{run.entries_per_second:,.0f}", f"{run.serve_adds_per_second:,.0f}",
+                              _times(run.drain_over_serve), f"{run.sessions_applied:,}", f"{run.ingredient_rows:,}",
+                              f"{run.worker_cpu_seconds:.2f}")  # fmt: skip
+            table.add_section()
+        out.print(table)
+        goals = Table("K", "1 worker / 1 serve", "target", "", "COPY baseline entries/s", "1 worker / COPY",
+                      title="goal: one worker drains at least 4× what one f2f serve writes")  # fmt: skip
+        for sc in r.drain:
+            goals.add_row(str(sc.ingredients), _times(sc.one_worker_over_serve), f"≥ {sc.target:g}×",
+                          "" if sc.meets_target is None else _mark(sc.meets_target),
+                          f"{sc.baseline_entries_per_second:,.0f} ({sc.baseline_entries:,} entries, "
+                          f"{sc.baseline_rows:,} rows)", _times(sc.one_worker_over_baseline))  # fmt: skip
+        out.print(goals)
+    if r.lag is not None:
+        g = r.lag
+        lag = Table("writes/s asked", "achieved", "writes", "entries", "lag p50 ms", "p95", "p99", "max",
+                    "backlog max", "target p99", "", title=f"backup lag with one worker ({r.redis} Redis)")
+        lag.add_row(f"{g.target_rate:,}", f"{g.write_rate:,.0f}", f"{g.writes:,}", f"{g.entries:,}", _ms(g.p50_ms),
+                    _ms(g.p95_ms), _ms(g.p99_ms), _ms(g.max_ms), f"{g.backlog_max:,}", f"≤ {g.target_p99_ms:g} ms",
+                    "" if g.meets_target is None else _mark(g.meets_target))  # fmt: skip
+        out.print(lag)
+        if g.poll_indexed_ms is not None and g.poll_all_streams_ms is not None:
+            out.print(f"Cluster: an idle worker poll through the backup index {g.poll_indexed_ms:.2f} ms; reading all "
+                      f"16,384 slot streams {g.poll_all_streams_ms:,.0f} ms")  # fmt: skip
+    for note in r.notes:
+        out.print(Text(f"note: {note}", style="dim"))
+    out.print(f"cleaned up: {plural(r.cleanup.get('databases', 0), 'database')}, "
+              f"{plural(r.cleanup.get('redis_keys', 0), 'Redis key')}", style="dim")

@@ -8,7 +8,10 @@ import typer
 
 from f2f_cli import __version__
 from f2f_cli.cli import bench, migrate, recipes, serve, sessions, worker
-from f2f_cli.cli.common import configure_cli_logging
+from f2f_cli.cli.common import configure_cli_logging, hide_flag_types
+
+# Help rendering only (no I/O): flags show no '<bool>' value placeholder.
+hide_flag_types()
 
 app = typer.Typer(
     name="f2f",
@@ -49,9 +52,10 @@ def root(
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.add_typer(migrate.app, name="migrate")
-app.add_typer(sessions.app, name="sessions", help="Inspect, list, expire, purge and restore sessions.")
-app.add_typer(recipes.app, name="recipes", help="Seed and import the recipe catalog, ask for recommendations.")
-app.add_typer(bench.app, name="bench", help="Measure the stores, the recommender and the HTTP path.")
+# Each group's own help (with its examples) is what 'f2f GROUP --help' shows.
+app.add_typer(sessions.app, name="sessions")
+app.add_typer(recipes.app, name="recipes")
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:

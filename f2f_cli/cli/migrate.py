@@ -8,13 +8,26 @@ import typer
 from rich.table import Table
 
 from f2f_cli.cli import migrate_phase
-from f2f_cli.cli.common import JSON_HELP, YES_HELP, cli_errors, fail, load_settings, print_json, stdout
+from f2f_cli.cli.common import (
+    DRY_RUN_HELP,
+    JSON_HELP,
+    YES_HELP,
+    cli_errors,
+    confirm,
+    load_settings,
+    print_json,
+    stdout,
+    styled,
+)
 from f2f_cli.db import migrate as schema
 from f2f_cli.errors import EXIT_FAILURE
 from f2f_cli.settings import mask_url
 
 app = typer.Typer(
-    help="Schema migrations and the PostgreSQL → Redis phase move.",
+    help=(
+        "Schema migrations and the PostgreSQL → Redis phase move.\n\n"
+        "Examples:\n\n  f2f migrate db upgrade\n\n  f2f migrate status\n\n  f2f migrate plan to dual"
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -39,8 +52,15 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     json: JsonOpt = False,
 ) -> None:
-    """Upgrade the schema to REVISION (default: the newest). Safe to run again."""
-    settings = load_settings()
+    """Upgrade the schema to REVISION (default: the newest), creating an SQLite file if missing. Safe to run again.
+
+    Examples:
+
+      f2f migrate db upgrade
+
+      F2F_DATABASE_URL=postgresql://app@db/f2f f2f migrate db upgrade --json
+    """
+    settings = load_settings(database=False)
     before = schema.state(settings.database_url)
     schema.upgrade(settings.database_url, revision)
     after = schema.state(settings.database_url)
@@ -59,36 +79,64 @@ def db_upgrade(
 @cli_errors
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or 'base' for an empty schema.")] = "-1",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Downgrade the schema to REVISION (default: one step back). Drops tables: asks first."""
+    """Downgrade the schema to REVISION: -N steps back (default -1), 'base', or a revision id.
+
+    Undoing a revision drops the tables it created, with their data: asks first.
+
+    Examples:
+
+      f2f migrate db downgrade --dry-run
+
+      f2f migrate db downgrade 0001 --yes
+    """
     settings = load_settings()
     before = schema.state(settings.database_url)
-    if not yes and not typer.confirm(
-        f"Downgrade {mask_url(settings.database_url)} from {before.current} to {revision}? Data may be lost"
-    ):
-        raise fail("aborted, nothing changed", EXIT_FAILURE)
-    schema.downgrade(settings.database_url, revision)
-    after = schema.state(settings.database_url)
-    if json:
-        print_json({"database": mask_url(settings.database_url), "from": before.current, "to": after.current})
+    undo = schema.downgrade_steps(before.current, revision)
+    to = undo[-1].down_revision if undo else before.current
+    target = f"{to} ({_describe(to)})" if to else "an empty schema"
+    undone = ", ".join(f"{r.revision} ({r.message.rstrip('.')})" for r in undo)
+    db = mask_url(settings.database_url)
+    if not undo:
+        message = f"schema already at {before.current}: nothing to downgrade ({db})"
+    elif dry_run:
+        message = f"would downgrade {db} from {before.current} to {target}, undoing {undone}"
     else:
-        stdout().print(f"schema downgraded {before.current} → {after.current or 'empty'}")
+        confirm(yes, f"Downgrade {db} from {before.current} to {target}, undoing {undone}? "
+                     "Their tables are dropped with their data")
+        schema.downgrade(settings.database_url, revision)
+        message = f"schema downgraded {before.current} → {schema.state(settings.database_url).current or 'empty'}"
+    if json:
+        print_json({"database": db, "from": before.current, "to": to, "undo": [r.revision for r in undo],
+                    "dry_run": dry_run})
+    else:
+        stdout().print(message)
+
+
+def _describe(revision: str) -> str:
+    return next((r.message.rstrip(".") for r in schema.history() if r.revision == revision), "")
 
 
 @db_app.command("current")
 @cli_errors
 def db_current(json: JsonOpt = False) -> None:
-    """Show the database's revision and whether it is at the code's head (exit 1 when behind)."""
+    """Show the database's revision and whether it is at the code's head (exit 1 when behind).
+
+    Example:
+
+      f2f migrate db current --json
+    """
     settings = load_settings()
     st = schema.state(settings.database_url)
     if json:
         print_json({"database": mask_url(settings.database_url), "current": st.current, "head": st.head,
                     "at_head": st.at_head})
     else:
-        mark = "[green]at head[/]" if st.at_head else "[yellow]behind: run 'f2f migrate db upgrade'[/]"
-        stdout().print(f"{st.current or 'empty'} (head {st.head}) {mark}")
+        mark = ("at head", "green") if st.at_head else ("behind: run 'f2f migrate db upgrade'", "yellow")
+        stdout().print(styled(f"{st.current or 'empty'} (head {st.head}) ", mark))
     if not st.at_head:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -96,7 +144,12 @@ def db_current(json: JsonOpt = False) -> None:
 @db_app.command("history")
 @cli_errors
 def db_history(json: JsonOpt = False) -> None:
-    """List the schema revisions this f2f ships, newest first."""
+    """List the schema revisions this f2f ships, newest first.
+
+    Example:
+
+      f2f migrate db history
+    """
     revisions = schema.history()
     if json:
         print_json([{"revision": r.revision, "down_revision": r.down_revision, "message": r.message,

@@ -22,16 +22,18 @@ from f2f_cli.cli.common import (
     JSON_HELP,
     YES_HELP,
     cli_errors,
+    confirm,
     fail,
     load_settings,
     print_json,
     stderr,
     stdout,
+    styled,
 )
 from f2f_cli.cli.progress import CliProgress
 from f2f_cli.control.phase import Phase
-from f2f_cli.control.repair import repair_pass
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
+from f2f_cli.control.repair import repair_pass, repair_preview
+from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, RedisNotConfigured
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
@@ -129,10 +131,8 @@ def _render(out: Outcome, *, json: bool) -> None:
         print_json(_outcome_json(out))
     else:
         console = stdout()
-        title = Text(f"{out.action}: {out.from_phase}" + (f" → {out.to_phase}" if out.to_phase else ""), style="bold")
-        if out.dry_run:
-            title.append("  (dry run)", style="yellow")
-        console.print(title)
+        title = f"{out.action}: {out.from_phase}" + (f" → {out.to_phase}" if out.to_phase else "")
+        console.print(styled((title, "bold"), ("  (dry run)", "yellow") if out.dry_run else ""))
         if out.checks:
             table = Table("", "check", "detail", title="preflight", title_justify="left")
             for c in out.checks:
@@ -173,6 +173,8 @@ def _render_status(st: Status, settings: Settings) -> None:
                            style="bold red"))
     redis = mask_url(settings.redis_url) or "not set"
     console.print(Text(f"database {mask_url(settings.database_url)}; redis {redis}"))
+    if settings.is_sqlite:
+        console.print(SQLITE_PHASE_NOTE, style="dim")
     if st.lease is not None:
         console.print(Text(f"migrator lease: {st.lease.holder} ({st.lease.actor}) '{st.lease.command}', step "
                            f"{st.lease.step}, since {st.lease.since:%H:%M:%S}Z, heartbeat "
@@ -208,6 +210,11 @@ def _render_status(st: Status, settings: Settings) -> None:
         console.print(Text(f"next: {item}", style="bold"))
 
 
+# The phases are named after the production path (PostgreSQL → Redis); say once what the first means on SQLite.
+SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the SQL database (this SQLite file); "
+                     "the name is the production path's")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
@@ -240,7 +247,9 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     @cli_errors
     def plan(
-        words: Annotated[list[str], typer.Argument(help="[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")],
+        words: Annotated[
+            list[str], typer.Argument(help="\\[to] PHASE: dual, redis or postgres.", metavar="[to] PHASE")
+        ],
         json: JsonOpt = False,
     ) -> None:
         """The steps 'f2f migrate to PHASE' would run and which preconditions hold right now.
@@ -264,7 +273,7 @@ def register(app: typer.Typer) -> None:
         out.dry_run = True
         _render(out, json=False)
         if not out.done:
-            stderr().print(Text("some preconditions do not hold yet", style="yellow"))
+            stderr().print("some preconditions do not hold yet", style="yellow")
             raise typer.Exit(EXIT_FAILURE)
 
     @app.command("to")
@@ -367,12 +376,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command("repair")
     @cli_errors
-    def repair_cmd(json: JsonOpt = False) -> None:
-        """Copy the sessions whose Redis copy failed in dual from SQL into Redis, then trust Redis again."""
+    def repair_cmd(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
+        """Copy the sessions whose Redis copy failed in dual from SQL into Redis, then trust Redis again.
+
+        Examples:
+
+          f2f migrate repair --dry-run
+
+          f2f migrate repair --yes
+        """
         settings = load_settings()
+        if not settings.redis_url:
+            raise RedisNotConfigured("repair copies queued sessions into Redis")
+        if not dry_run:
+            confirm(yes, "Copy the queued sessions from SQL into Redis and trust Redis again?")
 
         async def run() -> dict[str, Any]:
             async def act(m: Migrator) -> Outcome:
+                if dry_run:
+                    report = await repair_preview(m.engine, m.sql, m.redis)
+                    out = Outcome("repair", "", done=True, dry_run=True)
+                    out.steps.append(f"would copy {report.copied} of {report.examined} queued "
+                                     f"({report.gone} gone, {report.examined - report.copied - report.gone} "
+                                     f"already current); Redis {'trusted' if report.trusted else 'still untrusted'}"
+                                     " afterwards")
+                    return out
                 report = await repair_pass(m.engine, m.sql, m.redis)
                 out = Outcome("repair", "", done=report.trusted)
                 out.steps.append(f"{report.examined} queued, {report.copied} copied, {report.gone} gone; "

@@ -36,10 +36,10 @@ class CliProgress:
     def __enter__(self) -> CliProgress:
         if self.enabled and self.interactive:
             self._bar = Progress(
-                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.description}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("[cyan]{task.fields[rate]}"),
+                TextColumn("{task.fields[rate]}", style="cyan", markup=False),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,

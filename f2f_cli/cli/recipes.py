@@ -21,6 +21,7 @@ from f2f_cli.cli.common import (
     cli_errors,
     fail,
     load_settings,
+    plural,
     print_json,
     stderr,
     stdout,
@@ -103,9 +104,10 @@ def _render_report(report: ImportReport, what: str, json: bool) -> None:
     out = stdout()
     verb = "would change" if report.dry_run else "changed"
     out.print(Text(
-        f"{what}: {report.rows} rows, {report.parsed} parsed — {report.inserted} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, {len(report.merged)} merged into recipes "
-        f"already in the catalog; {report.ingredients_changed} ingredient entries {verb}; catalog version "
+        f"{what}: {plural(report.rows, 'row')}, {report.parsed} parsed — {report.inserted} new, {report.updated} "
+        f"updated, {report.unchanged} unchanged, {len(report.skipped)} skipped, {len(report.merged)} merged into "
+        f"recipes already in the catalog; "
+        f"{plural(report.ingredients_changed, 'ingredient entry', 'ingredient entries')} {verb}; catalog version "
         f"{report.catalog_version}" + (" (dry run, nothing saved)" if report.dry_run else "")
     ))
     if report.merged:
@@ -128,6 +130,12 @@ def seed(dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
     """Load the built-in Korean catalog (987 recipes). Safe to run again: unchanged recipes are left alone.
 
     Recipes already imported from the public COOKRCP01 data are recognised and updated, not added twice.
+
+    Examples:
+
+      f2f recipes seed
+
+      f2f recipes seed --dry-run --json
     """
     _render_report(_import(builtin_catalog(), dry_run, json), "built-in catalog", json)
 
@@ -149,8 +157,15 @@ def import_(
     A row is the same recipe when its (source, id) is in the catalog, or its title and ingredient set match one.
 
     So the public COOKRCP01 data updates the built-in catalog it came from; the report lists the rows merged.
+    Rows that cannot be used are skipped and listed; when every row is skipped the command exits 1.
 
-    The simple format's fields are described in the README. Example: f2f recipes import recipes.json --dry-run
+    The simple format's fields are described in the README.
+
+    Examples:
+
+      f2f recipes import recipes.json --dry-run
+
+      f2f recipes import COOKRCP01.json --format cookrcp01 --source family --json
     """
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
@@ -158,7 +173,10 @@ def import_(
         raise InvalidInput(f"--source must be 1 to {SOURCE_LENGTH} characters")
     chosen: Format | None = "cookrcp01" if fmt == "cookrcp01" else "simple" if fmt == "simple" else None
     parsed = parse_file(file, chosen, source=source.strip())
-    _render_report(_import(parsed, dry_run, json), str(file), json)
+    report = _import(parsed, dry_run, json)
+    _render_report(report, str(file), json)
+    if report.parsed == 0:
+        raise fail(f"{file}: nothing to import, every row was skipped", EXIT_FAILURE)
 
 
 @app.command("list")
@@ -170,7 +188,14 @@ def list_(
     size: Annotated[int, typer.Option(min=1, max=100)] = 20,
     json: JsonOpt = False,
 ) -> None:
-    """List recipes, optionally searching by title or ingredient."""
+    """List recipes, optionally searching by title or ingredient.
+
+    Examples:
+
+      f2f recipes list --search 두부
+
+      f2f recipes list --category 반찬 --page 2 --json
+    """
     result = _run(lambda engine: list_recipes(engine, search=search, category=category, page=page, size=size))
     if json:
         print_json(result)
@@ -187,7 +212,12 @@ def list_(
 @cli_errors
 def show(recipe_id: Annotated[int, typer.Argument(help="Recipe id (from 'f2f recipes list').")],
          json: JsonOpt = False) -> None:
-    """One recipe: ingredients with amounts and roles, and the steps."""
+    """One recipe: ingredients with amounts and roles, and the steps.
+
+    Example:
+
+      f2f recipes show 17
+    """
     recipe = _run(lambda engine: get_recipe(engine, recipe_id))
     if json:
         print_json(recipe)
@@ -221,7 +251,14 @@ def recommend(
     category: Annotated[str | None, typer.Option(help="Only this dish category.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Rank recipes for a fridge: ready now first, then missing one ingredient, two, …"""
+    """Rank recipes for a fridge: ready now first, then missing one ingredient, two, …
+
+    Examples:
+
+      f2f recipes recommend -i 두부,계란,대파 --max-missing 1
+
+      f2f recipes recommend -i 김치 -i 돼지고기 --category 국&찌개 --json
+    """
     fridge = _split(ingredients)
     if not fridge:
         raise InvalidInput("give at least one ingredient with -i")
@@ -251,7 +288,14 @@ def ingredients_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
     json: JsonOpt = False,
 ) -> None:
-    """Canonical ingredients with how many recipes use them; autocomplete with --search."""
+    """Canonical ingredients with how many recipes use them; autocomplete with --search.
+
+    Examples:
+
+      f2f recipes ingredients --search ㄷㅂ
+
+      f2f recipes ingredients --limit 100 --json
+    """
     found = _run(lambda engine: Recommender(engine).suggest(search or "", limit=limit))
     if json:
         print_json(found)

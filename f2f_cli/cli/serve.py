@@ -79,7 +79,7 @@ def serve(
 
     from f2f_cli.api.protocol import F2FHttpProtocol, HttpLimits
 
-    settings = load_settings()
+    settings = load_settings(database=False)  # creates and migrates the embedded SQLite file
     if settings.metrics_port == port:
         raise ConfigError(f"F2F_METRICS_PORT={port} is the API port: give /metrics a port of its own")
     if settings.is_sqlite:

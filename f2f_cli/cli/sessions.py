@@ -7,9 +7,8 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, BinaryIO, TypeVar
 
-import click
 import msgspec
 import typer
 from rich.table import Table
@@ -19,9 +18,12 @@ from f2f_cli.cli.common import (
     DRY_RUN_HELP,
     JSON_HELP,
     YES_HELP,
+    DashIdCommand,
     cli_errors,
+    confirm,
     fail,
     load_settings,
+    plural,
     print_json,
     stderr,
     stdout,
@@ -31,7 +33,7 @@ from f2f_cli.clock import utcnow
 from f2f_cli.control.specs import spec_of
 from f2f_cli.domain.ids import check_session_id
 from f2f_cli.domain.model import normalize_ingredient
-from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE
+from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, InvalidInput
 from f2f_cli.ops.context import OpsContext, open_context
 from f2f_cli.ops.durations import format_duration, parse_duration
 from f2f_cli.ops.end import Action, EndResult, end_session
@@ -64,7 +66,7 @@ StoreOpt = Annotated[
 ]
 IdArg = Annotated[
     str,
-    typer.Argument(metavar="ID", help="Session id (32 URL-safe characters; write -- before an id starting with -)."),
+    typer.Argument(metavar="ID", help="Session id: 32 URL-safe characters (one starting with - is fine)."),
 ]
 
 TABLE_CHUNK = 1000
@@ -79,17 +81,6 @@ def _run(work: Callable[[OpsContext], Awaitable[T]]) -> T:
             return await work(ctx)
 
     return asyncio.run(go())
-
-
-def _confirm(yes: bool, question: str) -> None:
-    if yes:
-        return
-    try:
-        ok = typer.confirm(question, default=False)
-    except click.Abort:
-        ok = False
-    if not ok:
-        raise fail("aborted, nothing changed (use --yes to skip the question)", EXIT_FAILURE)
 
 
 def _when(value: datetime | None) -> str:
@@ -112,7 +103,14 @@ def list_(
     ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """List live sessions: id, created, updated, expires in, ingredients, version. Streams."""
+    """List live sessions: id, created, updated, expires in, ingredients, version. Streams.
+
+    Examples:
+
+      f2f sessions list --expiring-within 1h --limit 20
+
+      f2f sessions list --store redis --ingredient 두부 --json
+    """
     settings = load_settings()
     flt = ListFilter(
         expiring_within=None if expiring_within is None else parse_duration(expiring_within, what="--expiring-within"),
@@ -164,23 +162,33 @@ async def _stream_tables(rows: AsyncIterator[SessionRow], which: str) -> int:
             flush(n == len(chunk))
     if chunk or n == 0:
         flush(n == len(chunk))
-    console.print(f"{n} session{'s' if n != 1 else ''}")
+    console.print(plural(n, "session"))
     return n
 
 
 # -- inspect ------------------------------------------------------------------
 
 
-@app.command("inspect")
+@app.command("inspect", cls=DashIdCommand)
 @cli_errors
 def inspect(session_id: IdArg, json: JsonOpt = False) -> None:
-    """Show one session as each store holds it, side by side, with a verdict. Exit 1 if no store has it."""
+    """Show one session as each store holds it, side by side, with a verdict.
+
+    Exit 1 unless a store holds it live (unknown, deleted and expired sessions are shown, then exit 1).
+
+    Examples:
+
+      f2f sessions inspect Vq3k0bJ2m7yXcRZl9dW4tPfHsA8eN1uG
+
+      f2f sessions inspect -- -8FTRx2m7yXcRZl9dW4tPfHsA8eN1uGq --json
+    """
+    check_session_id(session_id)  # a usage error comes before any database is opened
     result = _run(lambda ctx: inspect_session(ctx, session_id))
     if json:
         print_json(result)
     else:
         _render_inspection(result)
-    if not result.found:
+    if not any(v.state == "live" for v in result.stores):
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -227,7 +235,7 @@ def _render_inspection(result: Inspection) -> None:
 def _end(session_id: str, action: Action, dry_run: bool, yes: bool, json: bool) -> None:
     check_session_id(session_id)
     if not dry_run:
-        _confirm(yes, f"{action.capitalize()} session {session_id} in every store of the current phase?")
+        confirm(yes, f"{action.capitalize()} session {session_id} in every store of the current phase?")
     result: EndResult = _run(lambda ctx: end_session(ctx, session_id, action, dry_run=dry_run))
     if json:
         print_json(result)
@@ -237,17 +245,27 @@ def _end(session_id: str, action: Action, dry_run: bool, yes: bool, json: bool) 
         stdout().print(f"{o.store}: {o.outcome}{version}")
 
 
-@app.command("expire")
+@app.command("expire", cls=DashIdCommand)
 @cli_errors
 def expire(session_id: IdArg, dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
-    """End a session now in every store of the phase (it expires; purge removes the row later)."""
+    """End a session now in every store of the phase (it expires; purge removes the row later).
+
+    Example:
+
+      f2f sessions expire Vq3k0bJ2m7yXcRZl9dW4tPfHsA8eN1uG --dry-run
+    """
     _end(session_id, "expire", dry_run, yes, json)
 
 
-@app.command("delete")
+@app.command("delete", cls=DashIdCommand)
 @cli_errors
 def delete(session_id: IdArg, dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = False) -> None:
-    """Delete a session in every store of the phase (a tombstone keeps late copies from reviving it)."""
+    """Delete a session in every store of the phase (a tombstone keeps late copies from reviving it).
+
+    Example:
+
+      f2f sessions delete Vq3k0bJ2m7yXcRZl9dW4tPfHsA8eN1uG --yes
+    """
     _end(session_id, "delete", dry_run, yes, json)
 
 
@@ -269,10 +287,16 @@ def purge(
     """Delete expired SQL rows (and their ingredients) in short batches. Safe beside the API and in a CronJob.
 
     A second purge started while one runs exits at once (exit 0, nothing done) unless --wait.
+
+    Examples:
+
+      f2f sessions purge --dry-run
+
+      f2f sessions purge --older-than 1h --yes
     """
     age = parse_duration(older_than, what="--older-than")
     if not dry_run:
-        _confirm(yes, f"Delete SQL sessions that expired more than {older_than} ago?")
+        confirm(yes, f"Delete SQL sessions that expired more than {older_than} ago?")
     with progress("purging expired sessions", enabled=not json and not dry_run) as report:
         result = _run(lambda ctx: purge_expired(ctx.engine, older_than=age, batch_size=batch_size, dry_run=dry_run,
                                                 wait=wait, progress=report))
@@ -282,11 +306,12 @@ def purge(
     if result.skipped:
         stdout().print(f"skipped: {result.skipped}")
     elif dry_run:
-        stdout().print(f"would delete {result.sessions} sessions and {result.ingredients} ingredient rows "
-                       f"(expired before {_when(result.cutoff)})")
+        stdout().print(f"would delete {plural(result.sessions, 'session')} and "
+                       f"{plural(result.ingredients, 'ingredient row')} (expired before {_when(result.cutoff)})")
     else:
-        stdout().print(f"deleted {result.sessions} sessions and {result.ingredients} ingredient rows "
-                       f"in {result.batches} batches, {result.seconds:.1f}s")
+        batches = plural(result.batches, "batch", "batches")
+        stdout().print(f"deleted {plural(result.sessions, 'session')} and "
+                       f"{plural(result.ingredients, 'ingredient row')} in {batches}, {result.seconds:.1f}s")
 
 
 # -- stats --------------------------------------------------------------------
@@ -305,7 +330,14 @@ def stats(
     json: JsonOpt = False,
 ) -> None:
     """Counts per store, remaining-TTL histogram, top ingredients, mean ingredients per session,
-    Redis memory per session (sampled) and, in the redis phase, the backup-stream lag."""
+    Redis memory per session (sampled) and, in the redis phase, the backup-stream lag.
+
+    Examples:
+
+      f2f sessions stats --top 20
+
+      f2f sessions stats --sample 100000 --json
+    """
 
     async def work(ctx: OpsContext) -> tuple[str, SqlStats, RedisStats | None]:
         phase = await ctx.phase()
@@ -334,7 +366,7 @@ def stats(
         counts.add_row("memory per session", "-", memory)
         if redis.backup is not None:
             age = redis.backup.oldest_entry_age_seconds
-            counts.add_row("backup lag", "-", f"{redis.backup.entries} entries waiting"
+            counts.add_row("backup lag", "-", f"{plural(redis.backup.entries, 'entry', 'entries')} waiting"
                            + ("" if age is None else f", oldest {format_duration(age)}"))
     console.print(counts)
     buckets = [(b.label, b.sessions) for b in sql.ttl_histogram]
@@ -365,6 +397,12 @@ def restore(
     """Reload Redis from the SQL copy after Redis lost its data, keeping each session's remaining TTL.
 
     Version-guarded: a session Redis already holds at the same or a newer version is left alone.
+
+    Examples:
+
+      f2f sessions restore --dry-run
+
+      f2f sessions restore --since 2h
     """
     window = None if since is None else parse_duration(since, what="--since", allow_zero=False)
     with progress("restoring sessions into Redis", enabled=not json and not dry_run) as report:
@@ -372,10 +410,11 @@ def restore(
     if json:
         print_json(result)
     elif dry_run:
-        stdout().print(f"would copy {result.candidates} sessions from SQL to Redis (phase {result.phase})")
+        stdout().print(f"would copy {plural(result.candidates, 'session')} from SQL to Redis (phase {result.phase})")
     else:
-        stdout().print(f"restored {result.applied} sessions into Redis ({result.not_newer} already current, "
-                       f"{result.expired} expired meanwhile) in {result.seconds:.1f}s, {result.per_second:.0f}/s")
+        stdout().print(f"restored {plural(result.applied, 'session')} into Redis ({result.not_newer} already "
+                       f"current, {result.expired} expired meanwhile) in {result.seconds:.1f}s, "
+                       f"{result.per_second:.0f}/s")
 
 
 # -- export / import ----------------------------------------------------------
@@ -387,17 +426,32 @@ def export(
     store: StoreOpt = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
-    """Write every live session as JSON Lines (one session a line) to stdout or --output."""
+    """Write every live session as JSON Lines (one session a line) to stdout or --output.
 
-    async def work(ctx: OpsContext) -> int:
-        which = await ctx.resolve_store(store)
-        if output is None:
-            return (await export_sessions(ctx, which, sys.stdout.buffer)).sessions
-        with output.open("wb") as out:
-            return (await export_sessions(ctx, which, out)).sessions
+    Examples:
 
-    n = _run(work)
-    print(f"exported {n} sessions", file=sys.stderr)
+      f2f sessions export > sessions.jsonl
+
+      f2f sessions export --store redis -o sessions.jsonl
+    """
+
+    def work(out: BinaryIO) -> Callable[[OpsContext], Awaitable[int]]:
+        async def go(ctx: OpsContext) -> int:
+            return (await export_sessions(ctx, await ctx.resolve_store(store), out)).sessions
+
+        return go
+
+    load_settings()  # a bad setting or a missing database is reported before --output is created
+    if output is None:
+        n = _run(work(sys.stdout.buffer))
+    else:
+        try:
+            target = output.open("wb")
+        except OSError as exc:
+            raise InvalidInput(f"{output}: cannot write ({exc.strerror or type(exc).__name__})") from None
+        with target:
+            n = _run(work(target))
+    stderr().print(f"exported {plural(n, 'session')}")
 
 
 @app.command("import")
@@ -411,22 +465,29 @@ def import_(
     """Load sessions from JSON Lines into the stores of the current phase; never replaces a newer version.
 
     Bad lines are reported with their number and skipped (exit 1), or with --strict abort everything (exit 2).
+    --dry-run reads what the stores hold and reports exactly what the import would apply.
+
+    Examples:
+
+      f2f sessions import sessions.jsonl --dry-run
+
+      f2f sessions import sessions.jsonl --strict
     """
     with progress("importing sessions", enabled=not json and not dry_run) as report:
         result = _run(lambda ctx: import_sessions(ctx, file, strict=strict, dry_run=dry_run, progress=report))
     if result.aborted:
         first = result.errors[0]
-        raise fail(f"{file} line {first.line}: {first.message} ({result.error_count} bad line(s); --strict: "
-                   "nothing imported)", EXIT_USAGE)
+        raise fail(f"{file} line {first.line}: {first.message} ({plural(result.error_count, 'bad line')}; "
+                   "--strict: nothing imported)", EXIT_USAGE)
     if json:
         print_json(result)
     else:
         for e in result.errors[:SHOWN_ERRORS]:
-            stderr().print(f"{file} line {e.line}: {e.message}", markup=False)
+            stderr().print(f"{file} line {e.line}: {e.message}")
         if result.error_count > SHOWN_ERRORS:
-            stderr().print(f"... and {result.error_count - SHOWN_ERRORS} more bad lines (see --json)")
+            stderr().print(f"... and {plural(result.error_count - SHOWN_ERRORS, 'more bad line')} (see --json)")
         verb = "would apply" if dry_run else "applied"
-        stdout().print(f"{verb} {result.applied if not dry_run else result.valid} of {result.lines} lines "
+        stdout().print(f"{verb} {result.applied} of {plural(result.lines, 'line')} "
                        f"({result.not_newer} not newer, {result.expired} expired, {result.error_count} bad)")
     if result.error_count:
         raise typer.Exit(EXIT_FAILURE)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 
 import typer
 
 from f2f_cli.backup.worker import WorkerOptions, read_lag, run_worker
-from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, print_json, stdout
-from f2f_cli.errors import ConfigError
+from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stdout
+from f2f_cli.errors import RedisNotConfigured
+from f2f_cli.logs import configure_logging
 
 
 @cli_errors
@@ -38,7 +38,7 @@ def worker(
     """
     settings = load_settings()
     if not settings.redis_url:
-        raise ConfigError("f2f worker needs F2F_REDIS_URL")
+        raise RedisNotConfigured("f2f worker drains the Redis backup stream")
     if lag:
         backlog = asyncio.run(read_lag(settings))
         if json:
@@ -51,12 +51,16 @@ def worker(
                 f"oldest {age}, streams {backlog.streams}"
             )
         return
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A service, not a one-shot command: log at F2F_LOG_LEVEL (default info) in F2F_LOG_FORMAT. The CLI
+    # set logging up quiet already, so a basicConfig here would be a no-op.
+    configure_logging(settings.log_format, settings.log_level)
     options = WorkerOptions(batch_size=batch_size, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                             claim_interval=min(5.0, claim_idle_ms / 2000), consumer=consumer)  # fmt: skip
     stats = asyncio.run(run_worker(settings, options))
     if json:
-        print_json({"entries": stats.entries, "applied": stats.applied, "reclaimed": stats.reclaimed,
-                    "batches": stats.batches, "errors": stats.errors})  # fmt: skip
+        print_json({"entries": stats.entries, "sessions": stats.sessions, "applied": stats.applied,
+                    "ingredient_rows": stats.ingredient_rows, "reclaimed": stats.reclaimed, "batches": stats.batches,
+                    "errors": stats.errors, "groups_recreated": stats.groups_recreated})  # fmt: skip
     else:
-        stdout().print(f"worker stopped: {stats.entries} entries, {stats.applied} sessions written")
+        stdout().print(f"worker stopped: {plural(stats.entries, 'entry', 'entries')}, "
+                       f"{plural(stats.applied, 'session')} written")

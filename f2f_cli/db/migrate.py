@@ -10,10 +10,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from f2f_cli.db.engine import create_sync_engine_for
-from f2f_cli.errors import StoreUnavailable
+from f2f_cli.errors import InvalidInput, PreconditionFailed, StoreUnavailable
 from f2f_cli.settings import mask_url
 
 
@@ -65,6 +66,10 @@ def _run(database_url: str, action: str, target: str) -> None:
                 command.downgrade(cfg, target)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot migrate {mask_url(database_url)}: {_first_line(exc)}") from exc
+    except CommandError as exc:
+        # Alembic's own refusals (an unknown revision, a target on the wrong side of the current one).
+        raise InvalidInput(f"cannot {action} to {target!r}: {_first_line(exc)} ('f2f migrate db history' lists "
+                           "the revisions)") from None
     finally:
         engine.dispose()
 
@@ -109,6 +114,41 @@ def history() -> list[Revision]:
         )
         for rev in script.walk_revisions()
     ]
+
+
+def downgrade_steps(current: str | None, target: str) -> list[Revision]:
+    """The revisions ``downgrade(target)`` would undo from ``current``, newest first (empty: nothing to do).
+
+    ``target`` is what the CLI takes: ``-N`` (N steps back), ``base`` (an empty schema) or a revision
+    at or below ``current``. Worked out from the shipped history, so a dry run and the question
+    asked before a downgrade name real revisions instead of repeating ``-1``.
+    """
+    if current is None:
+        raise PreconditionFailed("the schema is empty: nothing to downgrade")
+    by_id = {r.revision: r for r in history()}
+    if current not in by_id:
+        raise PreconditionFailed(f"the database is at {current}, a revision this f2f does not ship")
+    chain: list[Revision] = []
+    rev: str | None = current
+    while rev is not None:
+        chain.append(by_id[rev])
+        rev = by_id[rev].down_revision
+    if target == "base":
+        return chain
+    if target.startswith("-"):
+        steps = target[1:]
+        if not steps.isdigit() or int(steps) < 1:
+            raise InvalidInput(f"downgrade target {target!r}: use -N (N >= 1), 'base' or a revision")
+        if int(steps) > len(chain):
+            raise InvalidInput(f"cannot go {steps} steps back from {current}: only {len(chain)} revisions "
+                               "below it (use 'base' for an empty schema)")
+        return chain[: int(steps)]
+    ids = [r.revision for r in chain]
+    if target not in ids:
+        known = "a newer revision" if target in by_id else "not a revision of this f2f"
+        raise InvalidInput(f"downgrade target {target!r} is {known} (the database is at {current}; "
+                           "'f2f migrate db history' lists them)")
+    return chain[: ids.index(target)]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_phase_history
 from f2f_cli.db.schema import fridge_sessions as sessions_t
 from f2f_cli.domain.model import Session
-from f2f_cli.errors import F2FError, PreconditionFailed
+from f2f_cli.errors import ConfigError, F2FError, PreconditionFailed, RedisNotConfigured
 from f2f_cli.migration import checkpoint as checkpoints
 from f2f_cli.migration import checks, transitions
 from f2f_cli.migration.backfill import CHECKPOINT, BackfillReport, backfill, clear_stale_copies
@@ -137,7 +137,7 @@ class Migrator:
     @property
     def redis(self) -> RedisSessionStore:
         if not self.backends.redis_configured:
-            raise PreconditionFailed("F2F_REDIS_URL is not set: the dual and redis phases need Redis")
+            raise RedisNotConfigured("the dual and redis phases need Redis")
         return self.backends.redis()
 
     # -- the moves ---------------------------------------------------------------
@@ -175,6 +175,8 @@ class Migrator:
                 out.done = True
         except Refused:
             pass
+        except ConfigError:
+            raise  # a missing or bad setting: the CLI's usage exit code, like every other command
         except F2FError as exc:  # a store failed or the phase moved under us: a refusal with the reason
             out.refused = exc.message
         except asyncio.CancelledError:

@@ -34,7 +34,7 @@ class OpsContext:
         return self.backends.redis_configured
 
     def redis(self) -> RedisSessionStore:
-        """The Redis store (raises ``NotAvailable`` when F2F_REDIS_URL is unset).
+        """The Redis store (raises ``RedisNotConfigured`` when F2F_REDIS_URL is unset).
 
         Operator copies never feed the backup stream: SQL is written directly where needed.
         """

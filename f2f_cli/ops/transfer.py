@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, Protocol
 
 import msgspec
+from sqlalchemy import select
 
 from f2f_cli.clock import utcnow
+from f2f_cli.db.errors import translate_db_errors
+from f2f_cli.db.schema import fridge_sessions as sessions_t
 from f2f_cli.domain.model import Session
 from f2f_cli.errors import InvalidInput
 from f2f_cli.ops.context import OpsContext, StoreName
@@ -113,7 +116,12 @@ async def import_sessions(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ImportResult:
-    """Apply every valid line of ``path`` to the stores of the current phase (authority first)."""
+    """Apply every valid line of ``path`` to the stores of the current phase (authority first).
+
+    ``dry_run`` walks the same lines through the same decisions against what the stores hold
+    now (and what earlier lines of the file would have written), so its counts are the real
+    run's: applied, not newer, expired.
+    """
     started = time.perf_counter()
     limits = {"max_ingredients": ctx.settings.max_ingredients, "max_length": ctx.settings.max_ingredient_length}
     lines, valid, errors, error_count = validate_file(path, **limits)
@@ -127,32 +135,103 @@ async def import_sessions(
             strict, dry_run, aborted, round(time.perf_counter() - started, 3),
         )
 
-    if (strict and error_count) or dry_run:
-        return result(aborted=bool(strict and error_count))
-    applied = not_newer = expired = done = 0
+    if strict and error_count:
+        return result(aborted=True)
+    target: _Target = _Simulated(ctx, stores) if dry_run else _Stores(ctx, stores)
+    counts = {"applied": 0, "not newer": 0, "expired": 0}
+    done = 0
     if progress is not None:
         progress(0, valid)
+    for batch in _valid_sessions(path, limits, IMPORT_BATCH):
+        for outcome in await target.apply(batch):
+            counts[outcome] += 1
+        done += len(batch)
+        if progress is not None:
+            progress(done, valid)
+    return result(counts["applied"], counts["not newer"], counts["expired"])
+
+
+IMPORT_BATCH = 500
+Outcome = Literal["applied", "not newer", "expired"]
+
+
+def _valid_sessions(path: Path, limits: dict[str, int], size: int) -> Iterator[list[Session]]:
+    """The file's valid sessions in file order, in batches (bad lines were counted by validate_file)."""
+    batch: list[Session] = []
     for _number, raw in _lines(path):
         try:
-            session = decode_line(raw, **limits)
+            batch.append(decode_line(raw, **limits))
         except ValueError:
             continue
-        outcome = await _apply(ctx, stores, session)
-        applied += outcome == "applied"
-        not_newer += outcome == "not newer"
-        expired += outcome == "expired"
-        done += 1
-        if progress is not None and (done % 500 == 0 or done == valid):
-            progress(done, valid)
-    return result(applied, not_newer, expired)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-async def _apply(ctx: OpsContext, stores: list[StoreName], session: Session) -> str:
-    if session.expires_at <= utcnow():
-        return "expired"
-    outcome = "not newer"
-    for store in stores:
-        target = ctx.sql if store == "sql" else ctx.redis()
-        if await target.apply_copy(session):
-            outcome = "applied"
-    return outcome
+class _Target(Protocol):
+    async def apply(self, batch: list[Session]) -> list[Outcome]: ...
+
+
+class _Stores:
+    """The real run: a version-guarded copy into each store, in order (authority first)."""
+
+    def __init__(self, ctx: OpsContext, stores: list[StoreName]) -> None:
+        self.ctx = ctx
+        self.stores = stores
+
+    async def apply(self, batch: list[Session]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for session in batch:
+            if session.expires_at <= utcnow():
+                outcomes.append("expired")
+                continue
+            outcome: Outcome = "not newer"
+            for store in self.stores:
+                target = self.ctx.sql if store == "sql" else self.ctx.redis()
+                if await target.apply_copy(session):
+                    outcome = "applied"
+            outcomes.append(outcome)
+        return outcomes
+
+
+class _Simulated:
+    """The dry run: the same decision ``apply_copy`` makes (apply only over an older version or
+    nothing), taken on the versions each store holds now, tombstones and unpurged rows included,
+    and on what earlier lines would have written."""
+
+    def __init__(self, ctx: OpsContext, stores: list[StoreName]) -> None:
+        self.ctx = ctx
+        self.stores = stores
+        self.written: dict[tuple[StoreName, str], int] = {}
+
+    async def apply(self, batch: list[Session]) -> list[Outcome]:
+        ids = list(dict.fromkeys(s.session_id for s in batch))
+        held = {store: await self._held(store, ids) for store in self.stores}
+        outcomes: list[Outcome] = []
+        for session in batch:
+            if session.expires_at <= utcnow():
+                outcomes.append("expired")
+                continue
+            outcome: Outcome = "not newer"
+            for store in self.stores:
+                key = (store, session.session_id)
+                current = self.written.get(key, held[store].get(session.session_id))
+                if current is None or current < session.version:
+                    self.written[key] = session.version
+                    outcome = "applied"
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _held(self, store: StoreName, ids: list[str]) -> dict[str, int]:
+        if store == "redis":
+            copies = await self.ctx.redis().read_copies(ids)
+            return {c.session_id: c.version for c in copies if c is not None}
+        # apply_copy's SQL guard is "version < new" on whatever row exists, expired or not: read the same.
+        with translate_db_errors():
+            async with self.ctx.engine.connect() as conn:
+                rows = await conn.execute(
+                    select(sessions_t.c.session_id, sessions_t.c.version).where(sessions_t.c.session_id.in_(ids))
+                )
+                return {r.session_id: int(r.version) for r in rows}

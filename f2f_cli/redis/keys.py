@@ -70,5 +70,20 @@ class RedisKeys:
             return (f"{self.prefix}:bk",)
         return tuple(self._slot_stream(slot) for slot in range(REDIS_CLUSTER_HASH_SLOTS))
 
+    @property
+    def backup_index(self) -> str:
+        """The set of slots whose backup stream may hold entries (Cluster only)."""
+        return f"{self.prefix}:bk:idx"
+
+    def backup_slot(self, session_id: str) -> int:
+        return key_slot(session_id.encode())
+
+    def slot_stream(self, slot: int) -> str:
+        return self._slot_stream(slot)
+
+    def backup_slot_of_stream(self, stream: str) -> int:
+        """The slot a per-slot stream lives on (its hash tag hashes there)."""
+        return key_slot(stream.encode())
+
     def _slot_stream(self, slot: int) -> str:
         return f"{self.prefix}:bk:{{{slot_tags()[slot]}}}"

@@ -28,12 +28,21 @@ local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local backup = KEYS[2] ~= nil
+-- 1 when this write's entry is the first in its (empty) backup stream: on a Cluster the
+-- store then adds the slot to the backup index (see ``redis_keys``).
+local backup_first = 0
 if backup then
   if redis.call('EXISTS', KEYS[2]) == 0 then
     -- The group exists before the first entry, so no entry is ever added unseen by it.
     redis.call('XGROUP', 'CREATE', KEYS[2], ARGV[5], '0', 'MKSTREAM')
-  elseif redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[4]) then
-    return redis.error_reply('F2FBACKUPFULL the backup stream is full: is f2f worker running?')
+    backup_first = 1
+  else
+    local backlog = redis.call('XLEN', KEYS[2])
+    if backlog >= tonumber(ARGV[4]) then
+      return redis.error_reply('F2FBACKUPFULL the backup stream is full: is f2f worker running?')
+    elseif backlog == 0 then
+      backup_first = 1
+    end
   end
 end
 local function ingredient_fields(flat)
@@ -59,6 +68,8 @@ end
 # KEYS: session[, backup stream]
 # ARGV: op (c create, a add, r remove, x clear, t touch, d delete), ttl ms, limit,
 #       stream cap, group, session id, names...
+# Returns {1, flat hash, expire-at ms, changed names, backup_first} on success, {0} not found,
+# {-1} id taken (create), {-2, count} over the ingredient limit.
 WRITE = (
     _PRELUDE
     + r"""
@@ -72,7 +83,7 @@ if op == 'c' then
   redis.call('HSET', key, ' v', 1, ' c', now, ' u', 0)
   redis.call('PEXPIREAT', key, now + ttl)
   append_backup(sid)
-  return {1, redis.call('HGETALL', key), redis.call('PEXPIRETIME', key), changed}
+  return {1, redis.call('HGETALL', key), redis.call('PEXPIRETIME', key), changed, backup_first}
 end
 local meta = redis.call('HMGET', key, ' v', ' c', ' d')
 if not meta[1] or meta[3] then return {0} end
@@ -111,7 +122,7 @@ redis.call('HSET', key, ' v', tonumber(meta[1]) + 1, ' u', now - created)
 -- late copy of the session could still matter.
 if op ~= 'd' then redis.call('PEXPIREAT', key, now + ttl) end
 append_backup(sid)
-return {1, redis.call('HGETALL', key), redis.call('PEXPIRETIME', key), changed}
+return {1, redis.call('HGETALL', key), redis.call('PEXPIRETIME', key), changed, backup_first}
 """
 )
 

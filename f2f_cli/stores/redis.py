@@ -16,6 +16,7 @@ and a write whose stream already holds ``backup_max_entries`` entries fails with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -93,7 +94,15 @@ class RedisSessionStore:
         if status == -2:
             raise TooManyIngredients(f"a session holds at most {self._limit} ingredients (it has {int(reply[1])})")
         session = session_from_hash(session_id, reply[1], int(reply[2]))
+        if self.backup_stream and self.keys.cluster and int(reply[4]) == 1:
+            await self._mark_backup_slot(session_id)
         return session, tuple(n.decode() for n in reply[3])
+
+    async def _mark_backup_slot(self, session_id: str) -> None:
+        """Tell the worker this slot's stream has an entry (Cluster: see ``redis_keys``). The write
+        itself has succeeded; if this fails, the worker's periodic sweep finds the entry instead."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.sadd(self.keys.backup_index, self.keys.backup_slot(session_id))
 
     async def create(self) -> Session:
         for _ in range(5):

@@ -169,7 +169,7 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
 
 
 def test_health_and_readiness(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "checks": {}, "phase": None}
+    assert client.get("/healthz").json() == {"status": "ok", "checks": {}, "phase": "postgres"}
     r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json()["checks"] == {"sql": "ok"}

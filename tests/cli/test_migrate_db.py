@@ -10,8 +10,9 @@ from tests.cli.conftest import Invoke
 def test_upgrade_current_downgrade_on_sqlite(invoke: Invoke, tmp_path: Path) -> None:
     env = {"F2F_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     r = invoke("migrate", "db", "current", env=env)
-    assert r.exit_code == 1  # empty database: behind head
-    assert "behind" in r.output
+    assert r.exit_code == 1  # no database yet: said so, and nothing created
+    assert "no database at" in r.output and "f2f migrate db upgrade" in r.output
+    assert not (tmp_path / "cli.db").exists()
     r = invoke("migrate", "db", "upgrade", env=env)
     assert r.exit_code == 0, r.output
     assert "upgraded" in r.output
@@ -28,6 +29,9 @@ def test_upgrade_current_downgrade_on_sqlite(invoke: Invoke, tmp_path: Path) -> 
     r = invoke("migrate", "db", "downgrade", "base", "--yes", env=env)
     assert r.exit_code == 0, r.output
     assert json.loads(invoke("migrate", "db", "current", "--json", env=env).output)["current"] is None
+    r = invoke("migrate", "db", "current", env=env)
+    assert r.exit_code == 1  # an empty schema: behind head
+    assert "behind" in r.output
 
 
 def test_upgrade_and_current_on_postgres(invoke: Invoke, pg_url: str) -> None:

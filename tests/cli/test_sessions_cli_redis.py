@@ -78,3 +78,23 @@ def test_unreachable_redis_is_one_line(invoke: Invoke, env: dict[str, str]) -> N
     assert r.exit_code == 1
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and "Redis" in lines[0] and "Traceback" not in r.output
+
+
+def test_import_dry_run_reads_redis_too(invoke: Invoke, env: dict[str, str], tmp_path: object) -> None:
+    """In dual a line is applied when either store lacks it: the dry run asks both, as the import writes both."""
+    _prepare(env, 4)
+    path = f"{tmp_path}/sessions.jsonl"
+    assert invoke("sessions", "export", "--store", "sql", "-o", path, env=env).exit_code == 0
+    _forget(env)  # Redis lost its copies: every line would be applied there
+
+    def counts(*flags: str) -> dict[str, int]:
+        r = invoke("sessions", "import", path, "--json", *flags, env=env)
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.output)
+        assert data["stores"] == ["sql", "redis"]
+        return {k: data[k] for k in ("applied", "not_newer", "expired")}
+
+    planned = counts("--dry-run")
+    assert planned == {"applied": 4, "not_newer": 0, "expired": 0}
+    assert counts() == planned
+    assert counts("--dry-run") == {"applied": 0, "not_newer": 4, "expired": 0}

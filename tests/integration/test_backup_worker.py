@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from f2f_cli.backends import Backends
-from f2f_cli.backup.apply import apply_copies
+from f2f_cli.backup.apply import KnownCopies, PackedCopy, apply_copies, apply_packed
 from f2f_cli.backup.worker import BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for, create_sync_engine_for
@@ -227,3 +227,149 @@ async def test_sigterm_stops_the_worker_cleanly_and_removes_its_heartbeat(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_coalescing_applies_only_the_newest_copy_of_a_hot_session(
+    backup_setup: tuple[Settings, RedisSessionStore],
+) -> None:
+    """Many entries of one session in one batch: SQL ends at the newest, every entry is acknowledged."""
+    settings, store = backup_setup
+    hot = (await store.create()).session_id
+    cold = (await store.create()).session_id
+    for i in range(40):
+        await store.add_ingredients(hot, [f"재료{i}"])
+    await store.remove_ingredient(hot, "재료3")
+    await store.add_ingredients(cold, ["두부"])
+    entries = 2 + 40 + 1 + 1
+
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=1000, block_ms=50))
+    try:
+        await worker.prepare()
+        while (await backup_lag(store.client, store.keys)).total:
+            await worker.run_once()
+    finally:
+        await worker.close()
+        await backends.close()
+    assert worker.stats.entries == entries
+    # Two sessions: however the batches fell, far fewer session applies than entries.
+    assert worker.stats.sessions < entries // 2
+    state = sql_state(settings.database_url)
+    assert state[hot] == (42, False, frozenset(f"재료{i}" for i in range(40) if i != 3))
+    assert state == await redis_state(store)
+
+
+async def test_ingredient_rows_are_rewritten_only_where_they_changed(pg_url: str) -> None:
+    """PostgreSQL: a one-name add to a 90-ingredient session writes one row; the others keep their xmin."""
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=pg_url))
+    sid = "D" * 32
+    t0 = utcnow().replace(microsecond=0)
+    base = tuple(Ingredient(f"재료{i:02d}", t0 + timedelta(milliseconds=i)) for i in range(90))
+
+    def version(v: int, items: tuple[Ingredient, ...]) -> PackedCopy:
+        return PackedCopy.from_session(Session(sid, t0, t0 + timedelta(seconds=v), t0 + timedelta(hours=1), v, items))
+
+    try:
+        async with engine.begin() as conn:
+            first = await apply_packed(conn, [version(1, base)])
+        assert first.changed == {sid} and first.ingredient_rows == 90
+        before = _ingredient_xmins(pg_url, sid)
+        added = Ingredient("두부", t0 + timedelta(seconds=2))
+        async with engine.begin() as conn:
+            second = await apply_packed(conn, [version(2, (*base, added))])
+        assert second.ingredient_rows == 1
+        after = _ingredient_xmins(pg_url, sid)
+        assert {n: after[n] for n in before} == before  # the 90 untouched rows were not rewritten
+        async with engine.begin() as conn:
+            # A remove plus a re-dated name: one delete, one update.
+            moved = Ingredient("재료05", t0 + timedelta(seconds=3))
+            third = await apply_packed(conn, [version(3, (*base[:5], moved, *base[6:89], added))])
+        assert third.ingredient_rows == 2
+        sync_engine = create_sync_engine_for(pg_url)
+        with sync_engine.connect() as sync:
+            ing = fridge_session_ingredients.c
+            rows = dict(sync.execute(select(ing.name, ing.added_at).where(ing.session_id == sid)).all())
+        sync_engine.dispose()
+        assert set(rows) == {i.name for i in base[:89]} | {"두부"}
+        assert rows["재료05"] == moved.added_at and rows["두부"] == added.added_at
+    finally:
+        await engine.dispose()
+
+
+def _ingredient_xmins(database_url: str, sid: str) -> dict[str, str]:
+    engine = create_sync_engine_for(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT name, xmin::text FROM fridge_session_ingredients WHERE session_id = :sid"), {"sid": sid}
+        ).all()
+    engine.dispose()
+    return {name: xmin for name, xmin in rows}
+
+
+async def test_worker_side_diff_is_used_only_while_sql_holds_the_remembered_version(pg_url: str) -> None:
+    """Two workers on one session: a worker diffs in Python only against the version SQL really holds."""
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=pg_url))
+    sid = "K" * 32
+    t0 = utcnow().replace(microsecond=0)
+
+    def version(v: int, names: tuple[str, ...]) -> PackedCopy:
+        items = tuple(Ingredient(n, t0 + timedelta(milliseconds=i)) for i, n in enumerate(names))
+        return PackedCopy.from_session(Session(sid, t0, t0 + timedelta(seconds=v), t0 + timedelta(hours=1), v, items))
+
+    async def apply(known: KnownCopies, copy: PackedCopy) -> int:
+        async with engine.begin() as conn:
+            result = await apply_packed(conn, [copy], known)
+        known.remember(result.chosen)
+        assert sql_state(pg_url)[sid] == (copy.version, False, frozenset(copy.to_session().names))
+        return result.diffed_in_worker
+
+    first, second = KnownCopies(), KnownCopies()
+    try:
+        assert await apply(first, version(1, ("a", "b", "c"))) == 0  # nothing known yet: SQL-side diff
+        assert await apply(second, version(2, ("a", "b", "c", "x"))) == 0  # the other worker, v1 unknown to it
+        # The first worker remembers v1 but SQL holds v2: diffing against v1 would keep "x".
+        assert await apply(first, version(3, ("b", "c", "y"))) == 0
+        assert await apply(first, version(4, ("b", "c", "y", "z"))) == 1  # SQL holds v3, which it knows
+        tomb = PackedCopy(sid, 5, version(5, ()).created_ms, version(5, ()).updated_ms, version(5, ()).expires_ms,
+                          True, "")  # fmt: skip
+        async with engine.begin() as conn:
+            result = await apply_packed(conn, [tomb], first)
+        assert result.diffed_in_worker == 1
+        assert sql_state(pg_url)[sid] == (5, True, frozenset())
+    finally:
+        await engine.dispose()
+
+
+def _info_worker(pg_url: str, redis_url: str, redis_prefix: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")}
+    env.update({"F2F_REDIS_URL": redis_url, "F2F_REDIS_KEY_PREFIX": redis_prefix, "F2F_DATABASE_URL": pg_url,
+                "F2F_REDIS_COMMAND_TIMEOUT": "5", "F2F_REDIS_CONNECT_TIMEOUT": "5"})  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "f2f_cli", "worker", "--block-ms", "100", "--consumer", "log-test"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_worker_logs_start_and_stop_at_info_by_default(pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    """`f2f worker` is a service: without F2F_LOG_LEVEL its info lines show (the CLI default is quiet)."""
+    proc = _info_worker(pg_url, redis_url, redis_prefix)
+    try:
+
+        async def registered() -> bool:
+            engine = create_sync_engine_for(pg_url)
+            with engine.connect() as conn:
+                ids = list(conn.execute(select(f2f_instances.c.instance_id)).scalars())
+            engine.dispose()
+            return "worker-log-test" in ids
+
+        await _wait_for(registered, "the worker heartbeat row")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "INFO" in text and "worker log-test started" in text and "backlog 0 entries" in text
+    assert "worker log-test stopping after 0 entries" in text

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import pytest
 
+from f2f_cli.db.schema import INGREDIENT_NAME_LENGTH
 from f2f_cli.errors import ConfigError
-from f2f_cli.settings import DEFAULT_DATABASE_URL, Settings, mask_url, normalize_database_url
+from f2f_cli.settings import (
+    DEFAULT_DATABASE_URL,
+    INGREDIENT_NAME_COLUMN,
+    MAX_SESSION_TTL_SECONDS,
+    Settings,
+    mask_url,
+    normalize_database_url,
+)
 
 
 def test_defaults_are_the_embedded_mode() -> None:
@@ -39,6 +50,11 @@ def test_database_urls_are_normalised(raw: str, expected: str) -> None:
         ("F2F_DATABASE_URL", "mysql://db/x"),
         ("F2F_DATABASE_URL", "not a url"),
         ("F2F_REDIS_URL", "http://cache:6379"),
+        ("F2F_REDIS_URL", "redis://[/]"),
+        ("F2F_REDIS_URL", "redis://cache:99999"),
+        ("F2F_REDIS_URL", "redis+sentinel://s1:26379,s2:x/mymaster"),
+        ("F2F_DATABASE_URL", "postgresql://[::1"),
+        ("F2F_DATABASE_URL", "[/]"),
         ("F2F_API_PREFIX", "/v1 beta"),
         ("F2F_COOKIE_SECURE", "maybe"),
     ],
@@ -70,3 +86,61 @@ def test_cookies_are_secure_outside_embedded_mode() -> None:
     assert not Settings.from_env(
         {"F2F_DATABASE_URL": "postgresql://db/x", "F2F_COOKIE_SECURE": "false"}, env_file=None
     ).secure_cookies
+
+
+def numeric_settings() -> list[str]:
+    """Every F2F_* variable whose value is a number (int or float, optional or not)."""
+    hints = typing.get_type_hints(Settings)
+    numeric: list[str] = []
+    for f in dataclasses.fields(Settings):
+        args = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if any(a in (int, float) for a in args):
+            numeric.append(f.metadata["env"])
+    return numeric
+
+
+def test_the_walk_finds_thenumeric_settings() -> None:
+    found = numeric_settings()
+    for name in ("F2F_SESSION_TTL_SECONDS", "F2F_MAX_INGREDIENTS", "F2F_REDIS_COMMAND_TIMEOUT", "F2F_DB_POOL_SIZE",
+                 "F2F_SESSIONS_PER_MINUTE", "F2F_METRICS_REFRESH_SECONDS"):
+        assert name in found
+    assert "F2F_COOKIE_SECURE" not in found  # bool is an int subclass, not a number here
+
+
+@pytest.mark.parametrize("name", numeric_settings())
+@pytest.mark.parametrize("value", ["999999999999", "1e300", "-1", "nan", "inf", "-inf"])
+def test_every_numeric_setting_has_a_range(name: str, value: str) -> None:
+    """Out-of-range numbers stop f2f at start naming the variable (never a 500 on the first request)."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value}, env_file=None)
+    assert info.value.message.startswith(f"{name}=")
+    assert "must be between" in info.value.message or "expected" in info.value.message
+
+
+@pytest.mark.parametrize("name", numeric_settings())
+def test_every_numeric_default_is_inside_its_range(name: str) -> None:
+    default = Settings()
+    field = next(f for f in dataclasses.fields(Settings) if f.metadata["env"] == name)
+    value = getattr(default, field.name)
+    if value is not None:
+        assert getattr(Settings.from_env({name: repr(value)}, env_file=None), field.name) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [
+        ("F2F_SESSION_TTL_SECONDS", "1", str(MAX_SESSION_TTL_SECONDS)),
+        ("F2F_MAX_INGREDIENT_LENGTH", "1", str(INGREDIENT_NAME_LENGTH)),
+        ("F2F_SESSIONS_PER_MINUTE", "0", "1000000"),
+        ("F2F_REDIS_COMMAND_TIMEOUT", "0.001", "60"),
+    ],
+)
+def test_range_ends_are_accepted(name: str, low: str, high: str) -> None:
+    Settings.from_env({name: low}, env_file=None)
+    Settings.from_env({name: high}, env_file=None)
+
+
+def test_ingredient_length_cannot_exceed_the_sql_column() -> None:
+    assert INGREDIENT_NAME_COLUMN == INGREDIENT_NAME_LENGTH
+    with pytest.raises(ConfigError):
+        Settings.from_env({"F2F_MAX_INGREDIENT_LENGTH": str(INGREDIENT_NAME_LENGTH + 1)}, env_file=None)

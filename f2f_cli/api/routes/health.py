@@ -16,9 +16,12 @@ from f2f_cli.api.schemas import HealthOut
 from f2f_cli.api.services import Services
 
 
-async def healthz(_request: Request) -> Response:
-    """The process is up and serving; touches no store (a dead database must not restart pods)."""
-    return JSONResponse(HealthOut(status="ok"))
+async def healthz(request: Request) -> Response:
+    """The process is up and serving; touches no store (a dead database must not restart pods).
+
+    ``phase`` is the phase this process serves, as its runtime last read it (memory, no store call).
+    """
+    return JSONResponse(HealthOut(status="ok", phase=request.app.state.services.phase))
 
 
 async def readyz(request: Request) -> Response:

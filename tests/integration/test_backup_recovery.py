@@ -1,0 +1,129 @@
+"""``f2f worker`` on its own after Redis loses everything, and the Cluster's backup index."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from f2f_cli.backends import Backends
+from f2f_cli.backup.worker import SWEEP_SLICE, BackupWorker, WorkerOptions, backup_lag
+from f2f_cli.redis.keys import BACKUP_GROUP
+from f2f_cli.stores.redis import RedisSessionStore
+from tests.conftest import make_settings
+from tests.integration.test_backup_worker import redis_state, sql_state
+from tests.redis_servers import RedisClusterServers, data_node, free_port
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if await check():
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_worker_recreates_its_group_after_redis_comes_back_empty(tmp_path: Path, pg_url: str) -> None:
+    node = data_node(free_port(), tmp_path / "redis").start()  # our own Redis: the test restarts it empty
+    settings = make_settings(
+        F2F_REDIS_URL=node.url, F2F_DATABASE_URL=pg_url, F2F_REDIS_COMMAND_TIMEOUT="2", F2F_REDIS_CONNECT_TIMEOUT="2"
+    )
+    store = RedisSessionStore.from_settings(settings, backup_stream=True)
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=50, block_ms=100))
+    stop = asyncio.Event()
+    task: asyncio.Task[object] | None = None
+    try:
+        before = [(await store.create()).session_id for _ in range(5)]
+        task = asyncio.create_task(worker.run(stop))
+        await _eventually(lambda: _drained(store), "the first writes to be backed up")
+        assert set(before) <= set(sql_state(pg_url))
+
+        node.kill()  # no persistence: it comes back with nothing, not even the stream or its group
+        node.start()
+        stream = store.keys.backup_streams()[0]
+
+        async def group_back() -> bool:
+            groups = await store.client.xinfo_groups(stream)
+            return any(g["name"] in (BACKUP_GROUP, BACKUP_GROUP.encode()) for g in groups)
+
+        # No write has touched Redis since the restart: the worker alone must recreate the group.
+        await _eventually(group_back, "the worker to recreate its consumer group")
+        assert worker.stats.groups_recreated >= 1
+
+        after = [(await store.create()).session_id for _ in range(3)]
+        await store.add_ingredients(after[0], ["두부"])
+        await _eventually(lambda: _drained(store), "writes after the restart to be backed up")
+        state = sql_state(pg_url)
+        assert state[after[0]] == (2, False, frozenset({"두부"}))
+        assert set(after) <= set(state)
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+        await worker.close()
+        await backends.close()
+        await store.close()
+        node.stop()
+
+
+async def _drained(store: RedisSessionStore) -> bool:
+    return (await backup_lag(store.client, store.keys)).total == 0
+
+
+async def test_cluster_worker_reads_only_indexed_streams_and_the_sweep_repairs_the_index(
+    redis_cluster: RedisClusterServers, pg_url: str, redis_prefix: str
+) -> None:
+    settings = make_settings(
+        F2F_REDIS_URL=redis_cluster.url, F2F_REDIS_KEY_PREFIX=redis_prefix, F2F_DATABASE_URL=pg_url,
+        F2F_REDIS_COMMAND_TIMEOUT="5", F2F_REDIS_CONNECT_TIMEOUT="5",
+    )  # fmt: skip
+    store = RedisSessionStore.from_settings(settings, backup_stream=True)
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=100, sweep_interval=3600))
+    keys = store.keys
+    try:
+        await worker.prepare()
+        ids = [(await store.create()).session_id for _ in range(12)]
+        for sid in ids:
+            await store.add_ingredients(sid, ["계란"])
+        slots = {keys.backup_slot(sid) for sid in ids}
+        indexed = {int(m) for m in await store.client.smembers(keys.backup_index)}
+        assert indexed == slots  # the writers indexed exactly the slots they wrote to
+        # A poll looks at those streams only, not at 16,384.
+        assert {keys.backup_slot_of_stream(s) for s in await worker._indexed_streams()} == slots
+
+        while await worker.run_once():
+            pass
+        await worker._read()  # one more poll finds the streams empty and drops them from the index
+        assert await store.client.smembers(keys.backup_index) == set()
+        assert sql_state(pg_url) == await redis_state(store)
+
+        # A writer that died between its script and the SADD: the entry is in a stream the index
+        # does not name. The worker's periodic sweep finds it.
+        lost = ids[0]
+        await store.add_ingredients(lost, ["대파"])
+        await store.client.srem(keys.backup_index, keys.backup_slot(lost))
+        assert await worker.run_once() == 0
+        # The periodic repair looks at 512 slot streams per step; 32 steps cover all 16,384.
+        for _ in range(len(keys.backup_streams()) // SWEEP_SLICE):
+            worker._next_slice_at = -math.inf
+            await worker._indexed_streams()
+        assert keys.backup_slot(lost) in {int(m) for m in await store.client.smembers(keys.backup_index)}
+        while await worker.run_once():
+            pass
+        assert sql_state(pg_url)[lost] == (3, False, frozenset({"계란", "대파"}))
+        assert (await backup_lag(store.client, keys)).total == 0
+    finally:
+        await worker.close()
+        await backends.close()
+        await store.close()
