@@ -191,9 +191,9 @@ def _render_status(st: Status, settings: Settings) -> None:
     backlog = "-" if st.backup_backlog is None else str(st.backup_backlog)
     if st.backlog_age_s is not None:
         backlog += f" (oldest {st.backlog_age_s:.1f}s)"
-    console.print(Text(f"sessions: SQL {st.sql_sessions}, Redis "
-                       f"{st.redis_sessions if st.redis_sessions is not None else st.redis_error or '-'}; "
-                       f"backup backlog {backlog}; live workers {st.workers_live}"))
+    redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
+    console.print(Text(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; backup backlog {backlog}; "
+                       f"live workers {st.workers_live}"))
     if st.checkpoint_copied is not None:
         console.print(Text(f"backfill checkpoint: {st.checkpoint_copied} copied, up to {st.checkpoint_last_id} "
                            "('f2f migrate to dual --resume' continues from here)"))

@@ -153,7 +153,10 @@ def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str
         assert resumed.returncode == 0, resumed.stderr
         out = json.loads(resumed.stdout)
         assert out["backfill"]["resumed_from"] == last
-        assert out["backfill"]["copied"] + copied == 3000  # each session copied exactly once
+        # Each session copied exactly once; a batch applied just before the kill, whose checkpoint never
+        # landed, is found already current.
+        assert out["backfill"]["copied"] + out["backfill"]["skipped_newer"] + copied == 3000
+        assert out["backfill"]["skipped_newer"] <= 50  # at most that one batch
         assert out["backfill"]["copied"] < 3000  # it did not start over
         assert out["verify"]["differences"] == 0
         assert out["verify"]["compared"] == 3000
