@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import RedisNotConfigured
 from f2f_cli.settings import Settings
-from f2f_cli.stores.sql import SqlSessionStore
+from f2f_cli.stores.sql import SqlSessionStore, sql_store_for
 
 if TYPE_CHECKING:
     from f2f_cli.redis.client import RedisClient
@@ -37,12 +37,11 @@ class Backends:
 
     @classmethod
     def open(cls, settings: Settings) -> Backends:
-        """Create the engine and the SQL store (no connection is made until first use)."""
+        """Create the engine and the SQL store (no connection is made until first use; ``await
+        backends.sql.open()`` starts the psycopg pool early, as ``f2f serve`` does)."""
         engine = create_engine_for(settings)
-        sql = SqlSessionStore(
-            engine, ttl_seconds=settings.session_ttl_seconds, max_ingredients=settings.max_ingredients
-        )
-        return cls(settings, engine, sql)
+        # On PostgreSQL the store also carries the psycopg pool of its request path (opened on first use).
+        return cls(settings, engine, sql_store_for(settings, engine=engine))
 
     @property
     def redis_configured(self) -> bool:
@@ -82,6 +81,7 @@ class Backends:
             await store.close()
         for client in clients:
             await client.aclose()
+        await self.sql.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Backends:

@@ -5,16 +5,27 @@ One configuration serves the CLI (:func:`configure_logging`) and ``f2f serve``
 process applies it). Every line carries the request id of the request it was
 logged under, and any ``scheme://user:password@`` in a message is masked
 before it is written, whoever logged it.
+
+Access lines (one per request, logger ``f2f.access``) skip the ``logging``
+machinery: :class:`AccessLog` encodes each line once (msgspec for JSON), keeps it
+in a buffer owned by the event loop and writes the buffer in one call every
+``ACCESS_BATCH`` lines, every ``ACCESS_FLUSH_SECONDS`` and at shutdown. A record
+per request through a handler cost about 17 % of the request rate (a listener
+thread more: it fights the loop for the GIL); the batch costs next to nothing.
+Same fields, same format, same masking, same ``f2f.access`` level switch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.config
 import re
+import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 
@@ -109,3 +120,121 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
 def configure_logging(log_format: str, level: str) -> None:
     """Apply :func:`logging_config` to this process (the CLI commands call it once)."""
     logging.config.dictConfig(logging_config(log_format, level))
+
+
+ACCESS_LOGGER = "f2f.access"
+ACCESS_BATCH = 256
+ACCESS_FLUSH_SECONDS = 0.2
+
+
+class AccessLine(msgspec.Struct, omit_defaults=True):
+    """One JSON access line: the keys ``JsonFormatter`` writes for an ``f2f.access`` record, in its order."""
+
+    ts: str
+    level: str
+    logger: str
+    message: str
+    request_id: str
+    method: str
+    route: str
+    status: int
+    duration_ms: float
+    phase: str
+    client: str | None = None
+
+
+class AccessLog:
+    """Access lines encoded once, buffered in the event loop, written in batches.
+
+    ``record`` is called on the request path (in the event loop); it never
+    blocks and never writes unless a batch is full. Lines go to ``stream`` (by
+    default whatever ``sys.stderr`` is when the batch is written, like the
+    ``logging`` handler). Lines still buffered when the process is killed
+    outright (SIGKILL) are lost: at most ``ACCESS_FLUSH_SECONDS`` of them.
+    """
+
+    def __init__(
+        self,
+        log_format: str,
+        *,
+        stream: TextIO | None = None,
+        batch: int = ACCESS_BATCH,
+        flush_seconds: float = ACCESS_FLUSH_SECONDS,
+    ) -> None:
+        self.json = log_format == "json"
+        self.stream = stream
+        self._batch = batch
+        self._flush_seconds = flush_seconds
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._second_text = ""
+
+    def enabled(self) -> bool:
+        """The ``f2f.access`` logger's level decides, as for any logger (``F2F_LOG_LEVEL``)."""
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def record(
+        self,
+        request_id: str,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        phase: str,
+        client: str | None,
+    ) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        if "@" in request_id:  # a sane id may still look like scheme://user:password@
+            request_id = redact(request_id)
+        now = time.time()
+        message = f"{method} {route} {status} {seconds * 1000:.1f}ms"
+        if self.json:
+            line = _access_encoder.encode(AccessLine(
+                ts=self._iso_ms(now),
+                level="info", logger=ACCESS_LOGGER, message=message, request_id=request_id,
+                method=method, route=route, status=status, duration_ms=round(seconds * 1000, 2),
+                phase=phase, client=client,
+            )).decode()
+        else:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+            line = f"{stamp},{int(now * 1000) % 1000:03d} INFO    {ACCESS_LOGGER}: {message} [rid={request_id}]"
+        self._lines.append(line)
+        if len(self._lines) >= self._batch:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside a loop (a test): write at once
+                self.flush()
+                return
+            self._timer = loop.call_later(self._flush_seconds, self.flush)
+
+    def _iso_ms(self, now: float) -> str:
+        """``datetime.isoformat(timespec="milliseconds")`` in UTC, the date part built once per second."""
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((now - second) * 1000):03d}+00:00"
+
+    def flush(self) -> None:
+        """Write every buffered line in one call (the timer, a full batch and shutdown call it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        text = "\n".join(self._lines) + "\n"
+        self._lines.clear()
+        stream = self.stream or sys.stderr
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: an access line is never worth a failed request
+            pass
+
+
+_access_encoder = msgspec.json.Encoder()

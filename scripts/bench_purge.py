@@ -1,11 +1,13 @@
 """Purge 1,000,000 expired sessions (5 ingredients each) on PostgreSQL while a live API serves reads.
 
-    .venv/bin/python scripts/bench_purge.py [--expired 1000000] [--live 10000] [--rate 300]
+    .venv/bin/python scripts/bench_purge.py [--expired 1000000] [--live 10000] [--rate 300] [--no-pace]
 
 Creates its own database (f2f_bench_<random>), loads it with COPY, starts a real
 ``f2f serve`` on 127.0.0.1:7510, reads live sessions with GET /v1/sessions/{id}
 at a steady rate from a separate process, runs ``f2f sessions purge --yes --json``
 and reports the purge time and the read latencies measured during the purge.
+The purge is paced by default (``--batch-size`` is its largest batch); ``--no-pace``
+runs full batches back to back, for comparison.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--live", type=int, default=10_000)
     ap.add_argument("--rate", type=float, default=300.0, help="reads per second during the purge")
     ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--no-pace", action="store_true", help="full batches back to back (the unpaced purge)")
     args = ap.parse_args()
     with bench_database() as url, tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -88,7 +91,7 @@ def main() -> None:
             t1 = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-m", "f2f_cli", "sessions", "purge", "--yes", "--json",
-                 "--batch-size", str(args.batch_size)],
+                 "--batch-size", str(args.batch_size), *(["--no-pace"] if args.no_pace else [])],
                 env=env, capture_output=True, text=True, check=True,
             )
             purge_seconds = time.perf_counter() - t1
@@ -107,6 +110,9 @@ def main() -> None:
             "purged_sessions": result["sessions"],
             "purged_ingredient_rows": result["ingredients"],
             "batches": result["batches"],
+            "paced": not args.no_pace,
+            "paused_seconds": result["paused_seconds"],
+            "probe_p99_ms": result["probe_p99_ms"],
             "purge_seconds_command": round(purge_seconds, 2),
             "purge_seconds_core": round(result["seconds"], 2),
             "reads_during_purge": len(lat),

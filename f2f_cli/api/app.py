@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Router
+from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
 from f2f_cli.api import errors, openapi
@@ -25,6 +26,7 @@ from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
 from f2f_cli.api.routing import resource
 from f2f_cli.api.services import Services
+from f2f_cli.logs import AccessLog
 from f2f_cli.settings import Settings, get_settings
 
 
@@ -33,7 +35,9 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await error_response(404, "not_found", "no such endpoint")(scope, receive, send)
 
 
-def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Services]) -> list[Middleware]:
+def _middleware(
+    settings: Settings, metrics: Metrics, running: dict[str, Services], access_log: AccessLog
+) -> list[Middleware]:
     def current_phase() -> str:
         services = running.get("services")
         return services.phase if services is not None else "starting"
@@ -45,6 +49,7 @@ def _middleware(settings: Settings, metrics: Metrics, running: dict[str, Service
             phase=current_phase,
             trusted_proxies=settings.trusted_proxies,
             on_error=errors.unexpected_error,
+            access_log=access_log,
         )
     ]
     if settings.metrics_port is not None:
@@ -82,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
         max_ingredient_length=settings.max_ingredient_length,
     )
     metrics = Metrics.from_environment(settings.metrics_refresh_seconds, settings.metrics_cache_seconds)
+    access_log = AccessLog(settings.log_format)
     running: dict[str, Services] = {}
 
     async def openapi_json(_request: Request) -> Response:
@@ -110,28 +116,39 @@ def create_app(settings: Settings) -> Starlette:
                 await sampler
             await services.stop()
             metrics.process_exiting()
+            access_log.flush()
 
-    api_routes: list[BaseRoute] = [*sessions.routes(), *recipes.routes()]
     routes: list[BaseRoute] = [
+        # The session routes first (the router tries routes in order and they carry the traffic); the
+        # prefix is written into each path rather than mounted: a Mount is one more match per request.
+        *_prefixed(settings.api_prefix, [*sessions.routes(), *recipes.routes()]),
         *health.routes(),
         resource("/openapi.json", "openapi", GET=openapi_json),
     ]
-    # No trailing-slash redirects: Starlette builds them from the Host header and the scheme it sees
-    # (plain http behind a TLS ingress), which would send a client elsewhere with its session id in the path.
-    if settings.api_prefix:
-        routes.append(Mount(settings.api_prefix, app=Router(api_routes, redirect_slashes=False)))
-    else:
-        routes.extend(api_routes)
     app = Starlette(
         routes=routes,
-        middleware=_middleware(settings, metrics, running),
+        middleware=_middleware(settings, metrics, running, access_log),
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
     )
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.access_log = access_log
     return app
+
+
+def _prefixed(prefix: str, routes: list[Route]) -> list[Route]:
+    """The routes with ``prefix`` written into their paths (same class, same handlers, same methods)."""
+    if not prefix:
+        return routes
+    moved = []
+    for route in routes:
+        twin = copy.copy(route)
+        twin.path = prefix + route.path
+        twin.path_regex, twin.path_format, twin.param_convertors = compile_path(twin.path)
+        moved.append(twin)
+    return moved
 
 
 def app_from_environment() -> Starlette:

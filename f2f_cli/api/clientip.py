@@ -8,6 +8,7 @@ never believed. Without trusted proxies the TCP peer is the client.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -16,6 +17,8 @@ from f2f_cli.settings import IPNetwork
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Every request parses its peer: the few addresses a process sees are parsed once.
+@functools.lru_cache(maxsize=4096)
 def _parse(value: str) -> Address | None:
     value = value.strip()
     if value.startswith("[") and "]" in value:  # [2001:db8::1]:443

@@ -177,6 +177,8 @@ class Metrics:
             "f2f_recommender_index_builds", "Index loads by source (sql, redis).", ["source"], registry=r
         )
         self.backup_lag_source: BackupLagSource | None = None
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._store_children: dict[tuple[str, str, str], Histogram] = {}
         self._seen: dict[str, int] = {}
         self._slow_at = float("-inf")
 
@@ -189,15 +191,26 @@ class Metrics:
     # -- hot path ------------------------------------------------------------
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(method, route, code).inc()
-        self.request_seconds.labels(method, route, code).observe(seconds)
+        # ``labels()`` takes a lock and builds a key on every call: keep the children per label set
+        # (method and status are bounded, route is a template or "unmatched").
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            code = str(status)
+            children = (self.requests.labels(method, route, code), self.request_seconds.labels(method, route, code))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_disconnect(self, method: str, route: str) -> None:
         self.client_disconnects.labels(method, route).inc()
 
     def observe_store(self, backend: str, operation: str, outcome: str, seconds: float) -> None:
-        self.store_seconds.labels(backend, operation, outcome).observe(seconds)
+        key = (backend, operation, outcome)
+        child = self._store_children.get(key)
+        if child is None:
+            child = self._store_children[key] = self.store_seconds.labels(backend, operation, outcome)
+        child.observe(seconds)
 
     # -- hooks for other parts -------------------------------------------------
 

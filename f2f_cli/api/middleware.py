@@ -1,19 +1,21 @@
 """The outermost middleware: request id, client address, security headers, metrics, access log.
 
 One pure-ASGI layer rather than several, because every request pays for each
-layer. It also renders unexpected exceptions itself (with the app's 500
-handler), so a 500 carries the request id and the security headers too.
+layer; it reads the raw header lists once and appends bytes, and hands the
+access line to :class:`f2f_cli.logs.AccessLog` (buffered, written in batches).
+It also renders unexpected exceptions itself (with the app's 500 handler), so a
+500 carries the request id and the security headers too.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -21,10 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from f2f_cli.api.clientip import client_address
 from f2f_cli.api.metrics import Metrics
-from f2f_cli.logs import request_id_var
+from f2f_cli.logs import AccessLog, request_id_var
 from f2f_cli.settings import IPNetwork
-
-access_log = logging.getLogger("f2f.access")
 
 REQUEST_ID_HEADER = "x-request-id"
 CLIENT_ADDRESS_KEY = "f2f.client_address"
@@ -45,11 +45,20 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 ErrorRenderer = Callable[[Request, Exception], Awaitable[Response]]
+_REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
+_CACHE_CONTROL = (b"cache-control", b"no-store")
+
+
+# Rendering an address costs more than looking it up: a process sees few client addresses.
+_address_text = functools.lru_cache(maxsize=4096)(str)
 
 
 def request_id_from(headers: Headers) -> str:
     """The caller's ``X-Request-ID`` if it is sane, else a new random one."""
-    given = headers.get(REQUEST_ID_HEADER)
+    return _request_id(headers.get(REQUEST_ID_HEADER))
+
+
+def _request_id(given: str | None) -> str:
     if given is not None and _SANE_REQUEST_ID.fullmatch(given):
         return given
     return new_request_id()
@@ -80,41 +89,55 @@ class EdgeMiddleware:
         phase: Callable[[], str],
         trusted_proxies: Sequence[IPNetwork],
         on_error: ErrorRenderer,
+        access_log: AccessLog,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.phase = phase
         self.trusted_proxies = tuple(trusted_proxies)
         self.on_error = on_error
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = Headers(scope=scope)
-        request_id = request_id_from(headers)
+        # One pass over the raw headers for the two this layer reads (Headers() would decode every name twice).
+        given_id: str | None = None
+        forwarded: list[str] = []
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_BYTES:
+                given_id = value.decode("latin-1")
+            elif name == b"x-forwarded-for" and self.trusted_proxies:
+                forwarded.append(value.decode("latin-1"))
+        request_id = _request_id(given_id)
         token = request_id_var.set(request_id)
         peer = scope.get("client")
-        address = client_address(peer[0] if peer else None, headers.getlist("x-forwarded-for"), self.trusted_proxies)
+        address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
         scope[CLIENT_ADDRESS_KEY] = address
-        entry_root_path = str(scope.get("root_path", ""))
+        entry_root_path = scope.get("root_path", "")
         status = 500
         response_started = False
+        rid_header = (_REQUEST_ID_BYTES, request_id.encode("latin-1"))
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                out = MutableHeaders(scope=message)
-                out.append(REQUEST_ID_HEADER, request_id)
-                for name, value in SECURITY_HEADERS:
-                    if name.decode() not in out:
-                        message["headers"].append((name, value))
-                if "cache-control" not in out:
+                headers = message.setdefault("headers", [])
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers)
+                # Starlette writes header names in lower case; a route's own header wins over the defaults.
+                present = {name for name, _ in headers}
+                headers.append(rid_header)
+                for pair in SECURITY_HEADERS:
+                    if pair[0] not in present:
+                        headers.append(pair)
+                if b"cache-control" not in present:
                     # Session state is private and changes on every write.
-                    out.append("cache-control", "no-store")
+                    headers.append(_CACHE_CONTROL)
             await send(message)
 
         try:
@@ -136,21 +159,9 @@ class EdgeMiddleware:
                 self.metrics.observe_disconnect(method, route)
             else:
                 self.metrics.observe_request(method, route, status, elapsed)
-            access_log.info(
-                "%s %s %d %.1fms",
-                method,
-                route,
-                status,
-                elapsed * 1000,
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "phase": self.phase(),
-                    "client": str(address) if address is not None else None,
-                },
+            self.access_log.record(
+                request_id, method, route, status, elapsed, self.phase(),
+                _address_text(address) if address is not None else None,
             )
             request_id_var.reset(token)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import msgspec
 
-from f2f_cli.domain.model import Session
+from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.recipes.autocomplete import Suggestion
 from f2f_cli.recipes.index import Recommendation, Recommendations
 
@@ -51,6 +52,12 @@ class HealthOut(msgspec.Struct):
     phase: str | None = None
 
 
+def _stored(items: tuple[Ingredient, ...]) -> list[IngredientOut]:
+    """The stored ``Ingredient`` values as they are: msgspec encodes them exactly as ``IngredientOut``
+    (same fields, same order), so the response needs no copy per item. The type is for the schema."""
+    return cast("list[IngredientOut]", items)
+
+
 def session_out(session: Session) -> SessionOut:
     return SessionOut(
         session_id=session.session_id,
@@ -58,7 +65,7 @@ def session_out(session: Session) -> SessionOut:
         updated_at=session.updated_at,
         expires_at=session.expires_at,
         version=session.version,
-        ingredients=[IngredientOut(i.name, i.added_at) for i in session.ingredients],
+        ingredients=_stored(session.ingredients),
     )
 
 
@@ -71,7 +78,7 @@ def ingredients_out(
         updated_at=session.updated_at,
         version=session.version,
         expires_at=session.expires_at,
-        ingredients=[IngredientOut(i.name, i.added_at) for i in session.ingredients],
+        ingredients=_stored(session.ingredients),
         added=list(added) if added is not None else None,
         removed=list(removed) if removed is not None else None,
     )

@@ -89,6 +89,7 @@ class Services:
         return self._api_store
 
     async def start(self) -> None:
+        await self.sql_store.open()  # the psycopg pool of the request path starts connecting now
         await self.runtime.start()
 
     async def stop(self) -> None:

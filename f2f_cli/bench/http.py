@@ -6,7 +6,10 @@ the requested phase set in its ``f2f_control`` before ``f2f serve`` starts, and
 a unique Redis key prefix. Both are removed at the end, whatever happens.
 
 Both servers run one uvicorn worker with the same options and serve the same
-sessions (the baseline reads the hashes and rows f2f wrote). Only one of them
+sessions (the baseline reads the hashes and rows f2f wrote). ``f2f serve`` runs
+with its default logging: ``F2F_LOG_LEVEL`` unset (``info``: one access line per
+request) and ``F2F_LOG_FORMAT=json`` as the Helm chart sets it; its lines go to a
+file, and the result says how many access lines it wrote. The baseline logs nothing. Only one of them
 is under load at a time; the order alternates by round, and each scenario gets
 one short untimed warm-up per server first.
 """
@@ -39,6 +42,8 @@ from f2f_cli.errors import ConfigError, F2FError, StoreUnavailable
 from f2f_cli.settings import Settings
 
 PHASES = ("postgres", "redis")
+F2F_LOG_FORMAT = "json"
+F2F_LOGGING = "default: F2F_LOG_LEVEL=info (one access line per request), F2F_LOG_FORMAT=json (the chart's), to a file"
 TARGETS = {"get": 0.85, "add": 0.70}
 _EXTRA_NAMES = ("양파", "대파", "마늘", "달걀", "두부", "김치", "감자", "당근", "애호박", "버섯")
 _FILL_NAMES = tuple(f"재료{i:03d}" for i in range(200))
@@ -73,6 +78,8 @@ class HttpBenchResult(msgspec.Struct):
     seed: int
     load_generator: str
     database: str  # the dedicated database (dropped at the end) or "sqlite (temporary file)"
+    f2f_logging: str  # how f2f serve logged during the run
+    f2f_access_lines: int  # access lines f2f serve wrote (0 would mean logging was off)
     scenarios: list[HttpScenario]
     notes: list[str]
     cleanup: dict[str, int]
@@ -271,7 +278,7 @@ def run_http_bench(
                 redis_version, postgres_version = _versions(settings, db_url)
                 env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")}
                 env.update({
-                    "F2F_DATABASE_URL": db_url, "F2F_REDIS_KEY_PREFIX": prefix, "F2F_LOG_LEVEL": "warning",
+                    "F2F_DATABASE_URL": db_url, "F2F_REDIS_KEY_PREFIX": prefix, "F2F_LOG_FORMAT": F2F_LOG_FORMAT,
                     "F2F_SESSION_TTL_SECONDS": str(settings.session_ttl_seconds),
                     "F2F_MAX_INGREDIENTS": str(settings.max_ingredients),
                     "F2F_DB_POOL_SIZE": str(settings.db_pool_size),
@@ -279,7 +286,7 @@ def run_http_bench(
                 if settings.redis_url:
                     env["F2F_REDIS_URL"] = settings.redis_url
                 say("starting f2f serve and the baseline app (one worker each)")
-                f2f_argv = [sys.executable, "-m", "f2f_cli", "serve", "--workers", "1", "--log-level", "warning"]
+                f2f_argv = [sys.executable, "-m", "f2f_cli", "serve", "--workers", "1"]
                 base_argv = [sys.executable, "-m", "f2f_cli.bench.baseline_app"]
                 with server_process(f2f_argv, env, workdir, "f2f serve") as f2f_url, \
                         server_process(base_argv, {**env, "F2F_BENCH_PHASE": phase}, workdir, "baseline") as base_url:
@@ -301,6 +308,10 @@ def run_http_bench(
                             if bad:
                                 notes.append(f"{scenario.label} on {who}: {bad} failed requests (non-2xx or socket)")
                 cleanup["databases"] = 0 if settings.is_sqlite else 1
+                access_lines = sum(
+                    text.count('"logger":"f2f.access"')
+                    for text in (p.read_text(errors="replace") for p in workdir.glob("f2f-serve-*.log"))
+                )
         finally:
             if settings.redis_url:
                 cleanup["redis_keys"] = _delete_keys(settings.redis_url, prefix)
@@ -311,8 +322,8 @@ def run_http_bench(
                                sql_backend="sqlite" if settings.is_sqlite else "postgresql", load_generator=generator)
     return HttpBenchResult(
         machine=machine, phase=phase, duration=duration, connections=connections, rounds=rounds, sessions=sessions,
-        ingredients=ingredients, seed=seed, load_generator=generator, database=database, scenarios=results, notes=notes,
-        cleanup=cleanup,
+        ingredients=ingredients, seed=seed, load_generator=generator, database=database, f2f_logging=F2F_LOGGING,
+        f2f_access_lines=access_lines, scenarios=results, notes=notes, cleanup=cleanup,
     )
 
 

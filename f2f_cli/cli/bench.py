@@ -199,10 +199,10 @@ def _render_sessions(r: SessionsBenchResult) -> None:
                           _times(q.throughput_ratio), q.verdict)
         out.print(claim)
     if r.raw_ratios:
-        raw = Table("store get", "raw call", "store p50", "raw p50", "ratio", "target", "",
-                    title="store get against the bare client round trip")
+        raw = Table("store", "op", "raw call", "store p50", "raw p50", "ratio", "target", "",
+                    title="store operations against the bare client call underneath (same statement)")
         for w in r.raw_ratios:
-            raw.add_row(w.store, w.raw, _ms(w.store_p50_ms), _ms(w.raw_p50_ms), _times(w.ratio_p50),
+            raw.add_row(w.store, w.op, w.raw, _ms(w.store_p50_ms), _ms(w.raw_p50_ms), _times(w.ratio_p50),
                         f"≤ {w.target:g}×", "" if w.meets_target is None else _mark(w.meets_target))
         out.print(raw)
     if r.plan_vs_redis:
@@ -300,6 +300,7 @@ def _render_http(r: HttpBenchResult) -> None:
         ratios.add_row(sc.label, _times(sc.ratio), f"≥ {sc.target:.0%}",
                        "" if sc.meets_target is None else _mark(sc.meets_target, "below target"))
     out.print(ratios)
+    out.print(f"f2f serve logging: {r.f2f_logging}; it wrote {r.f2f_access_lines:,} access lines", markup=False)
     for note in r.notes:
         out.print(f"note: {note}", style="dim")
     out.print(f"cleaned up: {plural(r.cleanup.get('databases', 0), 'database')}, "

@@ -281,6 +281,9 @@ def purge(
         str, typer.Option("--older-than", metavar="DURATION", help="Only rows that expired at least this long ago.")
     ] = "0s",
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a running purge instead of exiting.")] = False,
+    pace: Annotated[bool, typer.Option(
+        "--pace/--no-pace", help="Size batches and pause between them by what a live read feels (--batch-size is "
+        "then the largest batch); --no-pace runs full batches back to back.")] = True,
     yes: YesOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -299,7 +302,7 @@ def purge(
         confirm(yes, f"Delete SQL sessions that expired more than {older_than} ago?")
     with progress("purging expired sessions", enabled=not json and not dry_run) as report:
         result = _run(lambda ctx: purge_expired(ctx.engine, older_than=age, batch_size=batch_size, dry_run=dry_run,
-                                                wait=wait, progress=report))
+                                                wait=wait, progress=report, pace=pace))
     if json:
         print_json(result)
         return
@@ -311,7 +314,8 @@ def purge(
     else:
         batches = plural(result.batches, "batch", "batches")
         stdout().print(f"deleted {plural(result.sessions, 'session')} and "
-                       f"{plural(result.ingredients, 'ingredient row')} in {batches}, {result.seconds:.1f}s")
+                       f"{plural(result.ingredients, 'ingredient row')} in {batches}, {result.seconds:.1f}s "
+                       f"({result.paused_seconds:.1f}s of it paused for live traffic)")
 
 
 # -- stats --------------------------------------------------------------------

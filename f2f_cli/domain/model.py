@@ -13,6 +13,8 @@ from f2f_cli.clock import utcnow
 from f2f_cli.errors import InvalidIngredient
 
 _SPACES = re.compile(r"\s+")
+# The default of F2F_MAX_INGREDIENT_LENGTH, for stores built without settings.
+DEFAULT_MAX_INGREDIENT_LENGTH = 50
 
 
 class Ingredient(msgspec.Struct, frozen=True):

@@ -10,13 +10,24 @@ Safe beside the live API and from a CronJob:
   still there, so a concurrent purge only finds less to do.
 Ingredient rows go in the same statement as their session (the foreign key
 cascades too; deleting them explicitly lets the purge count them).
+
+Paced by what the live path feels (:class:`PurgePacer`): after each batch the
+purge times one primary-key read (the probe: the lookup a ``GET`` makes) and
+sizes the next batch and the pause before it from that and from how long the
+batch took. A batch that ran long or a slow probe halves the size and lengthens
+the pause; quick batches with a quick probe grow the size up to ``batch_size``.
+The purge then never holds the database for more than a few tens of
+milliseconds at a time, and leaves it at least as much time as it takes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -33,7 +44,7 @@ from f2f_cli.errors import InvalidInput
 # One advisory-lock key for every f2f purge of a database (a stable 31-bit number).
 PURGE_LOCK_KEY = zlib.crc32(b"f2f:sessions:purge") & 0x7FFFFFFF
 MAX_BATCH = 50_000
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 5_000  # the largest batch the pacer may grow to
 
 Progress = Callable[[int, int], None]  # (sessions deleted so far, sessions expected)
 
@@ -46,6 +57,48 @@ class PurgeResult(msgspec.Struct, frozen=True):
     batches: int
     seconds: float
     skipped: str | None = None  # why nothing ran (another purge holds the lock)
+    paused_seconds: float = 0.0  # time left to the live path between batches
+    probe_p99_ms: float | None = None  # the live-path probe between batches, 99th percentile
+
+
+@dataclass
+class PurgePacer:
+    """Batch size and pause from what the last batch cost and what a live read felt meanwhile.
+
+    - ``baseline``: what the probe (a primary-key read) takes before the purge starts;
+    - a probe slower than ``slow_factor`` × baseline + ``slow_margin`` means the live path feels the purge
+      (relative, so a machine that is busy anyway does not stall the purge for good);
+    - ``batch_target``: a batch should hold locks and a CPU for about this long;
+    - ``share``: the purge's share of the time at most (pause = batch time × (1 − share) / share).
+    """
+
+    max_size: int
+    baseline: float = 0.001
+    size: int = 1000
+    min_size: int = 500
+    batch_target: float = 0.05
+    slow_factor: float = 3.0
+    slow_margin: float = 0.01
+    share: float = 0.5
+    max_pause: float = 0.25
+
+    def __post_init__(self) -> None:
+        self.min_size = min(self.min_size, self.max_size)
+        self.size = max(self.min_size, min(self.size, self.max_size))
+
+    def felt(self, probe_seconds: float) -> bool:
+        return probe_seconds > self.slow_factor * self.baseline + self.slow_margin
+
+    def next_pause(self, batch_seconds: float, probe_seconds: float) -> float:
+        """Adjust the size for the next batch; return how long to wait before it."""
+        pause = batch_seconds * (1 - self.share) / self.share
+        if self.felt(probe_seconds) or batch_seconds > 2 * self.batch_target:
+            self.size = max(self.min_size, self.size // 2)
+            # Back off until a read is quick again: at least the batch time and twice the slow read.
+            pause = max(pause, batch_seconds, 2 * probe_seconds)
+        elif batch_seconds < self.batch_target:
+            self.size = min(self.max_size, self.size + max(1, self.size // 2))
+        return min(pause, self.max_pause)
 
 
 _PG_BATCH = text(
@@ -123,8 +176,12 @@ async def purge_expired(
     wait: bool = False,
     progress: Progress | None = None,
     now: datetime | None = None,
+    pace: bool = True,
 ) -> PurgeResult:
-    """Delete every session row that expired before ``now - older_than``, ``batch_size`` at a time."""
+    """Delete every session row that expired before ``now - older_than``, at most ``batch_size`` at a time.
+
+    ``pace=False`` runs full ``batch_size`` batches back to back (the pre-pacing behaviour, for comparisons).
+    """
     if not 1 <= batch_size <= MAX_BATCH:
         raise InvalidInput(f"batch size must be between 1 and {MAX_BATCH}")
     cutoff = (now or utcnow()) - older_than
@@ -134,7 +191,7 @@ async def purge_expired(
         return PurgeResult(cutoff, True, sessions, ingredients, 0, time.perf_counter() - started)
 
     if engine.dialect.name != "postgresql":
-        return await _run(engine, cutoff, batch_size, progress, started)
+        return await _run(engine, cutoff, batch_size, progress, started, pace)
     with translate_db_errors():
         async with engine.connect() as raw:
             # The lock lives on this connection (not in a transaction), so it outlasts the
@@ -144,28 +201,56 @@ async def purge_expired(
                 return PurgeResult(cutoff, False, 0, 0, 0, time.perf_counter() - started,
                                    skipped="another purge is running on this database")
             try:
-                return await _run(engine, cutoff, batch_size, progress, started)
+                return await _run(engine, cutoff, batch_size, progress, started, pace)
             finally:
                 await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PURGE_LOCK_KEY})
 
 
+_PROBE = text("SELECT 1 FROM fridge_sessions WHERE session_id = :sid")
+
+
+async def _probe(engine: AsyncEngine) -> float:
+    """Seconds one primary-key read takes right now (a new connection checkout included, as a request's)."""
+    started = time.perf_counter()
+    with translate_db_errors():
+        async with engine.connect() as conn:
+            await conn.execute(_PROBE, {"sid": secrets.token_urlsafe(24)})
+    return time.perf_counter() - started
+
+
 async def _run(
-    engine: AsyncEngine, cutoff: datetime, batch_size: int, progress: Progress | None, started: float
+    engine: AsyncEngine, cutoff: datetime, batch_size: int, progress: Progress | None, started: float, pace: bool
 ) -> PurgeResult:
     expected = 0
     if progress is not None:
         expected, _ = await count_expired(engine, cutoff)
         progress(0, expected)
+    pacer = None
+    if pace:
+        # What a live read takes before the purge starts: the probes after each batch are judged against it.
+        quiet = sorted([await _probe(engine) for _ in range(5)])
+        pacer = PurgePacer(batch_size, baseline=quiet[2])
     sessions = ingredients = batches = 0
+    paused = 0.0
+    probes: list[float] = []
     while True:
-        deleted, items = await _batch(engine, cutoff, batch_size)
-        if deleted == 0:
-            break
+        size = pacer.size if pacer is not None else batch_size
+        began = time.perf_counter()
+        deleted, items = await _batch(engine, cutoff, size)
+        took = time.perf_counter() - began
         sessions += deleted
         ingredients += items
-        batches += 1
-        if progress is not None:
+        batches += 1 if deleted else 0
+        if progress is not None and deleted:
             progress(sessions, max(expected, sessions))
-        if deleted < batch_size:
+        if deleted < size:
             break
-    return PurgeResult(cutoff, False, sessions, ingredients, batches, time.perf_counter() - started)
+        if pacer is not None:
+            probe = await _probe(engine)
+            probes.append(probe)
+            pause = pacer.next_pause(took, probe)
+            paused += pause
+            await asyncio.sleep(pause)
+    p99 = sorted(probes)[min(len(probes) - 1, int(0.99 * len(probes)))] * 1000 if probes else None
+    return PurgeResult(cutoff, False, sessions, ingredients, batches, time.perf_counter() - started,
+                       paused_seconds=round(paused, 3), probe_p99_ms=None if p99 is None else round(p99, 2))

@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 
 from f2f_cli.clock import Clock, utcnow
 from f2f_cli.domain.ids import new_session_id
-from f2f_cli.domain.model import Ingredient, Mutation, Session, sort_ingredients
+from f2f_cli.domain.model import (
+    DEFAULT_MAX_INGREDIENT_LENGTH,
+    Ingredient,
+    Mutation,
+    Session,
+    normalize_ingredient,
+    normalize_ingredients,
+    sort_ingredients,
+)
 from f2f_cli.errors import SessionNotFound, TooManyIngredients
 
 # Given the current ingredients (by name, changed in place) and the time, returns the names it changed.
@@ -24,9 +32,17 @@ _Change = Callable[[dict[str, Ingredient], datetime], tuple[str, ...]]
 class MemorySessionStore:
     backend = "memory"
 
-    def __init__(self, *, ttl_seconds: int, max_ingredients: int, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_seconds: int,
+        max_ingredients: int,
+        max_ingredient_length: int = DEFAULT_MAX_INGREDIENT_LENGTH,
+        clock: Clock = utcnow,
+    ) -> None:
         self.ttl = timedelta(seconds=ttl_seconds)
         self.max_ingredients = max_ingredients
+        self.max_ingredient_length = max_ingredient_length
         self._clock = clock
         # Every state this store holds, tombstones and expired rows included (as SQL keeps them until a purge).
         self._rows: dict[str, Session] = {}
@@ -66,7 +82,9 @@ class MemorySessionStore:
     async def touch(self, session_id: str) -> Session:
         return self._write(session_id, lambda _items, _now: ()).session
 
-    async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation:
+    async def add_ingredients(self, session_id: str, raw_names: Sequence[str]) -> Mutation:
+        names = normalize_ingredients(raw_names, self.max_ingredient_length)  # the rules every store applies
+
         def add(items: dict[str, Ingredient], now: datetime) -> tuple[str, ...]:
             added = [n for n in dict.fromkeys(names) if n not in items]
             for name in added:
@@ -75,7 +93,9 @@ class MemorySessionStore:
 
         return self._write(session_id, add, check_limit=True)
 
-    async def remove_ingredient(self, session_id: str, name: str) -> Mutation:
+    async def remove_ingredient(self, session_id: str, raw_name: str) -> Mutation:
+        name = normalize_ingredient(raw_name, self.max_ingredient_length)
+
         def remove(items: dict[str, Ingredient], _now: datetime) -> tuple[str, ...]:
             return (name,) if items.pop(name, None) is not None else ()
 

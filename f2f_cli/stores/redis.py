@@ -115,11 +115,22 @@ class RedisSessionStore:
 
     async def get(self, session_id: str) -> Session:
         check_session_id(session_id)
-        reply = await _guard(self._read_script(keys=[self.keys.session(session_id)]))
+        reply = await _guard(self._read(self.keys.session(session_id)))
         session = self._decode_read(session_id, reply)
         if session is None or session.deleted:
             raise SessionNotFound(f"session {session_id} does not exist or has expired")
         return session
+
+    async def _read(self, key: str) -> Any:
+        """The read script in one EVALSHA (HGETALL + PEXPIRETIME, atomic; cheaper here than MULTI/EXEC),
+        loading it only when Redis answers NOSCRIPT (a restarted Redis): the registered ``Script``
+        wrapper costs more per call than the command itself on the request path."""
+        try:
+            return await self.client.execute_command("EVALSHA", self._read_script.sha, 1, key)
+        except ResponseError as exc:
+            if not isinstance(exc, NoScriptError) and "NOSCRIPT" not in str(exc):
+                raise
+            return await self._read_script(keys=[key])
 
     async def read_copy(self, session_id: str) -> Session | None:
         """The stored state, tombstones included (``None`` if absent): what copy tools compare."""

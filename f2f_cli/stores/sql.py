@@ -1,28 +1,52 @@
-"""The SQL session store (PostgreSQL or SQLite), written with SQLAlchemy Core.
+"""The SQL session store (PostgreSQL or SQLite).
 
 Every write is one transaction that starts by bumping the session row
 (``version + 1``, sliding ``expires_at``). That UPDATE takes the row lock, so
 concurrent writes to one session queue behind each other and the limit check
 that follows sees a stable ingredient set, on PostgreSQL and SQLite alike.
+
+Two ways to run the request path, one contract:
+- opened with :func:`open_sql_store` on PostgreSQL, ``get``, ``add_ingredients``,
+  ``remove_ingredient``, ``clear`` and ``touch`` are single round trips through a
+  psycopg pool with prepared statements (``pg_hot``);
+- otherwise (SQLite, the embedded default, or a store built on a bare engine by a
+  cold-path tool) the same steps run as one SQLAlchemy Core transaction.
+Everything else (create, delete, copies, listing, counting) is SQLAlchemy Core.
+
+Names are checked and normalised here exactly as the Redis store does
+(``normalize_ingredient(s)``), so no caller can store a name a copy to Redis would refuse.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, and_, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from f2f_cli.clock import Clock, utcnow
+from f2f_cli.db.engine import create_engine_for
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import fridge_session_ingredients as ingredients_t
 from f2f_cli.db.schema import fridge_sessions as sessions_t
-from f2f_cli.domain.ids import new_session_id
-from f2f_cli.domain.model import Ingredient, Mutation, Session, sort_ingredients
+from f2f_cli.domain.ids import check_session_id, new_session_id
+from f2f_cli.domain.model import (
+    DEFAULT_MAX_INGREDIENT_LENGTH,
+    Ingredient,
+    Mutation,
+    Session,
+    normalize_ingredient,
+    normalize_ingredients,
+    sort_ingredients,
+)
 from f2f_cli.errors import SessionNotFound, TooManyIngredients
+from f2f_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from f2f_cli.stores.pg_hot import PgHotPath
 
 _Change = Callable[[AsyncConnection, datetime], Awaitable[tuple[str, ...]]]
 
@@ -64,12 +88,18 @@ class SqlSessionStore:
         *,
         ttl_seconds: int,
         max_ingredients: int,
+        max_ingredient_length: int = DEFAULT_MAX_INGREDIENT_LENGTH,
         clock: Clock = utcnow,
+        hot: PgHotPath | None = None,
+        owns_engine: bool = False,
     ) -> None:
         self.engine = engine
         self.ttl = timedelta(seconds=ttl_seconds)
         self.max_ingredients = max_ingredients
+        self.max_ingredient_length = max_ingredient_length
         self._clock = clock
+        self._hot = hot
+        self._owns_engine = owns_engine
         # The read is one statement, so autocommit sees the same single snapshot a
         # transaction would, without the BEGIN and ROLLBACK round trips around it.
         self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -79,6 +109,9 @@ class SqlSessionStore:
     # -- reads ---------------------------------------------------------------
 
     async def get(self, session_id: str) -> Session:
+        check_session_id(session_id)
+        if self._hot is not None:
+            return _session_from_join(session_id, await self._hot.get(session_id, self._clock()))
         with translate_db_errors():
             async with self._read_engine.connect() as conn:
                 rows = (await conn.execute(_GET, {"session_id": session_id, "now": self._clock()})).all()
@@ -152,9 +185,17 @@ class SqlSessionStore:
         return session
 
     async def touch(self, session_id: str) -> Session:
+        check_session_id(session_id)
+        if self._hot is not None:
+            return (await self._hot_write("t", session_id)).session
         return (await self._write(session_id, _no_change)).session
 
-    async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation:
+    async def add_ingredients(self, session_id: str, raw_names: Sequence[str]) -> Mutation:
+        check_session_id(session_id)
+        names = normalize_ingredients(raw_names, self.max_ingredient_length)
+        if self._hot is not None:
+            return await self._hot_write("a", session_id, names)
+
         async def add(conn: AsyncConnection, now: datetime) -> tuple[str, ...]:
             if not names:
                 return ()
@@ -169,7 +210,12 @@ class SqlSessionStore:
 
         return await self._write(session_id, add, check_limit=True)
 
-    async def remove_ingredient(self, session_id: str, name: str) -> Mutation:
+    async def remove_ingredient(self, session_id: str, raw_name: str) -> Mutation:
+        check_session_id(session_id)
+        name = normalize_ingredient(raw_name, self.max_ingredient_length)
+        if self._hot is not None:
+            return await self._hot_write("r", session_id, (name,))
+
         async def remove(conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
             stmt = (
                 delete(ingredients_t)
@@ -181,6 +227,10 @@ class SqlSessionStore:
         return await self._write(session_id, remove)
 
     async def clear(self, session_id: str) -> Mutation:
+        check_session_id(session_id)
+        if self._hot is not None:
+            return await self._hot_write("x", session_id)
+
         async def clear_all(conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
             stmt = delete(ingredients_t).where(ingredients_t.c.session_id == session_id).returning(ingredients_t.c.name)
             return tuple(sorted(r.name for r in await conn.execute(stmt)))
@@ -272,10 +322,55 @@ class SqlSessionStore:
             async with self.engine.connect() as conn:
                 await conn.execute(select(literal(1)))
 
+    async def open(self) -> None:
+        """Start the psycopg pool of the request path (PostgreSQL); connections open in the background."""
+        if self._hot is not None:
+            await self._hot.open()
+
     async def close(self) -> None:
-        """The engine belongs to whoever made it; nothing to release here."""
+        """Close the psycopg pool, and the engine when this store made it (``open_sql_store``)."""
+        if self._hot is not None:
+            await self._hot.close()
+        if self._owns_engine:
+            await self.engine.dispose()
 
     # -- internals -----------------------------------------------------------
+
+    async def _hot_write(self, op: str, session_id: str, names: Sequence[str] = ()) -> Mutation:
+        """One call of ``f2f_session_write`` (see ``pg_hot``): the change and the new state in one round trip."""
+        assert self._hot is not None
+        from f2f_cli.stores.pg_hot import LimitExceeded
+
+        now = self._clock()
+        expires_at = now + self.ttl
+        try:
+            rows = await self._hot.write(op, session_id, names, now, expires_at, self.max_ingredients)
+        except LimitExceeded as exc:
+            raise TooManyIngredients(
+                f"a session holds at most {self.max_ingredients} ingredients (it has {exc.stored})"
+            ) from None
+        if not rows:
+            raise SessionNotFound(f"session {session_id} not found or expired")
+        created_at, version = rows[0][0], rows[0][1]
+        items: list[Ingredient] = []
+        changed: list[str] = []
+        for _c, _v, name, added_at, was_changed in rows:
+            if name is None:
+                continue
+            if added_at is not None:
+                items.append(Ingredient(name, added_at))
+            if was_changed:
+                changed.append(name)
+        if op == "a":
+            done = set(changed)
+            changed = [n for n in names if n in done]  # the caller's order, as the other stores report it
+        else:
+            changed.sort()
+        session = Session(
+            session_id=session_id, created_at=created_at, updated_at=now, expires_at=expires_at,
+            version=version, ingredients=sort_ingredients(items),
+        )
+        return Mutation(session=session, changed=tuple(changed))
 
     async def _write(self, session_id: str, change: _Change, *, check_limit: bool = False) -> Mutation:
         now = self._clock()
@@ -319,6 +414,56 @@ class SqlSessionStore:
 
 async def _no_change(_conn: AsyncConnection, _now: datetime) -> tuple[str, ...]:
     return ()
+
+
+def _session_from_join(session_id: str, rows: Sequence[tuple[Any, ...]]) -> Session:
+    """A ``Session`` from the rows of ``pg_hot.GET`` (already in ``sort_ingredients`` order)."""
+    if not rows:
+        raise SessionNotFound(f"session {session_id} not found or expired")
+    created_at, updated_at, expires_at, version = rows[0][:4]
+    return Session(
+        session_id=session_id,
+        created_at=created_at,
+        updated_at=updated_at,
+        expires_at=expires_at,
+        version=version,
+        ingredients=tuple(Ingredient(r[4], r[5]) for r in rows if r[4] is not None),
+    )
+
+
+def sql_store_for(settings: Settings, *, engine: AsyncEngine | None = None, clock: Clock = utcnow
+                  ) -> SqlSessionStore:
+    """The SQL store for ``settings``, not yet connected: ``await store.open()`` in the event loop, then
+    ``close()`` it when done (:func:`open_sql_store` does both first steps).
+
+    On PostgreSQL the store carries the psycopg pool of the request path (``F2F_DB_POOL_SIZE``
+    connections at most) and owns it. It owns the SQLAlchemy engine too unless one is passed in
+    (then the caller disposes of it).
+    """
+    owns_engine = engine is None
+    engine = engine if engine is not None else create_engine_for(settings)
+    hot: PgHotPath | None = None
+    if engine.dialect.name == "postgresql":
+        from f2f_cli.stores.pg_hot import PgHotPath, make_pool
+
+        hot = PgHotPath(make_pool(settings.database_url, settings.db_pool_size))
+    return SqlSessionStore(
+        engine,
+        ttl_seconds=settings.session_ttl_seconds,
+        max_ingredients=settings.max_ingredients,
+        max_ingredient_length=settings.max_ingredient_length,
+        clock=clock,
+        hot=hot,
+        owns_engine=owns_engine,
+    )
+
+
+async def open_sql_store(settings: Settings, *, engine: AsyncEngine | None = None, clock: Clock = utcnow
+                         ) -> SqlSessionStore:
+    """:func:`sql_store_for`, opened: the one way an entry point gets a ready SQL store."""
+    store = sql_store_for(settings, engine=engine, clock=clock)
+    await store.open()
+    return store
 
 
 def session_from_row(head: Row[Any] | Any, items: Iterable[Ingredient] = ()) -> Session:

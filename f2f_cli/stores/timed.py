@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
@@ -18,6 +18,7 @@ from f2f_cli.errors import F2FError
 
 # (backend, operation, outcome, seconds); outcome is "ok", an F2FError code, "cancelled" or "error".
 StoreObserver = Callable[[str, str, str, float], None]
+T = TypeVar("T")
 
 
 class TimedStore:
@@ -27,14 +28,15 @@ class TimedStore:
         self._observe = observer
         self._backend_of = backend_of
 
-    @contextmanager
-    def _timed(self, operation: str) -> Iterator[None]:
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        # A plain try/finally: a @contextmanager generator cost more than the bookkeeping itself.
         backend = self._backend_of()
         started = time.perf_counter()
         outcome = "error"
         try:
-            yield
+            result = await call
             outcome = "ok"
+            return result
         except F2FError as exc:
             outcome = exc.code
             raise
@@ -45,51 +47,40 @@ class TimedStore:
             self._observe(backend, operation, outcome, time.perf_counter() - started)
 
     async def create(self) -> Session:
-        with self._timed("create"):
-            return await self._inner.create()
+        return await self._timed("create", self._inner.create())
 
     async def get(self, session_id: str) -> Session:
-        with self._timed("get"):
-            return await self._inner.get(session_id)
+        return await self._timed("get", self._inner.get(session_id))
 
     async def delete(self, session_id: str) -> None:
-        with self._timed("delete"):
-            await self._inner.delete(session_id)
+        await self._timed("delete", self._inner.delete(session_id))
 
     async def add_ingredients(self, session_id: str, names: Sequence[str]) -> Mutation:
-        with self._timed("add_ingredients"):
-            return await self._inner.add_ingredients(session_id, names)
+        return await self._timed("add_ingredients", self._inner.add_ingredients(session_id, names))
 
     async def remove_ingredient(self, session_id: str, name: str) -> Mutation:
-        with self._timed("remove_ingredient"):
-            return await self._inner.remove_ingredient(session_id, name)
+        return await self._timed("remove_ingredient", self._inner.remove_ingredient(session_id, name))
 
     async def clear(self, session_id: str) -> Mutation:
-        with self._timed("clear"):
-            return await self._inner.clear(session_id)
+        return await self._timed("clear", self._inner.clear(session_id))
 
     async def touch(self, session_id: str) -> Session:
-        with self._timed("touch"):
-            return await self._inner.touch(session_id)
+        return await self._timed("touch", self._inner.touch(session_id))
 
     async def count(self) -> int:
-        with self._timed("count"):
-            return await self._inner.count()
+        return await self._timed("count", self._inner.count())
 
     def iter_sessions(self, batch_size: int = 500) -> AsyncIterator[Session]:
         return self._inner.iter_sessions(batch_size)
 
     async def apply_copy(self, copy: Session) -> bool:
-        with self._timed("apply_copy"):
-            return await self._inner.apply_copy(copy)
+        return await self._timed("apply_copy", self._inner.apply_copy(copy))
 
     async def read_copy(self, session_id: str) -> Session | None:
-        with self._timed("read_copy"):
-            return await self._inner.read_copy(session_id)
+        return await self._timed("read_copy", self._inner.read_copy(session_id))
 
     async def ping(self) -> None:
-        with self._timed("ping"):
-            await self._inner.ping()
+        await self._timed("ping", self._inner.ping())
 
     async def close(self) -> None:
         await self._inner.close()

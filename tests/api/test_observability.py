@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import re
@@ -18,7 +20,7 @@ from f2f_cli.api import errors
 from f2f_cli.api.app import create_app
 from f2f_cli.api.metrics import Metrics
 from f2f_cli.api.middleware import SECURITY_HEADERS, EdgeMiddleware
-from f2f_cli.logs import ConsoleFormatter, JsonFormatter, redact
+from f2f_cli.logs import AccessLog, ConsoleFormatter, JsonFormatter, redact
 from tests.conftest import make_settings
 
 
@@ -171,7 +173,8 @@ def test_unexpected_errors_are_json_with_request_id_and_headers() -> None:
     metrics = Metrics(refresh_seconds=1.0)
     inner = _exploding_app(metrics)
     app = EdgeMiddleware(
-        inner, metrics=metrics, phase=lambda: "postgres", trusted_proxies=(), on_error=errors.unexpected_error
+        inner, metrics=metrics, phase=lambda: "postgres", trusted_proxies=(), on_error=errors.unexpected_error,
+        access_log=AccessLog("console"),
     )
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/boom", headers={"X-Request-ID": "rid-1"})
@@ -188,21 +191,75 @@ def test_one_access_line_per_request_without_session_ids(
     app_client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     sid = app_client.post("/v1/sessions").json()["session_id"]
-    caplog.clear()
+    access: AccessLog = app_client.app.state.access_log  # type: ignore[attr-defined]
+    out = io.StringIO()
+    access.stream = out
+    access.flush()
     with caplog.at_level(logging.INFO, logger="f2f.access"):
         app_client.post(
             f"/v1/sessions/{sid}/ingredients", json={"ingredients": ["비밀재료"]}, headers={"X-Request-ID": "r-7"}
         )
-    lines = [r for r in caplog.records if r.name == "f2f.access"]
+    access.flush()
+    lines = out.getvalue().splitlines()
     assert len(lines) == 1
-    record = lines[0]
-    assert record.request_id == "r-7"  # type: ignore[attr-defined]
-    assert record.route == "/v1/sessions/{session_id}/ingredients"  # type: ignore[attr-defined]
-    assert record.status == 200  # type: ignore[attr-defined]
-    assert record.phase == "postgres"  # type: ignore[attr-defined]
-    assert record.duration_ms >= 0  # type: ignore[attr-defined]
-    rendered = JsonFormatter().format(record) + ConsoleFormatter().format(record)
-    assert sid not in rendered and "비밀재료" not in rendered
+    assert "INFO    f2f.access: POST /v1/sessions/{session_id}/ingredients 200 " in lines[0]
+    assert lines[0].endswith("ms [rid=r-7]")
+    assert sid not in lines[0] and "비밀재료" not in lines[0]
+
+
+def test_access_log_is_off_above_info(app_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    access: AccessLog = app_client.app.state.access_log  # type: ignore[attr-defined]
+    out = io.StringIO()
+    access.stream = out
+    with caplog.at_level(logging.WARNING, logger="f2f.access"):
+        assert app_client.get("/healthz").status_code == 200
+    access.flush()
+    assert out.getvalue() == ""
+
+
+def test_json_access_lines_keep_every_field_and_mask_ids_that_look_like_urls() -> None:
+    out = io.StringIO()
+    access = AccessLog("json", stream=out)
+    logger = logging.getLogger("f2f.access")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        access.record("a://u:hunter2@h", "GET", "/v1/sessions/{session_id}", 200, 0.00123, "redis", "203.0.113.7")
+        access.record("r-2", "POST", "unmatched", 404, 0.5, "postgres", None)
+    finally:
+        logger.setLevel(level)
+    access.flush()
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert list(first) == ["ts", "level", "logger", "message", "request_id", "method", "route", "status",
+                           "duration_ms", "phase", "client"]
+    assert first["request_id"] == "a://u:***@h" and "hunter2" not in out.getvalue()
+    assert first["message"] == "GET /v1/sessions/{session_id} 200 1.2ms" and first["duration_ms"] == 1.23
+    assert (first["level"], first["logger"], first["phase"], first["client"]) == (
+        "info", "f2f.access", "redis", "203.0.113.7")
+    assert first["ts"].endswith("+00:00")
+    assert "client" not in second and second["status"] == 404
+
+
+async def test_access_lines_wait_in_the_loop_and_go_out_in_batches() -> None:
+    writes: list[str] = []
+
+    class Sink(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    access = AccessLog("console", stream=Sink(), batch=3, flush_seconds=0.05)
+    logger = logging.getLogger("f2f.access")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        for i in range(4):
+            access.record(f"r{i}", "GET", "/healthz", 200, 0.001, "postgres", None)
+        assert len(writes) == 1 and writes[0].count("\n") == 3  # the full batch, in one write
+        await asyncio.sleep(0.2)  # the timer writes the rest
+        assert len(writes) == 2 and "[rid=r3]" in writes[1]
+    finally:
+        logger.setLevel(level)
 
 
 def test_json_log_lines_are_json_and_mask_passwords() -> None:

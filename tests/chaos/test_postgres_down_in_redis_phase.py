@@ -73,6 +73,7 @@ async def test_postgres_stopped_in_redis_phase_requests_keep_succeeding(
         "F2F_PHASE_POLL_SECONDS": "0.5",
         "F2F_SESSIONS_PER_MINUTE": "0",
         "F2F_MAX_INGREDIENTS": "1000",
+        "F2F_REDIS_CONNECT_TIMEOUT": "1",
         "F2F_REDIS_COMMAND_TIMEOUT": "1",  # a stall on the shared test machine is not this test's fault
     }
     settings = make_settings(**env)

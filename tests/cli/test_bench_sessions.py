@@ -52,7 +52,7 @@ def test_all_stores_json_structure_and_cleanup(
             stats = report["results"][target][op]
             assert stats["ops"] + stats["errors"] == 12
             assert stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"]
-    assert set(report["results"][RAW_REDIS]) == {"get"} and set(report["results"][RAW_SQL]) == {"get"}
+    assert set(report["results"][RAW_REDIS]) == {"get"} and set(report["results"][RAW_SQL]) == {"get", "add"}
 
     assert [r["op"] for r in report["ratios"]] == list(OPS)
     for r in report["ratios"]:
@@ -60,8 +60,8 @@ def test_all_stores_json_structure_and_cleanup(
         assert r["holds_10x"] == (r["speedup_p50"] >= 10)
         assert r["verdict"].startswith("holds" if r["holds_10x"] else "does not hold")
     assert set(report["plan_vs_redis"]) == set(OPS)
-    assert {(r["store"], r["raw"]) for r in report["raw_ratios"]} == {
-        ("redis", RAW_REDIS), ("dual", RAW_REDIS), ("sql", RAW_SQL)}
+    assert {(r["store"], r["op"], r["raw"]) for r in report["raw_ratios"]} == {
+        ("redis", "get", RAW_REDIS), ("dual", "get", RAW_REDIS), ("sql", "get", RAW_SQL), ("sql", "add", RAW_SQL)}
     for r in report["raw_ratios"]:
         assert r["ratio_p50"] == pytest.approx(r["store_p50_ms"] / r["raw_p50_ms"])
 

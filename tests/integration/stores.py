@@ -12,10 +12,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from f2f_cli.clock import utcnow
 from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.stores.memory import MemorySessionStore
-from f2f_cli.stores.sql import SqlSessionStore
+from f2f_cli.stores.sql import SqlSessionStore, open_sql_store
 from tests.clock import ShiftedClock
 from tests.conftest import make_settings
 
@@ -27,15 +28,25 @@ StoreFactory = Callable[[pytest.FixtureRequest, int, int], StoreCM]
 async def _sql(
     url: str, ttl: int, max_ingredients: int, clock: ShiftedClock | None = None
 ) -> AsyncIterator[SessionStore]:
-    settings = make_settings(F2F_DATABASE_URL=url)
-    engine = create_engine_for(settings)
+    """The store as every entry point opens it (``Backends``): on PostgreSQL the psycopg request path."""
+    settings = make_settings(
+        F2F_DATABASE_URL=url, F2F_SESSION_TTL_SECONDS=str(ttl), F2F_MAX_INGREDIENTS=str(max_ingredients)
+    )
+    store = await open_sql_store(settings, clock=clock or utcnow)
+    if clock is not None:
+        store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
     try:
-        if clock is None:
-            yield SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
-        else:
-            store = SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients, clock=clock)
-            store.test_clock = clock  # type: ignore[attr-defined]  # read by tests.clock.wait
-            yield store
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def _sql_core(url: str, ttl: int, max_ingredients: int) -> AsyncIterator[SessionStore]:
+    """The store on a bare engine (no psycopg pool): every operation through SQLAlchemy Core."""
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=url))
+    try:
+        yield SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
     finally:
         await engine.dispose()
 
@@ -47,6 +58,10 @@ def sqlite_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int)
 
 def postgres_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
     return _sql(request.getfixturevalue("pg_url"), ttl, max_ingredients)
+
+
+def postgres_core_store(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) -> StoreCM:
+    return _sql_core(request.getfixturevalue("pg_url"), ttl, max_ingredients)
 
 
 @asynccontextmanager
@@ -68,7 +83,7 @@ async def _dual(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) 
     )
     engine = create_engine_for(settings)
     cache = RedisSessionStore.from_settings(settings)
-    sql = SqlSessionStore(engine, ttl_seconds=ttl, max_ingredients=max_ingredients)
+    sql = await open_sql_store(settings, engine=engine)
 
     async def copy_failed(session_id: str, reason: str) -> None:
         await phase.mark_redis_untrusted(engine, session_id, reason)
@@ -77,6 +92,7 @@ async def _dual(request: pytest.FixtureRequest, ttl: int, max_ingredients: int) 
         yield DualSessionStore(sql, cache, read_from_cache=True, breaker=CircuitBreaker(), on_copy_failed=copy_failed)
     finally:
         await cache.close()
+        await sql.close()
         await engine.dispose()
 
 
@@ -155,6 +171,7 @@ STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory-dual": memory_dual_store,
     "sqlite": sqlite_store,
     "postgres": postgres_store,
+    "postgres-core": postgres_core_store,
     "dual": dual_store,
     "redis": redis_store_factory("standalone"),
     "redis-cluster": redis_store_factory("cluster"),

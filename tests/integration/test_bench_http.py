@@ -41,6 +41,10 @@ def _check_report(report: dict, phase: str, rounds: int) -> None:  # type: ignor
         assert scenario["meets_target"] == (scenario["ratio"] >= scenario["target"])
     machine = report["machine"]
     assert machine["cpu_count"] >= 1 and machine["postgresql"] and machine["load_generator"]
+    # f2f ran with its default logging: an access line per request it served.
+    assert report["f2f_logging"].startswith("default: F2F_LOG_LEVEL=info")
+    served = sum(r["requests"] for s in report["scenarios"] for r in s["f2f_runs"])
+    assert report["f2f_access_lines"] >= served
 
 
 def _database_exists(name: str) -> bool:

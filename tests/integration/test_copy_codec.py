@@ -24,7 +24,8 @@ async def test_sql_rendered_copies_unpack_to_what_the_store_holds(pg_url: str, r
                                                                  redis_prefix: str) -> None:
     settings = make_settings(F2F_DATABASE_URL=pg_url, F2F_REDIS_URL=redis_url, F2F_REDIS_KEY_PREFIX=redis_prefix)
     engine = create_engine_for(settings)
-    sql = SqlSessionStore(engine, ttl_seconds=600, max_ingredients=100)
+    # Names up to 60 characters: the store applies F2F_MAX_INGREDIENT_LENGTH, set here above the default 50.
+    sql = SqlSessionStore(engine, ttl_seconds=600, max_ingredients=100, max_ingredient_length=60)
     redis = RedisSessionStore.from_settings(settings)
     try:
         full = (await sql.create()).session_id

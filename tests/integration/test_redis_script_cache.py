@@ -32,6 +32,8 @@ async def test_bulk_copies_and_reads_reload_scripts_after_a_flush(tmp_path: Path
         assert [g.version if g else None for g in got] == [2, 3, 4]
         await store.client.script_flush()
         assert len([s async for s in store.iter_sessions()]) == 3
+        await store.client.script_flush()  # the request path's read (one EVALSHA) reloads it too
+        assert (await store.get(first[0].session_id)).version == 2
     finally:
         await store.close()
         node.stop()

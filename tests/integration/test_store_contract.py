@@ -13,7 +13,7 @@ from f2f_cli.clock import utcnow
 from f2f_cli.domain.ids import is_valid_session_id, new_session_id
 from f2f_cli.domain.model import Ingredient, Session
 from f2f_cli.domain.store import SessionStore
-from f2f_cli.errors import SessionNotFound, TooManyIngredients
+from f2f_cli.errors import InvalidIngredient, SessionNotFound, TooManyIngredients
 from tests.clock import wait
 from tests.integration.stores import STORE_FACTORIES
 
@@ -239,3 +239,45 @@ async def test_apply_copy_skips_expired_copies(make_store: MakeStore) -> None:
     assert not await store.apply_copy(stale)
     with pytest.raises(SessionNotFound):
         await store.get(stale.session_id)
+
+
+# Odd names every store must treat alike: the stored name, or the same error.
+# (A name the SQL store accepted but Redis refused would break the copy to Redis in dual and backfill.)
+ODD_NAMES = [
+    ("  두부  ", "두부"),  # trimmed
+    ("대   파", "대 파"),  # inner whitespace collapsed
+    ("\t양\u00a0파\n", "양 파"),  # any Unicode space
+    ("e\u0301clair", "\u00e9clair"),  # NFD -> NFC
+    ("\u1100\u1161", "\uac00"),  # conjoining jamo -> one syllable (NFC)
+    ("가" * 50, "가" * 50),  # exactly the length limit (characters, not bytes)
+    ("", InvalidIngredient),
+    ("   ", InvalidIngredient),
+    ("가" * 51, InvalidIngredient),
+    ("김\x00치", InvalidIngredient),  # control character
+    ("김\u200b치", InvalidIngredient),  # format character (zero-width space)
+    ("김\x1f치", "김 치"),  # the copy format's separator counts as a space (str.isspace): never stored
+    ("\U000e0001", InvalidIngredient),  # tag character (Cf)
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), ODD_NAMES, ids=[repr(r)[:24] for r, _ in ODD_NAMES])
+async def test_odd_names_are_stored_alike_or_refused_alike(
+    make_store: MakeStore, raw: str, expected: str | type[Exception]
+) -> None:
+    store = await make_store()
+    sid = (await store.create()).session_id
+    if isinstance(expected, str):
+        m = await store.add_ingredients(sid, [raw])
+        assert m.changed == (expected,)
+        assert (await store.get(sid)).names == {expected}
+        # The same odd spelling names the same stored ingredient on the way out.
+        removed = await store.remove_ingredient(sid, raw)
+        assert removed.changed == (expected,)
+        assert (await store.get(sid)).names == frozenset()
+    else:
+        with pytest.raises(expected):
+            await store.add_ingredients(sid, ["양파", raw])
+        with pytest.raises(expected):
+            await store.remove_ingredient(sid, raw)
+        got = await store.get(sid)
+        assert (got.version, got.names) == (1, frozenset())  # nothing half-applied
