@@ -1,7 +1,7 @@
 """One migrator at a time (a lease) and a cut-over that cannot outlive its migrator (a deadline).
 
 Revision ID: 0004_migrator_lease
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from f2f_cli.db.types import UTCDateTime
 
 revision: str = "0004_migrator_lease"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
