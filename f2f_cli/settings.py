@@ -254,6 +254,10 @@ class Settings:
     metrics_port: int | None = _env("F2F_METRICS_PORT", _optional_port, default=None)
     # How long an idle keep-alive connection stays open between requests (uvicorn's timeout_keep_alive).
     keep_alive_seconds: int = _env("F2F_KEEP_ALIVE_SECONDS", _int_between(1, 600), default=5)
+    # A cut-over whose migrator stops renewing it for this long ends by itself (the fleet goes back).
+    cutover_deadline_seconds: float = _env("F2F_CUTOVER_DEADLINE_SECONDS", _float_between(1, 300), default=10.0)
+    # A migrator lease with no heartbeat for this long may be taken over ('f2f migrate ... --take-over').
+    migrate_lease_seconds: float = _env("F2F_MIGRATE_LEASE_SECONDS", _float_between(2, 600), default=15.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:

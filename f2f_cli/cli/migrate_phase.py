@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import signal
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -45,25 +48,51 @@ RateOpt = Annotated[
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the backfill from its checkpoint.")]
 SampleOpt = Annotated[int | None, typer.Option("--sample", min=1, help="Compare only N sessions each way.")]
+TakeOverOpt = Annotated[
+    bool, typer.Option("--take-over", help="Take the migrator lease from a run that stopped heartbeating (it died).")
+]
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds to wait for every instance to acknowledge a step.")
 ]
 
 
-def _actor() -> str:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _actor(command: str) -> str:
+    """Who is migrating, as history and the lease show it: user@host:pid and the command."""
     try:
         user = getpass.getuser()
     except Exception:
         user = "unknown"
-    return f"{user}@{socket.gethostname()} f2f migrate"
+    return f"{user}@{socket.gethostname()}:{os.getpid()} f2f migrate {command}"
 
 
 def _run(coro: Coroutine[Any, Any, Outcome]) -> Outcome:
-    return asyncio.run(coro)
+    """Run the migrator; Ctrl-C, SIGTERM (pod deletion) and SIGHUP (a lost SSH or exec session) cancel it,
+    so it restores a safe phase before exiting."""
+
+    async def main() -> Outcome:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await coro
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        # Interrupted before the migrator had anything to restore (cli_errors reports it, exit 130).
+        raise KeyboardInterrupt from None
 
 
 def _migrator(
-    settings: Settings, *, json: bool, yes: bool, **kwargs: Any
+    settings: Settings, command: str, *, json: bool, yes: bool, **kwargs: Any
 ) -> Callable[[Backends, CliProgress], Migrator]:
     def confirm(question: str) -> bool:
         if yes:
@@ -73,7 +102,7 @@ def _migrator(
         return typer.confirm(question, default=False, err=True)
 
     def make(backends: Backends, progress: CliProgress) -> Migrator:
-        return Migrator(backends, actor=_actor(), progress=progress, confirm=confirm, **kwargs)
+        return Migrator(backends, actor=_actor(command), progress=progress, confirm=confirm, **kwargs)
 
     return make
 
@@ -91,6 +120,12 @@ def _outcome_json(out: Outcome) -> dict[str, Any]:
     return data
 
 
+def _mark(ok: bool, warning: bool = False) -> Text:
+    if not ok:
+        return Text("✗", style="red")
+    return Text("!", style="yellow") if warning else Text("✓", style="green")
+
+
 def _render(out: Outcome, *, json: bool) -> None:
     if json:
         print_json(_outcome_json(out))
@@ -101,22 +136,25 @@ def _render(out: Outcome, *, json: bool) -> None:
         if out.checks:
             table = Table("", "check", "detail", title="preflight", title_justify="left")
             for c in out.checks:
-                mark = Text("✗", "red") if not c.ok else (Text("!", "yellow") if c.warning else Text("✓", "green"))
-                table.add_row(mark, c.name, c.detail)
+                table.add_row(_mark(c.ok, c.warning), Text(c.name), Text(c.detail))
             console.print(table)
-        if out.verify is not None:
-            v = out.verify
-            console.print(f"verify: {v.compared} compared, {v.differences} differences"
-                          + (" (sampled)" if v.sampled else "") + (f", {v.repaired} repaired" if v.repaired else ""))
-            if v.first:
-                table = Table("session", "difference", "SQL", "Redis", title="first differences")
-                for d in v.first:
-                    table.add_row(d.session_id, d.kind, d.sql, d.redis)
-                console.print(table)
+        if out.hold_timeout_s is not None:
+            console.print(Text(f"writes are held during the cut-over: each request waits at most "
+                               f"{out.hold_timeout_s:.0f}s (then 503); the cut-over deadline is "
+                               f"{out.cutover_deadline_s:.0f}s, renewed by this run, after which the fleet "
+                               "returns by itself (F2F_CUTOVER_DEADLINE_SECONDS)"))
         for step in out.steps:
-            console.print(f"  • {step}")
+            console.print(Text(f"  • {step}"))
+        if out.verify is not None and out.verify.first:
+            table = Table("session", "difference", "SQL", "Redis", title="first differences")
+            for d in out.verify.first:
+                table.add_row(Text(d.session_id), Text(d.kind), Text(d.sql), Text(d.redis))
+            console.print(table)
     if out.refused:
-        raise fail(out.refused, EXIT_FAILURE)
+        if out.next_step and not json:
+            stderr().print(Text(f"next: {out.next_step}"))
+        stderr().print(Text("error: ", style="bold red") + Text(out.refused))
+        raise typer.Exit(130 if out.interrupted else EXIT_FAILURE)
     if not out.done and not out.dry_run:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -140,6 +178,58 @@ def _render_faults(st: Status) -> None:
                            f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))
 
 
+def _render_status(st: Status, settings: Settings) -> None:
+    c = st.control
+    console = stdout()
+    line = Text(f"phase {c.phase.value}", style="bold")
+    line.append(f" (epoch {c.epoch}), changed {c.changed_at:%Y-%m-%d %H:%M:%S}Z by {c.changed_by}; Redis copy ")
+    line.append(st.redis_copy, style="red" if st.redis_copy.startswith("untrusted") else "")
+    console.print(line)
+    if c.cutover_from is not None:
+        deadline = f"{c.hold_deadline:%H:%M:%S}Z" if c.hold_deadline else "-"
+        console.print(Text(f"cut-over {c.cutover_from} → {c.cutover_to}: writes held since {c.changed_at:%H:%M:%S}Z "
+                           f"by {c.changed_by}, deadline {deadline}" + (" (lapsed)" if st.cutover_lapsed else ""),
+                           style="bold red"))
+    redis = mask_url(settings.redis_url) or "not set"
+    console.print(Text(f"database {mask_url(settings.database_url)}; redis {redis}"))
+    if settings.is_sqlite:
+        console.print(SQLITE_PHASE_NOTE, style="dim")
+    if st.lease is not None:
+        console.print(Text(f"migrator lease: {st.lease.holder} ({st.lease.actor}) '{st.lease.command}', step "
+                           f"{st.lease.step}, since {st.lease.since:%H:%M:%S}Z, heartbeat "
+                           f"{st.lease.heartbeat:%H:%M:%S}Z" + (" (stale)" if st.lease_stale else "")))
+    else:
+        console.print(Text("migrator lease: free (no 'f2f migrate' is changing the phase)"))
+    table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
+    for inst, stale in st.instances:
+        table.add_row(Text(inst.kind), Text(inst.host), str(inst.pid), Text(inst.phase_seen), str(inst.epoch_seen),
+                      f"{inst.last_seen:%H:%M:%S}" + (" (stale)" if stale else ""), style="dim" if stale else "")
+    console.print(table)
+    if st.instances_aged_out:
+        console.print(Text(f"{st.instances_aged_out} instance(s) not seen for over 10 minutes are not listed"))
+    backlog = "-" if st.backup_backlog is None else str(st.backup_backlog)
+    if st.backlog_age_s is not None:
+        backlog += f" (oldest {st.backlog_age_s:.1f}s)"
+    redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
+    console.print(Text(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; backup backlog {backlog}; "
+                       f"live workers {st.workers_live}"))
+    if st.checkpoint_copied is not None:
+        console.print(Text(f"backfill checkpoint: {st.checkpoint_copied} copied, up to {st.checkpoint_last_id} "
+                           "('f2f migrate to dual --resume' continues from here)"))
+    _render_faults(st)
+    if st.history:
+        table = Table("at", "actor", "action", "from", "to", "epoch", "writes held", "why", title="recent steps")
+        for h in st.history:
+            failed = h.action.endswith(("failed", "interrupted", "refused", "aborted", "lapsed"))
+            table.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", Text(h.actor), Text(h.action), h.from_phase or "",
+                          h.to_phase or "", str(h.epoch or ""),
+                          f"{h.writes_held_ms:.0f} ms" if h.writes_held_ms is not None else "",
+                          Text(h.reason or ""), style="yellow" if failed else "")
+        console.print(table)
+    for item in st.advice:
+        console.print(Text(f"next: {item}", style="bold"))
+
+
 # The phases are named after the production path (PostgreSQL → Redis); say once what the first means on SQLite.
 SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the SQL database (this SQLite file); "
                      "the name is the production path's")
@@ -159,40 +249,20 @@ def register(app: typer.Typer) -> None:
             async with Backends.open(settings) as backends:
                 redis = backends.redis() if backends.redis_configured else None
                 return await collect(backends.engine, backends.sql, redis,
-                                     window=live_window(settings.phase_poll_seconds))
+                                     window=live_window(settings.phase_poll_seconds),
+                                     lease_stale_after=timedelta(seconds=settings.migrate_lease_seconds))
 
         st = asyncio.run(gather())
         if json:
             data = asdict(st)
             data["instances"] = [{**asdict(i), "stale": stale} for i, stale in st.instances]
+            if data["lease"] is not None:
+                data["lease"].pop("token")  # the holder's proof of ownership, not for display
             data["database"] = mask_url(settings.database_url)
             data["redis"] = mask_url(settings.redis_url)
             print_json(data)
             return
-        c = st.control
-        console = stdout()
-        console.print(styled((f"phase {c.phase.value}", "bold"), f" (epoch {c.epoch}), changed "
-                             f"{c.changed_at:%Y-%m-%d %H:%M:%S}Z by {c.changed_by}; Redis copy ",
-                             ("trusted", "") if c.redis_trusted else ("untrusted", "red")))
-        console.print(f"database {mask_url(settings.database_url)}; redis {mask_url(settings.redis_url) or 'not set'}")
-        if settings.is_sqlite:
-            console.print(SQLITE_PHASE_NOTE, style="dim")
-        table = Table("kind", "host", "pid", "phase seen", "epoch", "last seen", title="instances")
-        for inst, stale in st.instances:
-            style = "dim" if stale else ""
-            table.add_row(inst.kind, inst.host, str(inst.pid), inst.phase_seen, str(inst.epoch_seen),
-                          f"{inst.last_seen:%H:%M:%S}" + (" (stale)" if stale else ""), style=style)
-        console.print(table)
-        redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
-        console.print(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; "
-                      f"backup backlog {st.backup_backlog if st.backup_backlog is not None else '-'}")
-        _render_faults(st)
-        if st.history:
-            table = Table("at", "actor", "action", "from", "to", "epoch", title="recent steps")
-            for h in st.history:
-                table.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", h.actor, h.action, h.from_phase or "", h.to_phase or "",
-                              str(h.epoch or ""))
-            console.print(table)
+        _render_status(st, settings)
 
     @app.command("plan")
     @cli_errors
@@ -212,17 +282,16 @@ def register(app: typer.Typer) -> None:
             raise fail("usage: f2f migrate plan [to] dual|redis|postgres", EXIT_USAGE)
         settings = load_settings()
         target = Phase(words[0])
-        make = _migrator(settings, json=json, yes=True)
+        make = _migrator(settings, f"plan {target}", json=json, yes=True)
         with CliProgress(enabled=False) as progress:
             out = _run(_with(settings, make, progress, lambda m: m.plan(target)))
         if json:
             print_json(_outcome_json(out))
+            if out.refused or not out.done:
+                raise typer.Exit(EXIT_FAILURE)
             return
         out.dry_run = True
-        refused, out.refused = out.refused, None
         _render(out, json=False)
-        if refused:
-            raise fail(refused, EXIT_FAILURE)
         if not out.done:
             stderr().print("some preconditions do not hold yet", style="yellow")
             raise typer.Exit(EXIT_FAILURE)
@@ -237,6 +306,7 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchOpt = 1000,
         max_rate: RateOpt = None,
         resume: ResumeOpt = False,
+        take_over: TakeOverOpt = False,
         sample: SampleOpt = None,
         timeout: TimeoutOpt = 30.0,
     ) -> None:
@@ -250,14 +320,17 @@ def register(app: typer.Typer) -> None:
 
           f2f migrate to dual --resume --yes      # after a crash or Ctrl-C during the backfill
 
+          f2f migrate to dual --resume --take-over --yes   # the run that crashed still holds the lease
+
           f2f migrate to redis --yes
         """
         if target not in ("dual", "redis"):
             hint = " (use 'f2f migrate rollback' to go back)" if target == "postgres" else ""
             raise fail(f"'to' takes dual or redis, not {target!r}{hint}", EXIT_USAGE)
         settings = load_settings()
-        make = _migrator(settings, json=json, yes=yes, batch_size=batch_size, max_rate=max_rate, resume=resume,
-                         dry_run=dry_run, converge_timeout=timeout, verify_sample=sample)
+        make = _migrator(settings, f"to {target}", json=json, yes=yes, batch_size=batch_size, max_rate=max_rate,
+                         resume=resume, take_over=take_over, dry_run=dry_run, converge_timeout=timeout,
+                         verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
             out = _run(_with(settings, make, progress, lambda m: m.to_dual() if target == "dual" else m.to_redis()))
         _render(out, json=json)
@@ -271,15 +344,25 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchOpt = 1000,
         sample: SampleOpt = None,
         timeout: TimeoutOpt = 30.0,
-        drain_timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the backup stream.")] = 120.0,
+        take_over: TakeOverOpt = False,
+        drain_timeout: Annotated[
+            float,
+            typer.Option(min=1, max=3600, help="Hold budget: seconds to wait for the backup stream while writes "
+                         "are held; rollback refuses up front when the backlog is older than this."),
+        ] = 120.0,
     ) -> None:
         """Go one phase back: redis → dual (drain the backup, reverse sync, verify) or dual → postgres.
 
-        Example: f2f migrate rollback --yes
+        Examples:
+
+          f2f migrate rollback --dry-run     # the checks it runs before holding any write
+
+          f2f migrate rollback --yes
         """
         settings = load_settings()
-        make = _migrator(settings, json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
-                         converge_timeout=timeout, drain_timeout=drain_timeout, verify_sample=sample)
+        make = _migrator(settings, "rollback", json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
+                         take_over=take_over, converge_timeout=timeout, drain_timeout=drain_timeout,
+                         verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
             out = _run(_with(settings, make, progress, lambda m: m.rollback()))
         _render(out, json=json)
@@ -305,7 +388,8 @@ def register(app: typer.Typer) -> None:
           f2f migrate verify --repair --yes
         """
         settings = load_settings()
-        make = _migrator(settings, json=json, yes=yes, batch_size=batch_size, dry_run=dry_run, verify_sample=sample)
+        make = _migrator(settings, "verify", json=json, yes=yes, batch_size=batch_size, dry_run=dry_run,
+                         verify_sample=sample)
         with CliProgress(enabled=not json) as progress:
             out = _run(_with(settings, make, progress, lambda m: m.verify_stores(repair_now=repair)))
         _render(out, json=json)
@@ -344,7 +428,7 @@ def register(app: typer.Typer) -> None:
                 return out
 
             with CliProgress(enabled=False) as progress:
-                out = await _with(settings, _migrator(settings, json=json, yes=True), progress, act)
+                out = await _with(settings, _migrator(settings, "repair", json=json, yes=True), progress, act)
             return _outcome_json(out)
 
         data = asyncio.run(run())

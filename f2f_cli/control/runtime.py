@@ -45,6 +45,9 @@ from f2f_cli.stores.unavailable import UnavailableStore
 
 log = logging.getLogger("f2f.runtime")
 
+# How long one write waits for a cut-over before it is answered 503 (f2f migrate reports it).
+HOLD_TIMEOUT_SECONDS = 5.0
+
 # Gives the Redis store of a phase; ``True`` asks for the one that appends to the backup stream.
 # The factory's owner (``Backends``) opens and closes the stores: the runtime only borrows them.
 RedisStoreFactory = Callable[[bool], SessionStore]
@@ -80,7 +83,7 @@ class PhaseRuntime:
         poll_seconds: float,
         instance_id: str,
         kind: str = "serve",
-        hold_timeout: float = 5.0,
+        hold_timeout: float = HOLD_TIMEOUT_SECONDS,
         drain_timeout: float = 10.0,
         failover_seconds: float = 5.0,
         backlog_source: BacklogSource | None = None,
@@ -209,6 +212,8 @@ class PhaseRuntime:
     async def refresh(self) -> None:
         async with self._refresh_lock:
             state = await control.get_control(self.engine)
+            if state.hold_lapsed(utcnow()):
+                state = await self._end_lapsed_cutover(state)
             self.last_poll_ok = utcnow()
             self._adopt(state)
             if state.epoch != self.epoch:
@@ -233,6 +238,19 @@ class PhaseRuntime:
                 self._store = self._store_for(self.phase, self.redis_state)
         if state.restore_total is not None:
             self.restore_progress = (state.restore_done or 0, state.restore_total)
+
+    async def _end_lapsed_cutover(self, state: control.Control) -> control.Control:
+        """The migrator stopped renewing its cut-over (killed, lost pod): return the fleet to where it came from.
+
+        Writes stay held until the return has committed, so no write runs under an authority the
+        migrator might still be opening; of the instances that see the lapse, one update wins.
+        """
+        returned = await control.return_lapsed_cutover(self.engine, state.epoch, actor=f"{self.instance_id} (lapse)")
+        if returned is not None:
+            log.warning("cut-over by %s lapsed (deadline %s): fleet returned to %s (epoch %d)",
+                        state.changed_by, state.hold_deadline, returned.phase, returned.epoch)
+            return returned
+        return await control.get_control(self.engine)
 
     async def _switch(self, new_phase: Phase, epoch: int) -> None:
         previous = self._generation

@@ -76,7 +76,7 @@ f2f_control = Table(
     Column("changed_by", String(200), nullable=False),
     # False while a failed Redis copy in `dual` awaits repair: every instance then reads SQL.
     Column("redis_trusted", Boolean(), nullable=False),
-    # Redis faults (migration 0003): ok | recovering | failed-over, the generation marker Redis must
+    # Redis faults (migration 0005): ok | recovering | failed-over, the generation marker Redis must
     # carry, when the state began, the estimated writes lost (RPO), the background restore's progress.
     Column("redis_state", String(16), nullable=False, server_default="ok"),
     Column("redis_generation", String(64), nullable=True),
@@ -84,6 +84,27 @@ f2f_control = Table(
     Column("rpo_estimate", BigInteger(), nullable=True),
     Column("restore_done", BigInteger(), nullable=True),
     Column("restore_total", BigInteger(), nullable=True),
+    # Set only in `cutover` (migration 0006): where the cut-over came from and goes, and
+    # the deadline its migrator keeps renewing. Once the deadline passes, the first instance to see it
+    # returns the fleet to `cutover_from` (a guarded update), so held writes never outlive the migrator.
+    Column("cutover_from", String(16), nullable=True),
+    Column("cutover_to", String(16), nullable=True),
+    Column("hold_deadline", UTCDateTime(), nullable=True),
+)
+
+# At most one row (id = 1): the `f2f migrate` run allowed to change the phase. Its holder renews
+# `heartbeat`; a lease whose heartbeat is older than F2F_MIGRATE_LEASE_SECONDS may be taken over.
+f2f_migrator_lease = Table(
+    "f2f_migrator_lease",
+    metadata,
+    Column("id", SmallInteger(), primary_key=True, autoincrement=False),
+    Column("token", String(64), nullable=False),
+    Column("holder", String(255), nullable=False),  # host:pid
+    Column("actor", String(200), nullable=False),
+    Column("command", String(200), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("since", UTCDateTime(), nullable=False),
+    Column("heartbeat", UTCDateTime(), nullable=False),
 )
 
 f2f_instances = Table(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from f2f_cli.clock import utcnow
 from f2f_cli.migration import checkpoint as checkpoints
 from f2f_cli.migration.progress import Progress, SilentProgress
+from f2f_cli.redis.client import scan_keys
 from f2f_cli.stores.copying import copy_to_redis, count_unexpired
 from f2f_cli.stores.redis import RedisSessionStore
 
@@ -109,3 +110,30 @@ async def backfill(
     await checkpoints.clear(engine, checkpoint_name)
     report.seconds = time.monotonic() - started
     return report
+
+
+async def clear_stale_copies(redis: RedisSessionStore, *, batch_size: int = 1000) -> int:
+    """Remove every session copy Redis holds; returns how many.
+
+    Only for the start of a move out of ``postgres``: Redis was not maintained there, so what it
+    still holds from an earlier dual or redis phase is stale, and a copy whose version a lost
+    write left at or above SQL's would make the version-guarded backfill keep the wrong one.
+    """
+    removed = 0
+    batch: list[bytes] = []
+
+    async def flush() -> None:
+        nonlocal removed
+        pipe = redis.client.pipeline(transaction=False)
+        for key in batch:
+            pipe.unlink(key)  # one key per command: keys of a Cluster live in different slots
+        removed += sum(int(n) for n in await pipe.execute())
+        batch.clear()
+
+    async for key in scan_keys(redis.client, redis.keys.session_pattern, count=batch_size):
+        batch.append(key)
+        if len(batch) >= batch_size:
+            await flush()
+    if batch:
+        await flush()
+    return removed

@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backup.worker import backup_lag
+from f2f_cli.clock import utcnow
+from f2f_cli.control import lease
 from f2f_cli.control import phase as control
 from f2f_cli.control.phase import Phase
 from f2f_cli.db import migrate as schema
@@ -119,5 +122,34 @@ async def worker_alive(engine: AsyncEngine, within: timedelta) -> Check:
     workers = await control.live_instances(engine, within=within, kind="worker")
     if not workers:
         return Check("backup worker heartbeat", False,
-                     f"no 'f2f worker' heartbeat in the last {within.total_seconds():.0f}s; start one first")
+                     f"no 'f2f worker' heartbeat in the last {within.total_seconds():.0f}s: start one "
+                     "(or fix the one that stopped) first; nothing was held or changed")
     return Check("backup worker heartbeat", True, ", ".join(f"{w.host}:{w.pid}" for w in workers))
+
+
+async def no_other_migrator(engine: AsyncEngine, stale_after: timedelta) -> Check:
+    """What the real run's lease acquisition will find (a dry run takes no lease)."""
+    held = await lease.current(engine)
+    if held is None:
+        return Check("no other migrator running", True, "the migrator lease is free")
+    return Check("no other migrator running", False, lease.refusal(held, utcnow(), stale_after))
+
+
+async def backlog_drainable(redis: RedisSessionStore, budget: float) -> Check:
+    """The backup stream can be drained while writes are held, within ``budget`` seconds.
+
+    A worker that keeps up holds only the last moments of writes: draining its backlog after the
+    hold takes about as long as the oldest entry has waited. An entry older than the budget means
+    the worker is behind (or gone) and the hold would outlast it.
+    """
+    name = "backup backlog drains within the hold budget"
+    try:
+        lag = await backup_lag(redis.client, redis.keys)
+    except F2FError as exc:
+        return Check(name, False, exc.message)
+    age = (lag.oldest_age_ms or 0) / 1000
+    detail = f"{lag.total} entries, oldest {age:.1f}s old; budget {budget:.0f}s (--drain-timeout)"
+    if lag.total and age > budget:
+        return Check(name, False, detail + ": the worker is not keeping up; start or fix 'f2f worker', "
+                     "wait for 'f2f worker --lag' to fall, then roll back")
+    return Check(name, True, detail)

@@ -1,9 +1,16 @@
 """The phase machine behind ``f2f migrate to|rollback|plan|verify``.
 
-Every step is idempotent, refuses (changing nothing) when its precondition
-fails, and reports what it did. Moves that change the version authority
-(dual → redis, redis → dual) go through ``cutover``: instances hold writes,
-acknowledge, and only then does the next phase open.
+The moves themselves are data (``transitions.py``): which checks run before anything changes
+and which steps follow, in order. This module carries them out. Every step is idempotent,
+refuses (changing nothing) when a precondition fails, and reports what it did.
+
+Operator mistakes it is built for:
+- one migrator at a time: a phase-changing run takes the lease in ``f2f_migrator_lease`` first
+  and refuses at once, naming the holder, when another run has it;
+- a cut-over never outlives its migrator: the ``cutover`` row carries a deadline this process
+  renews; if it dies the fleet returns by itself (``control/runtime.py``), and on Ctrl-C or
+  SIGTERM the from-phase is restored here before the process exits;
+- every precondition is checked before writes are held.
 """
 
 from __future__ import annotations
@@ -11,28 +18,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.backends import Backends
 from f2f_cli.clock import utcnow
+from f2f_cli.control import lease
 from f2f_cli.control import phase as control
 from f2f_cli.control.phase import Phase
 from f2f_cli.control.repair import repair_pass
+from f2f_cli.control.runtime import HOLD_TIMEOUT_SECONDS
+from f2f_cli.control.specs import Authority, spec_of
 from f2f_cli.db.errors import translate_db_errors
-from f2f_cli.db.schema import f2f_control, f2f_phase_history, f2f_repair_queue
+from f2f_cli.db.schema import f2f_phase_history
 from f2f_cli.db.schema import fridge_sessions as sessions_t
 from f2f_cli.domain.model import Session
-from f2f_cli.errors import F2FError, PreconditionFailed, RedisNotConfigured
-from f2f_cli.migration import checks
-from f2f_cli.migration.backfill import BackfillReport, backfill
+from f2f_cli.errors import ConfigError, F2FError, PreconditionFailed, RedisNotConfigured
+from f2f_cli.migration import checkpoint as checkpoints
+from f2f_cli.migration import checks, transitions
+from f2f_cli.migration.backfill import CHECKPOINT, BackfillReport, backfill, clear_stale_copies
 from f2f_cli.migration.checks import Check
 from f2f_cli.migration.convergence import live_window, wait_for_epoch
 from f2f_cli.migration.progress import Progress, SilentProgress
 from f2f_cli.migration.status import backup_backlog
+from f2f_cli.migration.transitions import Transition
 from f2f_cli.migration.verify import VerifyReport, repair, verify
 from f2f_cli.settings import Settings
 from f2f_cli.stores.copying import count_unexpired
@@ -47,12 +61,21 @@ class Outcome:
     done: bool = False
     dry_run: bool = False
     refused: str | None = None
+    interrupted: bool = False
     checks: list[Check] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+    step_keys: list[str] = field(default_factory=list)
     backfill: BackfillReport | None = None
     verify: VerifyReport | None = None
     writes_held_ms: float | None = None
+    hold_timeout_s: float | None = None
+    cutover_deadline_s: float | None = None
     redis_keys_left: int | None = None
+    next_step: str | None = None
+
+
+def _declares(t: Transition, key: str) -> bool:
+    return any(s.key == key for s in t.steps)
 
 
 class Refused(Exception):
@@ -70,6 +93,7 @@ class Migrator:
         batch_size: int = 1000,
         max_rate: float | None = None,
         resume: bool = False,
+        take_over: bool = False,
         dry_run: bool = False,
         converge_timeout: float = 30.0,
         drain_timeout: float = 120.0,
@@ -83,19 +107,32 @@ class Migrator:
         self.batch_size = batch_size
         self.max_rate = max_rate
         self.resume = resume
+        self.take_over = take_over
         self.dry_run = dry_run
         self.converge_timeout = converge_timeout
         self.drain_timeout = drain_timeout
         self.verify_sample = verify_sample
         self.window = live_window(settings.phase_poll_seconds)
+        self.hold_for = timedelta(seconds=settings.cutover_deadline_seconds)
+        self.lease_stale = timedelta(seconds=settings.migrate_lease_seconds)
+        # Renew well inside both the cut-over deadline and the lease's staleness.
+        self.beat = min(1.0, settings.cutover_deadline_seconds / 4, settings.migrate_lease_seconds / 4)
         self.engine: AsyncEngine = backends.engine
         self.sql = backends.sql
+        self._lease: lease.Lease | None = None
+        self._lease_lost = False
+        self._step = "start"
+        self._hold_epoch: int | None = None
+        self._hold_lapsed = False
+        self._changed = False  # a phase was set by this run: a later failure is 'failed', not 'refused'
+        self._verified: VerifyReport | None = None
+        self._held_from = 0.0
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings, **kwargs: object) -> AsyncIterator[Migrator]:
+    async def open(cls, settings: Settings, **kwargs: Any) -> AsyncIterator[Migrator]:
         async with Backends.open(settings) as backends:
-            yield cls(backends, **kwargs)  # type: ignore[arg-type]
+            yield cls(backends, **kwargs)
 
     @property
     def redis(self) -> RedisSessionStore:
@@ -106,147 +143,185 @@ class Migrator:
     # -- the moves ---------------------------------------------------------------
 
     async def to_dual(self) -> Outcome:
-        state = await control.get_control(self.engine)
-        out = Outcome("to dual", state.phase.value, Phase.DUAL.value, dry_run=self.dry_run)
-        if state.phase is Phase.DUAL:
-            out.done = True
-            out.steps.append("already in dual: nothing to do")
-            return out
-        try:
-            if state.phase not in (Phase.POSTGRES, Phase.DUAL_WRITE):
-                raise self._refuse(out, f"'to dual' runs from postgres (or resumes dual-write); phase is {state.phase}")
-            await self._preflight(out, await self._dual_checks())
-            if self.dry_run:
-                out.steps += self.planned_steps(Phase.DUAL, state.phase)
-                return out
-            self._ask(out, f"Move {state.phase} → dual: copy {out.checks[-1].detail.split(' x ')[0]} into Redis?")
-            if state.phase is Phase.POSTGRES:
-                await self._step_to(out, Phase.DUAL_WRITE, expect=Phase.POSTGRES, undo=Phase.POSTGRES)
-            else:
-                out.steps.append("resuming from dual-write")
-                await self._converge(out, (await control.get_control(self.engine)).epoch, undo=None)
-            await self._reset_repair_queue()
-            out.steps.append("repair queue reset: the backfill copies everything from here")
-            out.backfill = await backfill(
-                self.engine, self.redis, batch_size=self.batch_size, max_rate=self.max_rate,
-                resume=self.resume, progress=self.progress,
-            )
-            out.steps.append(
-                f"backfill: {out.backfill.copied} copied, {out.backfill.skipped_newer} already current, "
-                f"{out.backfill.skipped_expired} expired, {out.backfill.rate:.0f} sessions/s"
-            )
-            report = await repair_pass(self.engine, self.sql, self.redis)
-            out.steps.append(f"repair pass: {report.copied} copies made for failed dual writes")
-            out.verify = await self._verify()
-            if not out.verify.clean:
-                raise self._refuse(out, f"verify found {out.verify.differences} differences; staying in dual-write "
-                                   "(run 'f2f migrate verify --repair', then 'f2f migrate to dual' again)")
-            await self._step_to(out, Phase.DUAL, expect=Phase.DUAL_WRITE, undo=None)
-            out.done = True
-        except Refused:
-            pass
-        return out
+        return await self._run("to dual", Phase.DUAL)
 
     async def to_redis(self) -> Outcome:
-        state = await control.get_control(self.engine)
-        out = Outcome("to redis", state.phase.value, Phase.REDIS.value, dry_run=self.dry_run)
-        if state.phase is Phase.REDIS:
-            out.done = True
-            out.steps.append("already in redis: nothing to do")
-            return out
-        try:
-            if state.phase is not Phase.DUAL:
-                raise self._refuse(out, f"'to redis' runs from dual; phase is {state.phase}")
-            await self._preflight(out, [
-                await checks.redis_reachable(self.redis),
-                await checks.repair_queue_empty(self.engine),
-                await checks.worker_alive(self.engine, self.window),
-            ])
-            verified = await self._verify()
-            out.verify = verified
-            out.checks.append(Check("verify clean", verified.clean, f"{verified.compared} compared, "
-                                    f"{verified.differences} differences" + (" (sampled)" if verified.sampled else "")))
-            if not verified.clean:
-                raise self._refuse(out, "verify found differences; run 'f2f migrate verify --repair' first")
-            if self.dry_run:
-                out.steps += self.planned_steps(Phase.REDIS, state.phase)
-                return out
-            self._ask(out, "Cut over dual → redis (writes held for a moment; Redis becomes the authority)?")
-            held_from = time.monotonic()
-            await self._step_to(out, Phase.CUTOVER, expect=Phase.DUAL, undo=Phase.DUAL)
-            # Writes are held everywhere now; a copy that failed just before the hold must be repaired.
-            if not (await checks.repair_queue_empty(self.engine)).ok:
-                await repair_pass(self.engine, self.sql, self.redis)
-                if not (await checks.repair_queue_empty(self.engine)).ok:
-                    await control.set_phase(self.engine, Phase.DUAL, actor=self.actor, action="cutover aborted",
-                                            expect=Phase.CUTOVER)
-                    raise self._refuse(out, "Redis could not be repaired during the cut-over; back in dual")
-            await self._step_to(out, Phase.REDIS, expect=Phase.CUTOVER, undo=None)
-            out.writes_held_ms = (time.monotonic() - held_from) * 1000
-            out.steps.append(f"writes were held for at most {out.writes_held_ms:.0f} ms")
-            out.done = True
-        except Refused:
-            pass
-        return out
+        return await self._run("to redis", Phase.REDIS)
 
     async def rollback(self) -> Outcome:
+        return await self._run("rollback", None)
+
+    async def _run(self, command: str, target: Phase | None) -> Outcome:
         state = await control.get_control(self.engine)
-        out = Outcome("rollback", state.phase.value, dry_run=self.dry_run)
+        out = Outcome(command, state.phase.value, target.value if target else None, dry_run=self.dry_run)
+        t: Transition | None = None
         try:
-            if state.phase is Phase.POSTGRES:
-                raise self._refuse(out, "phase is postgres: there is nothing to roll back")
-            if state.phase is Phase.CUTOVER:
-                return await self._abandon_cutover(out)
-            if state.phase is Phase.REDIS:
-                return await self._redis_to_dual(out)
-            out.to_phase = Phase.POSTGRES.value
-            await self._preflight(out, [await checks.sql_schema(self.settings)])
             if self.dry_run:
-                out.steps += self.planned_steps(Phase.POSTGRES, state.phase)
+                t = self._transition(out, command, target, state)
+                if t is not None:
+                    out.steps += [s.text for s in t.steps]  # what would run once every check holds
+                    await self._preflight(out, t)
                 return out
-            self._ask(out, f"Roll back {state.phase} → postgres (Redis stops receiving copies)?")
-            await self._step_to(out, Phase.POSTGRES, expect=state.phase, undo=None)
-            with contextlib.suppress(F2FError):
-                out.redis_keys_left = await self.redis.count()
-                out.steps.append(f"Redis still holds {out.redis_keys_left} sessions; they expire by TTL "
-                                 "(a later 'to dual' overwrites them with newer copies)")
-            out.done = True
+            async with self._leased(out):
+                # Read the phase again under the lease: a run that finished meanwhile may have moved it.
+                state = await control.get_control(self.engine)
+                out.from_phase = state.phase.value
+                t = self._transition(out, command, target, state)
+                if t is None:
+                    return out
+                await self._preflight(out, t)
+                self._ask(out, self._question(t, out))
+                await self._execute(out, t, state)
+                out.done = True
         except Refused:
             pass
+        except ConfigError:
+            raise  # a missing or bad setting: the CLI's usage exit code, like every other command
+        except F2FError as exc:  # a store failed or the phase moved under us: a refusal with the reason
+            out.refused = exc.message
+        except asyncio.CancelledError:
+            # Ctrl-C or SIGTERM: everything below has already put the fleet somewhere safe; say where.
+            out.interrupted = True
+            after = await control.get_control(self.engine)
+            out.refused = f"interrupted during '{self._step}'; the fleet is in {after.phase} (epoch {after.epoch})"
+            out.next_step = await self._advice_after(command, after.phase)
+        if not out.done and out.refused and not out.dry_run:
+            await self._record_failure(out)
         return out
 
-    async def _redis_to_dual(self, out: Outcome) -> Outcome:
-        out.to_phase = Phase.DUAL.value
-        await self._preflight(out, [await checks.sql_schema(self.settings), await checks.redis_reachable(self.redis)])
-        if self.dry_run:
-            out.steps += self.planned_steps(Phase.DUAL, Phase.REDIS)
-            return out
-        self._ask(out, "Roll back redis → dual (writes held until the backup stream is drained)?")
-        held_from = time.monotonic()
-        await self._step_to(out, Phase.CUTOVER, expect=Phase.REDIS, undo=Phase.REDIS)
-        backlog = await self._wait_drained()
-        if backlog:
-            await control.set_phase(self.engine, Phase.REDIS, actor=self.actor, action="rollback aborted",
-                                    expect=Phase.CUTOVER)
-            raise self._refuse(out, f"the backup stream still holds {backlog} entries after "
-                               f"{self.drain_timeout:.0f}s (is 'f2f worker' running?); back in redis")
-        out.steps.append("backup stream drained")
-        synced = await self._reverse_sync()
-        out.steps.append(f"reverse sync: {synced} sessions newer in Redis copied into SQL")
-        out.verify = await self._verify()
-        if not out.verify.clean:
-            await control.set_phase(self.engine, Phase.REDIS, actor=self.actor, action="rollback aborted",
-                                    expect=Phase.CUTOVER)
-            raise self._refuse(out, f"verify found {out.verify.differences} differences; back in redis")
-        await self._reset_repair_queue()
-        await self._step_to(out, Phase.DUAL, expect=Phase.CUTOVER, undo=None)
-        out.writes_held_ms = (time.monotonic() - held_from) * 1000
-        out.steps.append(f"writes were held for at most {out.writes_held_ms:.0f} ms")
-        out.done = True
-        return out
+    def _transition(self, out: Outcome, command: str, target: Phase | None,
+                    state: control.Control) -> Transition | None:
+        """The declared move from the current phase, or None when there is nothing to do (raises Refused)."""
+        if target is not None and state.phase is target:
+            out.done = True
+            out.steps.append(f"already in {target}: nothing to do")
+            return None
+        t = transitions.find(command, state.phase)
+        if t is None:
+            raise self._refuse(out, self._no_move(command, state.phase))
+        if t.command.endswith("--resume") and not self.resume:
+            raise self._refuse(out, "phase is dual-write: an earlier 'to dual' stopped before finishing; continue "
+                               "it with 'f2f migrate to dual --resume' (the backfill picks up at its checkpoint), "
+                               "or go back with 'f2f migrate rollback'")
+        out.to_phase = (t.target or state.cutover_from or Phase.DUAL).value
+        return t
 
-    async def _abandon_cutover(self, out: Outcome) -> Outcome:
-        """A cut-over left behind by a crashed 'migrate': go back to the phase it started from."""
+    def _no_move(self, command: str, phase: Phase) -> str:
+        if command == "rollback" and phase is Phase.POSTGRES:
+            return "phase is postgres: there is nothing to roll back"
+        sources = " or ".join(t.source.value for t in transitions.TRANSITIONS if t.command.startswith(command))
+        return f"'{command}' runs from {sources}; phase is {phase}"
+
+    async def _resume_hint(self, t: Transition) -> str:
+        cp = await checkpoints.load(self.engine, CHECKPOINT)
+        where = f"its backfill checkpoint: {cp.copied} sessions copied up to {cp.last_session_id}" if cp else \
+            "no backfill checkpoint yet"
+        return (f"phase is {t.source}: '{t.command.removesuffix(' --resume')}' stopped before finishing "
+                f"({where}); continue it with 'f2f migrate {t.command}', or go back with 'f2f migrate rollback'")
+
+    def _question(self, t: Transition, out: Outcome) -> str:
+        if t.holds_writes:
+            return (f"Cut over {t.source} → {t.target} (writes held for a moment, at most "
+                    f"{HOLD_TIMEOUT_SECONDS:.0f}s per request)?")
+        memory = next((c for c in out.checks if c.name == "redis memory for the copy"), None)
+        copy = f": copy {memory.detail.split(' x ')[0]} into Redis" if memory and t.target is Phase.DUAL else ""
+        return f"Move {t.source} → {out.to_phase}{copy}?"
+
+    async def _execute(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        procedures: dict[str, Callable[[Outcome, Transition, control.Control], Awaitable[None]]] = {
+            "copy_in": self._copy_in,
+            "cut_over": self._cut_over,
+            "cut_back": self._cut_back,
+            "drop_copy": self._drop_copy,
+            "release": self._release,
+        }
+        await procedures[t.procedure](out, t, state)
+
+    async def _copy_in(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Start copying writes into Redis (unless resuming), backfill, repair, verify, then read from Redis."""
+        if _declares(t, "clear-stale"):
+            self._begin(t, "clear-stale")
+            if self.resume:
+                self._did(out, t, "clear-stale", "kept: resuming from the backfill checkpoint")
+            else:
+                removed = await clear_stale_copies(self.redis, batch_size=self.batch_size)
+                self._did(out, t, "clear-stale", f"{removed} stale session copies removed from Redis")
+        if _declares(t, "dual-write"):
+            await self._step_to(out, t, "dual-write", expect=t.source, undo=t.source)
+            if not self.resume:
+                await control.reset_repair_queue(self.engine)
+                self._did(out, t, "repair-reset", "repair queue reset: the backfill copies everything from here")
+        else:
+            _instances, text = await self._converge(out, state.epoch, undo=None)
+            cp = await checkpoints.load(self.engine, CHECKPOINT)
+            where = f"at session {cp.last_session_id} ({cp.copied} copied before)" if cp else "from the start"
+            self._did(out, t, "resume", f"resuming the interrupted 'to dual' in dual-write, backfill {where}; {text}")
+        self._begin(t, "backfill")
+        out.backfill = await backfill(
+            self.engine, self.redis, batch_size=self.batch_size, max_rate=self.max_rate,
+            resume=self.resume, progress=self.progress,
+        )
+        b = out.backfill
+        self._did(out, t, "backfill", f"{b.copied} copied, {b.skipped_newer} already current, "
+                  f"{b.skipped_expired} expired, {b.rate:.0f} sessions/s"
+                  + (f" (resumed after {b.resumed_from})" if b.resumed_from else ""))
+        report = await repair_pass(self.engine, self.sql, self.redis)
+        self._did(out, t, "repair", f"{report.copied} copies made for failed dual writes")
+        copying = (await control.get_control(self.engine)).phase
+        await self._verify_step(out, t, refuse=(
+            f"staying in {copying} (run 'f2f migrate verify --repair', then 'f2f migrate to dual --resume')"))
+        await self._step_to(out, t, "open", expect=copying, undo=None)
+
+    async def _cut_over(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Make Redis the authority: verified first, then a short hold while every instance switches."""
+        out.verify = self._verified
+        self._did(out, t, "verify", self._verify_text(out.verify))
+        async with self._cutover(out, t):
+            # Writes are held everywhere now; a copy that failed just before the hold must be repaired.
+            copied = 0
+            if not (await checks.repair_queue_empty(self.engine)).ok:
+                copied = (await repair_pass(self.engine, self.sql, self.redis)).copied
+                if not (await checks.repair_queue_empty(self.engine)).ok:
+                    raise self._refuse(out, f"Redis could not be repaired during the cut-over; back in {t.source}")
+            self._did(out, t, "repair", f"{copied} copies made for writes that failed just before the hold")
+            await self._step_to(out, t, "open", expect=Phase.CUTOVER, undo=None)
+
+    async def _cut_back(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Make SQL the authority again: hold, drain the backup stream, sync back, verify, switch."""
+        async with self._cutover(out, t):
+            self._begin(t, "drain")
+            backlog = await self._wait_drained()
+            if backlog:
+                raise self._refuse(out, f"the backup stream still holds {backlog} entries after "
+                                   f"{self.drain_timeout:.0f}s (is 'f2f worker' running?); back in {t.source}")
+            self._did(out, t, "drain", "backup stream drained")
+            self._begin(t, "reverse-sync")
+            synced = await self._reverse_sync()
+            self._did(out, t, "reverse-sync", f"{synced} sessions newer in Redis copied into SQL")
+            await self._verify_step(out, t, refuse=f"back in {t.source}")
+            await control.reset_repair_queue(self.engine)
+            self._did(out, t, "repair-reset", "repair queue reset")
+            await self._step_to(out, t, "open", expect=Phase.CUTOVER, undo=None)
+
+    async def _drop_copy(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """Stop copying into Redis (the authority never moved: no hold); report what Redis keeps."""
+        await self._step_to(out, t, "open", expect=state.phase, undo=None)
+        try:
+            out.redis_keys_left = await self.redis.count()
+        except F2FError as exc:
+            self._did(out, t, "report", f"cannot count what Redis holds: {exc.message}")
+            return
+        self._did(out, t, "report", f"Redis still holds {out.redis_keys_left} sessions; they expire by TTL "
+                  "(a later 'to dual' removes them before it copies)")
+
+    async def _release(self, out: Outcome, t: Transition, state: control.Control) -> None:
+        """A cut-over left behind by a migrator that died before its deadline lapsed: go back now."""
+        back = state.cutover_from or await self._cutover_origin()
+        out.to_phase = back.value
+        await self._step_to(out, t, "return", expect=Phase.CUTOVER, undo=None, target=back)
+
+    async def _cutover_origin(self) -> Phase:
+        """For a cut-over written before the control row named its origin: the last history row says."""
         with translate_db_errors():
             async with self.engine.connect() as conn:
                 origin = await conn.scalar(
@@ -255,15 +330,7 @@ class Migrator:
                     .order_by(f2f_phase_history.c.id.desc())
                     .limit(1)
                 )
-        back = Phase(origin) if origin in (Phase.DUAL.value, Phase.REDIS.value) else Phase.DUAL
-        out.to_phase = back.value
-        if self.dry_run:
-            out.steps.append(f"would return from cutover to {back}")
-            return out
-        self._ask(out, f"Abandon the unfinished cut-over and return to {back}?")
-        await self._step_to(out, back, expect=Phase.CUTOVER, undo=None)
-        out.done = True
-        return out
+        return Phase(origin) if origin in (Phase.DUAL.value, Phase.REDIS.value) else Phase.DUAL
 
     # -- verify (also a command of its own) -----------------------------------------
 
@@ -274,12 +341,13 @@ class Migrator:
                                          batch_size=self.batch_size, progress=self.progress)
         try:
             if repair_now and not out.verify.clean and not self.dry_run:
-                trust = "redis" if state.phase is Phase.REDIS else "sql"
-                self._ask(out, f"Repair {len(pairs)} differing sessions from {trust}?")
-                out.verify.repaired = await repair(pairs, trust=trust, sql_store=self.sql, redis=self.redis)
-                out.steps.append(f"repaired {out.verify.repaired} sessions from {trust}")
-                if trust == "sql":
-                    await self._reset_repair_queue()
+                trust = "redis" if spec_of(state.phase).authority is Authority.REDIS else "sql"
+                async with self._leased(out):
+                    self._ask(out, f"Repair {len(pairs)} differing sessions from {trust}?")
+                    out.verify.repaired = await repair(pairs, trust=trust, sql_store=self.sql, redis=self.redis)
+                    out.steps.append(f"repaired {out.verify.repaired} sessions from {trust}")
+                    if trust == "sql":
+                        await control.reset_repair_queue(self.engine)
         except Refused:
             return out
         out.done = out.verify.clean or out.verify.repaired == out.verify.differences
@@ -287,56 +355,71 @@ class Migrator:
 
     # -- the plan ---------------------------------------------------------------------
 
-    @staticmethod
-    def planned_steps(target: Phase, current: Phase) -> list[str]:
-        if target is Phase.DUAL and current in (Phase.POSTGRES, Phase.DUAL_WRITE):
-            steps = ["preflight: SQL schema at head, Redis reachable, eviction policy, memory for the copy"]
-            if current is Phase.POSTGRES:
-                steps.append("set dual-write (writes go to SQL, then Redis) and wait for every instance")
-            steps += ["backfill SQL → Redis (batched, pipelined, resumable, keeps TTLs, never older over newer)",
-                      "repair pass for copies that failed meanwhile", "verify SQL against Redis",
-                      "set dual (reads from Redis) and wait for every instance"]
-            return steps
-        if target is Phase.REDIS and current is Phase.DUAL:
-            return ["preflight: Redis reachable and trusted, a backup worker alive, verify clean",
-                    "set cutover (writes held) and wait for every instance",
-                    "set redis (Redis is the authority; SQL is the backup via 'f2f worker')"]
-        if target is Phase.DUAL and current is Phase.REDIS:
-            return ["set cutover (writes held) and wait for every instance",
-                    "wait until the backup stream is drained into SQL",
-                    "reverse sync: anything newer in Redis into SQL", "verify",
-                    "set dual (SQL is the authority again) and wait for every instance"]
-        if target is Phase.POSTGRES and current in (Phase.DUAL, Phase.DUAL_WRITE):
-            return ["set postgres and wait for every instance", "report what Redis still holds"]
-        return []
-
     async def plan(self, target: Phase) -> Outcome:
+        """What the move to ``target`` would run from here: the same checks and steps as the real run."""
         state = await control.get_control(self.engine)
         out = Outcome(f"plan to {target}", state.phase.value, target.value, dry_run=True)
-        out.steps = self.planned_steps(target, state.phase)
-        if not out.steps and state.phase is not target:
-            out.refused = f"no move from {state.phase} to {target}"
-        if target is Phase.DUAL:
-            out.checks = await self._dual_checks()
-        elif target is Phase.REDIS:
-            out.checks = [await checks.phase_is(self.engine, Phase.DUAL), await checks.redis_reachable(self.redis),
-                          await checks.repair_queue_empty(self.engine),
-                          await checks.worker_alive(self.engine, self.window)]
-        elif target is Phase.POSTGRES:
-            out.checks = [await checks.sql_schema(self.settings)]
-        out.done = all(c.ok for c in out.checks) and out.refused is None
+        if state.phase is target:
+            out.steps.append(f"already in {target}: nothing to do")
+            out.done = True
+            return out
+        t = transitions.route(state.phase, target)
+        if t is None:
+            out.refused = transitions.no_route(state.phase, target)
+            return out
+        out.action = f"plan to {target}: 'f2f migrate {t.command}'"
+        out.checks = await self._checks(t)
+        out.steps = [s.text for s in t.steps]
+        out.done = all(c.ok for c in out.checks)
+        if t.holds_writes:
+            out.hold_timeout_s, out.cutover_deadline_s = HOLD_TIMEOUT_SECONDS, self.hold_for.total_seconds()
         return out
 
-    # -- internals ----------------------------------------------------------------------
+    # -- preconditions ----------------------------------------------------------------
 
-    async def _dual_checks(self) -> list[Check]:
-        result = [await checks.sql_schema(self.settings), await checks.redis_reachable(self.redis)]
-        if not result[1].ok:
-            return result
-        result.append(await checks.eviction_policy(self.redis))
-        sessions = await count_unexpired(self.engine, utcnow())
-        result.append(await checks.memory_for(self.redis, sessions, await self._sample_session_bytes()))
-        return result
+    async def _checks(self, t: Transition) -> list[Check]:
+        """Run the transition's checks in order; stop at the first one the others depend on."""
+        found: list[Check] = []
+        for key in t.checks:
+            check = await self._check(key)
+            found.append(check)
+            if not check.ok and key == "redis_reachable":
+                break
+        return found
+
+    async def _check(self, key: str) -> Check:
+        if key == "lease":
+            if self._lease is not None:
+                return Check("no other migrator running", True, f"this run holds the lease ({self._lease.holder})")
+            return await checks.no_other_migrator(self.engine, self.lease_stale)
+        if key == "sql_schema":
+            return await checks.sql_schema(self.settings)
+        if key == "redis_reachable":
+            return await checks.redis_reachable(self.redis)
+        if key == "eviction_policy":
+            return await checks.eviction_policy(self.redis)
+        if key == "memory":
+            sessions = await count_unexpired(self.engine, utcnow())
+            return await checks.memory_for(self.redis, sessions, await self._sample_session_bytes())
+        if key == "redis_trusted":
+            return await checks.repair_queue_empty(self.engine)
+        if key == "worker_alive":
+            return await checks.worker_alive(self.engine, self.window)
+        if key == "backlog_drainable":
+            return await checks.backlog_drainable(self.redis, self.drain_timeout)
+        if key == "verify_clean":
+            self._verified = await self._verify()
+            return Check("verify clean", self._verified.clean, self._verify_text(self._verified))
+        raise KeyError(f"unknown check {key!r}")
+
+    async def _preflight(self, out: Outcome, t: Transition) -> None:
+        out.checks = await self._checks(t)
+        out.verify = self._verified if "verify_clean" in t.checks else out.verify
+        if t.holds_writes:
+            out.hold_timeout_s, out.cutover_deadline_s = HOLD_TIMEOUT_SECONDS, self.hold_for.total_seconds()
+        failed = [c for c in out.checks if not c.ok]
+        if failed:
+            raise self._refuse(out, f"{failed[0].name}: {failed[0].detail}")
 
     async def _sample_session_bytes(self) -> int | None:
         """Average Redis memory of a session, measured on a sample already in Redis when there is one."""
@@ -363,26 +446,120 @@ class Migrator:
                 break
         return total // count if count else None
 
-    async def _preflight(self, out: Outcome, found: list[Check]) -> None:
-        out.checks.extend(found)
-        failed = [c for c in found if not c.ok]
-        if failed:
-            raise self._refuse(out, f"{failed[0].name}: {failed[0].detail}")
+    # -- the lease, the cut-over and its deadline ------------------------------------------
 
-    def _refuse(self, out: Outcome, reason: str) -> Refused:
-        out.refused = reason
-        return Refused(reason)
+    @contextlib.asynccontextmanager
+    async def _leased(self, out: Outcome) -> AsyncIterator[None]:
+        """Hold the migrator lease (refusing at once when another run has it) and keep it alive."""
+        try:
+            self._lease = await lease.acquire(self.engine, actor=self.actor, command=out.action,
+                                              stale_after=self.lease_stale, take_over=self.take_over)
+        except lease.LeaseHeld as exc:
+            out.checks.append(Check("no other migrator running", False, exc.message))
+            raise self._refuse(out, exc.message) from None
+        self._lease_lost = False
+        keepalive = asyncio.create_task(self._keepalive(), name="f2f-migrator-keepalive")
+        try:
+            yield
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, F2FError):
+                await keepalive
+            token, self._lease = self._lease.token, None
+            with contextlib.suppress(F2FError):
+                await asyncio.shield(lease.release(self.engine, token))
 
-    def _ask(self, out: Outcome, question: str) -> None:
-        if not self.confirm(question):
-            raise self._refuse(out, "aborted by the operator; nothing changed")
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(self.beat)
+            with contextlib.suppress(F2FError):
+                if self._lease is not None and not await lease.renew(self.engine, self._lease.token, step=self._step):
+                    self._lease_lost = True
+                if self._hold_epoch is not None and not await control.renew_hold(
+                        self.engine, self._hold_epoch, self.hold_for):
+                    self._hold_lapsed = True
 
-    async def _step_to(self, out: Outcome, target: Phase, *, expect: Phase, undo: Phase | None) -> None:
-        state = await control.set_phase(self.engine, target, actor=self.actor, action=out.action, expect=expect)
-        out.steps.append(f"set {target} (epoch {state.epoch})")
-        await self._converge(out, state.epoch, undo=undo, current=target)
+    def _guard(self, out: Outcome) -> None:
+        """Before each phase change: this run must still own the lease (and its cut-over)."""
+        if self._lease_lost:
+            raise self._refuse(out, "this run lost the migrator lease (another run took it over); stopped")
+        if self._hold_epoch is not None and self._hold_lapsed:
+            raise self._refuse(out, "the cut-over deadline lapsed before this run could renew it; the fleet "
+                               "went back by itself")
 
-    async def _converge(self, out: Outcome, epoch: int, *, undo: Phase | None, current: Phase | None = None) -> None:
+    @contextlib.asynccontextmanager
+    async def _cutover(self, out: Outcome, t: Transition) -> AsyncIterator[None]:
+        """Hold writes fleet-wide; on any failure or interruption, return to ``t.source`` before leaving."""
+        source = t.source
+        held_from = self._held_from = time.monotonic()
+        self._guard(out)
+        state = await control.set_phase(self.engine, Phase.CUTOVER, actor=self.actor, action=f"{t.command}: hold",
+                                        expect=source, toward=t.target, hold_for=self.hold_for)
+        self._changed = True
+        self._hold_epoch, self._hold_lapsed = state.epoch, False
+        deadline = self.hold_for.total_seconds()
+        self._did(out, t, "hold", f"set cutover (epoch {state.epoch}); requests wait at most "
+                  f"{HOLD_TIMEOUT_SECONDS:.0f}s, deadline {deadline:.0f}s renewed every {self.beat:.1f}s")
+        try:
+            _instances, text = await self._converge(out, state.epoch, undo=None)
+            out.steps.append(text)
+            yield
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, asyncio.CancelledError) else "aborted"
+            await asyncio.shield(self._end_hold(out, t, source, state.epoch, reason, held_from))
+            raise
+        finally:
+            self._hold_epoch = None
+            out.writes_held_ms = round((time.monotonic() - held_from) * 1000, 1)
+        out.steps.append(f"writes were held for at most {out.writes_held_ms:.0f} ms")
+
+    async def _end_hold(self, out: Outcome, t: Transition, source: Phase, epoch: int, reason: str,
+                        held_from: float) -> None:
+        """Give the fleet back its from-phase, unless the cut-over already ended (opened, or lapsed)."""
+        held_ms = round((time.monotonic() - held_from) * 1000)
+        try:
+            now = await control.get_control(self.engine)
+            if now.phase is Phase.CUTOVER and now.epoch == epoch:
+                back = await control.set_phase(self.engine, source, actor=self.actor, action=f"{t.command} {reason}",
+                                               expect=Phase.CUTOVER,
+                                               detail={"step": self._step, "writes_held_ms": held_ms})
+                out.steps.append(f"{reason}: returned to {source} (epoch {back.epoch}) after holding writes "
+                                 f"{held_ms} ms")
+            else:
+                out.steps.append(f"{reason}: the cut-over had already ended, phase is {now.phase}")
+        except F2FError as exc:
+            # The deadline covers this: the fleet goes back by itself once it lapses.
+            out.steps.append(f"{reason}: could not restore {source} ({exc.message}); the fleet returns by "
+                             f"itself within {self.hold_for.total_seconds():.0f}s")
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _begin(self, t: Transition, key: str) -> None:
+        t.step(key)  # a step the transition does not declare is a bug, found here
+        self._step = key
+
+    def _did(self, out: Outcome, t: Transition, key: str, detail: str) -> None:
+        self._begin(t, key)
+        out.step_keys.append(key)
+        out.steps.append(f"{key}: {detail}")
+
+    async def _step_to(self, out: Outcome, t: Transition, key: str, *, expect: Phase, undo: Phase | None,
+                       target: Phase | None = None) -> None:
+        """Run step ``key``: set the phase it declares (compare-and-set from ``expect``) and converge."""
+        self._begin(t, key)
+        target = target or t.step(key).sets
+        assert target is not None, f"step {key!r} of '{t.command}' sets no phase"
+        self._guard(out)
+        held = {"writes_held_ms": round((time.monotonic() - self._held_from) * 1000)} \
+            if expect is Phase.CUTOVER else None
+        state = await control.set_phase(self.engine, target, actor=self.actor, action=f"{t.command}: {key}",
+                                        expect=expect, detail=held)
+        self._changed = True
+        _instances, text = await self._converge(out, state.epoch, undo=undo, current=target)
+        self._did(out, t, key, f"set {target} (epoch {state.epoch}); {text}")
+
+    async def _converge(self, out: Outcome, epoch: int, *, undo: Phase | None,
+                        current: Phase | None = None) -> tuple[int, str]:
         try:
             instances, waited = await wait_for_epoch(self.engine, epoch, limit=self.converge_timeout,
                                                      window=self.window)
@@ -392,18 +569,66 @@ class Migrator:
                                         expect=current)
                 raise self._refuse(out, f"{exc.message}; returned to {undo}") from None
             raise self._refuse(out, exc.message) from None
-        out.steps.append(f"{len(instances)} live instance(s) acknowledged epoch {epoch} in {waited * 1000:.0f} ms")
+        workers = await control.live_instances(self.engine, within=self.window, kind="worker")
+        # Workers are counted but not waited for: they drain the backup stream whatever the epoch says,
+        # and their heartbeat (every few seconds) would only lengthen a cut-over's hold.
+        text = (f"{len(instances) + len(workers)} live instance(s): {len(instances)} serve acknowledged epoch "
+                f"{epoch} in {waited * 1000:.0f} ms, {len(workers)} worker(s) (they follow the backup stream, "
+                "not the epoch)")
+        return len(instances), text
+
+    async def _verify_step(self, out: Outcome, t: Transition, *, refuse: str) -> None:
+        self._begin(t, "verify")
+        out.verify = await self._verify()
+        self._did(out, t, "verify", self._verify_text(out.verify))
+        if not out.verify.clean:
+            raise self._refuse(out, f"verify found {out.verify.differences} differences; {refuse}")
+
+    @staticmethod
+    def _verify_text(v: VerifyReport | None) -> str:
+        if v is None:
+            return "not run"
+        kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(v.by_kind.items()))})" if v.by_kind else ""
+        return (f"{v.compared} compared, {v.differences} differences{kinds}" + (" (sampled)" if v.sampled else "")
+                + (f", {v.repaired} repaired" if v.repaired else ""))
 
     async def _verify(self) -> VerifyReport:
         report, _pairs = await verify(self.engine, self.sql, self.redis, sample=self.verify_sample,
                                       batch_size=self.batch_size, progress=self.progress)
         return report
 
-    async def _reset_repair_queue(self) -> None:
-        with translate_db_errors():
-            async with self.engine.begin() as conn:
-                await conn.execute(delete(f2f_repair_queue))
-                await conn.execute(update(f2f_control).where(f2f_control.c.id == 1).values(redis_trusted=True))
+    # -- outcome bookkeeping ---------------------------------------------------------------
+
+    def _refuse(self, out: Outcome, reason: str) -> Refused:
+        out.refused = reason
+        return Refused(reason)
+
+    def _ask(self, out: Outcome, question: str) -> None:
+        if not self.confirm(question):
+            raise self._refuse(out, "aborted by the operator; nothing changed")
+
+    async def _record_failure(self, out: Outcome) -> None:
+        """Failed and interrupted attempts belong in the history too (``status`` shows them)."""
+        if out.refused is not None and out.refused.startswith("aborted by the operator"):
+            return
+        with contextlib.suppress(F2FError):
+            state = await control.get_control(self.engine)
+            kind = "interrupted" if out.interrupted else "failed" if self._changed else "refused"
+            await control.record_attempt(
+                self.engine, actor=self.actor, action=f"{out.action} {kind}", phase=state.phase,
+                detail={"step": self._step, "reason": out.refused, "writes_held_ms": out.writes_held_ms},
+            )
+
+    async def _advice_after(self, command: str, phase: Phase) -> str:
+        unfinished = transitions.find(command, phase)
+        if unfinished is not None and unfinished.command.endswith("--resume"):
+            return await self._resume_hint(unfinished)
+        if spec_of(phase).writes_held:
+            return ("the cut-over could not be restored; it ends by itself when its deadline lapses, or run "
+                    "'f2f migrate rollback --take-over'")
+        return f"nothing is held; run 'f2f migrate {command}' again when ready ('f2f migrate status' shows the state)"
+
+    # -- drain and reverse sync (rollback from redis) -----------------------------------------
 
     async def _wait_drained(self) -> int:
         deadline = time.monotonic() + self.drain_timeout
@@ -447,4 +672,3 @@ class Migrator:
             self.progress.advance("reverse sync", len(batch))
         self.progress.finish("reverse sync")
         return synced
-

@@ -1,21 +1,33 @@
-"""What ``f2f migrate status`` shows: the phase, the instances, counts per store, backlog, history."""
+"""What ``f2f migrate status`` shows: the phase, the instances, counts per store, backlog, history.
+
+During an incident it also says who holds the migrator lease, whether writes are held (since when,
+by whom, toward which phase, until which deadline), where an interrupted backfill stopped, how old
+the backup backlog is and whether a worker drains it, and what to run next (``advice``).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.backup.worker import backup_lag
 from f2f_cli.clock import utcnow
+from f2f_cli.control import lease as leases
 from f2f_cli.control import phase as control
 from f2f_cli.control.faults import Conflict, conflict_report
-from f2f_cli.control.phase import Control, Instance
+from f2f_cli.control.lease import Lease
+from f2f_cli.control.phase import Control, Instance, Phase
+from f2f_cli.control.specs import Authority, spec_of
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_instances, f2f_phase_history
 from f2f_cli.errors import F2FError
+from f2f_cli.migration import checkpoint as checkpoints
+from f2f_cli.migration.backfill import CHECKPOINT
 from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 
@@ -28,6 +40,8 @@ class HistoryEntry:
     from_phase: str | None
     to_phase: str | None
     epoch: int | None
+    writes_held_ms: float | None = None
+    reason: str | None = None  # a failed, refused or interrupted attempt: why
 
 
 @dataclass(slots=True)
@@ -40,6 +54,17 @@ class Status:
     redis_error: str | None = None
     history: list[HistoryEntry] = field(default_factory=list)
     faults: Faults | None = None
+    # -- incidents (issue 19) --
+    lease: Lease | None = None
+    lease_stale: bool = False
+    cutover_lapsed: bool = False
+    checkpoint_copied: int | None = None
+    checkpoint_last_id: str | None = None
+    backlog_age_s: float | None = None
+    workers_live: int = 0
+    instances_aged_out: int = 0
+    redis_copy: str = ""
+    advice: list[str] = field(default_factory=list)
 
 
 CONFLICT_REPORT = "f2f_failover_conflicts"
@@ -64,9 +89,13 @@ async def backup_backlog(redis: RedisSessionStore) -> int:
     return (await backup_lag(redis.client, redis.keys)).total
 
 
+# Instances not seen for this long are gone for good (a deleted pod): counted, no longer listed.
+AGE_OUT = timedelta(minutes=10)
+
+
 async def collect(
     engine: AsyncEngine, sql: SqlSessionStore, redis: RedisSessionStore | None, *, window: timedelta,
-    history: int = 10,
+    history: int = 10, lease_stale_after: timedelta = timedelta(seconds=15),
 ) -> Status:
     state = await control.get_control(engine)
     cutoff = utcnow() - window
@@ -76,12 +105,17 @@ async def collect(
             events = (
                 await conn.execute(select(f2f_phase_history).order_by(f2f_phase_history.c.id.desc()).limit(history))
             ).all()
+    now = utcnow()
     instances = []
+    aged_out = 0
     for r in rows:
         inst = Instance(**r._mapping)
+        if now - inst.last_seen > AGE_OUT:
+            aged_out += 1
+            continue
         instances.append((inst, inst.last_seen <= cutoff))
-    status = Status(control=state, instances=instances)
-    status.history = [HistoryEntry(e.at, e.actor, e.action, e.from_phase, e.to_phase, e.epoch) for e in events]
+    status = Status(control=state, instances=instances, instances_aged_out=aged_out)
+    status.history = [_history_entry(e) for e in events]
     total, latest = await conflict_report(engine)
     status.faults = Faults(state.redis_state.value, state.redis_state_since, state.rpo_estimate, state.restore_done,
                            state.restore_total, total, CONFLICT_REPORT, latest)
@@ -89,7 +123,95 @@ async def collect(
     if redis is not None:
         try:
             status.redis_sessions = await redis.count()
-            status.backup_backlog = await backup_backlog(redis)
+            lag = await backup_lag(redis.client, redis.keys)
+            status.backup_backlog = lag.total
+            status.backlog_age_s = None if lag.oldest_age_ms is None else lag.oldest_age_ms / 1000
         except F2FError as exc:
             status.redis_error = exc.message
+    await _incident(engine, status, now, cutoff, lease_stale_after)
     return status
+
+
+def _history_entry(e: Any) -> HistoryEntry:
+    detail: dict[str, Any] = {}
+    if e.detail:
+        try:
+            detail = json.loads(e.detail)
+        except ValueError:
+            detail = {}
+    held = detail.get("writes_held_ms") if isinstance(detail, dict) else None
+    reason = detail.get("reason") if isinstance(detail, dict) else None
+    return HistoryEntry(e.at, e.actor, e.action, e.from_phase, e.to_phase, e.epoch,
+                        float(held) if isinstance(held, int | float) else None,
+                        str(reason) if reason else None)
+
+
+async def _incident(engine: AsyncEngine, st: Status, now: datetime, cutoff: datetime, stale_after: timedelta) -> None:
+    """The lease, the cut-over, the checkpoint, worker liveness and the Redis copy, then the advice."""
+    st.lease = await leases.current(engine)
+    st.lease_stale = st.lease is not None and st.lease.stale(now, stale_after)
+    st.cutover_lapsed = st.control.hold_lapsed(now)
+    cp = await checkpoints.load(engine, CHECKPOINT)
+    if cp is not None:
+        st.checkpoint_copied, st.checkpoint_last_id = cp.copied, cp.last_session_id
+    st.workers_live = sum(1 for i, stale in st.instances if i.kind == "worker" and not stale)
+    spec = spec_of(st.control.phase)
+    if spec.copies_to_redis and spec.authority is not None:
+        st.redis_copy = "trusted" if st.control.redis_trusted else "untrusted: repairs pending, reads go to SQL"
+    elif spec.authority is None:
+        st.redis_copy = "unchanged while writes are held (cut-over)"
+    elif spec.backup_stream:
+        st.redis_copy = "authority (SQL is the backup)"
+    else:
+        st.redis_copy = "not maintained in this phase (a copy left from an earlier dual phase is stale)"
+    st.advice = advice(st, now)
+
+
+def advice(st: Status, now: datetime) -> list[str]:
+    """What the operator should do next, most urgent first."""
+    c = st.control
+    out: list[str] = []
+    lease = st.lease
+    take_over = " --take-over" if st.lease_stale else ""
+    if lease is not None and st.lease_stale:
+        out.append(f"the migrator lease is held by {lease.holder} ('{lease.command}', step {lease.step}) with no "
+                   f"heartbeat for {lease.silent_for(now):.0f}s: that run is gone; the next 'f2f migrate' "
+                   "needs --take-over")
+    elif lease is not None:
+        out.append(f"'f2f migrate {lease.command}' is running on {lease.holder} (step {lease.step}); wait for it")
+    if c.phase is Phase.CUTOVER:
+        direction = f"{c.cutover_from or '?'} → {c.cutover_to or '?'}"
+        if st.cutover_lapsed:
+            out.append(f"WRITES HELD since {c.changed_at:%H:%M:%S}Z by {c.changed_by} (cut-over {direction}); its "
+                       f"deadline passed: the next instance poll returns the fleet to {c.cutover_from}, or run "
+                       f"'f2f migrate rollback{take_over}'")
+        else:
+            until = f"{c.hold_deadline:%H:%M:%S}Z" if c.hold_deadline else "no deadline (written by an older f2f)"
+            out.append(f"WRITES HELD since {c.changed_at:%H:%M:%S}Z by {c.changed_by} (cut-over {direction}); "
+                       f"deadline {until}, after which the fleet returns to {c.cutover_from or 'its origin'} by "
+                       f"itself; to return now: 'f2f migrate rollback{take_over}'")
+    if c.phase is Phase.DUAL_WRITE and (lease is None or st.lease_stale):
+        where = (f"checkpoint: {st.checkpoint_copied} sessions copied, up to {st.checkpoint_last_id}"
+                 if st.checkpoint_copied is not None else "no checkpoint: the backfill starts over")
+        out.append(f"an interrupted 'to dual' left dual-write ({where}): run 'f2f migrate to dual --resume{take_over}'"
+                   f" to finish it, or 'f2f migrate rollback{take_over}' to return to postgres")
+    last = st.history[0] if st.history else None
+    if out:
+        pass  # the advice above already covers the last attempt
+    elif last is not None and lease is None and c.phase is not Phase.CUTOVER:
+        if last.action.endswith(("interrupted", "failed")):
+            why = f": {last.reason}" if last.reason else ""
+            out.append(f"the last attempt ({last.action}, by {last.actor}) did not finish{why}; no write is "
+                       "held; 'f2f migrate plan' shows the next move")
+        elif last.action == "cutover lapsed":
+            out.append(f"a cut-over lapsed (its migrator stopped renewing it) and the fleet returned to {c.phase} by "
+                       "itself; no write is held; 'f2f migrate plan' shows the next move")
+    elif last is not None and st.lease_stale and last.action == "cutover lapsed":
+        out.append(f"a cut-over lapsed and the fleet returned to {c.phase} by itself; no write is held")
+    draining_matters = spec_of(c.phase).authority is Authority.REDIS or bool(st.backup_backlog)
+    if spec_of(c.phase).backup_stream and draining_matters and st.workers_live == 0:
+        age = f", oldest {st.backlog_age_s:.0f}s old" if st.backlog_age_s is not None else ""
+        out.append(f"no live 'f2f worker': the backup is not drained (backlog {st.backup_backlog}{age}); start one")
+    if spec_of(c.phase).repairs_redis and not c.redis_trusted:
+        out.append("Redis copy untrusted: instances repair it in the background, or run 'f2f migrate repair'")
+    return out

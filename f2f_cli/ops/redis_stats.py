@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from f2f_cli.clock import utcnow
 from f2f_cli.errors import StoreUnavailable
-from f2f_cli.ops.stats import OPEN_BUCKET, TTL_BUCKETS, Bucket, TopIngredient
+from f2f_cli.ops.stats import BUCKET_BOUNDS, OPEN_BUCKET, TTL_BUCKETS, Bucket, TopIngredient
 from f2f_cli.redis.client import scan_keys
 from f2f_cli.stores.redis import RedisSessionStore
 
@@ -38,7 +38,7 @@ class RedisStats(msgspec.Struct, frozen=True):
 
 
 def _bucket(ttl_seconds: float) -> str:
-    for label, bound in TTL_BUCKETS:
+    for label, bound in BUCKET_BOUNDS:
         if ttl_seconds <= bound.total_seconds():
             return label
     return OPEN_BUCKET

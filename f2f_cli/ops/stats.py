@@ -25,6 +25,13 @@ TTL_BUCKETS: tuple[tuple[str, timedelta], ...] = (
     ("12h–24h", timedelta(hours=24)),
 )
 OPEN_BUCKET = "> 24h"
+# The bounds the histogram compares with. A session's TTL is at most 24 h (the default), but one written
+# while the stats run has a little more than 24 h left measured from the moment they started: it still
+# belongs in "12h–24h", so the top bound allows for the length of a scan.
+SCAN_SLACK = timedelta(minutes=5)
+BUCKET_BOUNDS: tuple[tuple[str, timedelta], ...] = (
+    *TTL_BUCKETS[:-1], (TTL_BUCKETS[-1][0], TTL_BUCKETS[-1][1] + SCAN_SLACK),
+)
 
 
 class Bucket(msgspec.Struct, frozen=True):
@@ -62,7 +69,7 @@ async def sql_stats(engine: AsyncEngine, *, top: int = 10, now: datetime | None 
         func.min(case((expired, sessions_t.c.expires_at))).label("oldest_expired"),
     )
     bucket = case(
-        *[(sessions_t.c.expires_at <= now + bound, literal(label)) for label, bound in TTL_BUCKETS],
+        *[(sessions_t.c.expires_at <= now + bound, literal(label)) for label, bound in BUCKET_BOUNDS],
         else_=literal(OPEN_BUCKET),
     ).label("bucket")
     histogram = select(bucket, func.count().label("n")).where(live).group_by(bucket)

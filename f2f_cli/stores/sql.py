@@ -264,21 +264,19 @@ class SqlSessionStore:
     async def read_copy(self, session_id: str) -> Session | None:
         """The unexpired state this store holds, tombstones included: what a repair copies."""
         now = self._clock()
+        # One statement, so one snapshot: under READ COMMITTED a second query for the ingredients could
+        # see a later write than the row's version (a torn copy that verify and repair would act on).
+        query = (
+            select(sessions_t, ingredients_t.c.name.label("item_name"), ingredients_t.c.added_at.label("item_at"))
+            .select_from(sessions_t.outerjoin(ingredients_t, ingredients_t.c.session_id == sessions_t.c.session_id))
+            .where(sessions_t.c.session_id == session_id, sessions_t.c.expires_at > now)
+        )
         with translate_db_errors():
             async with self.engine.connect() as conn:
-                head = (
-                    await conn.execute(
-                        select(sessions_t).where(sessions_t.c.session_id == session_id, sessions_t.c.expires_at > now)
-                    )
-                ).first()
-                if head is None:
-                    return None
-                rows = await conn.execute(
-                    select(ingredients_t.c.name, ingredients_t.c.added_at).where(
-                        ingredients_t.c.session_id == session_id
-                    )
-                )
-                return session_from_row(head, [Ingredient(r.name, r.added_at) for r in rows])
+                rows = (await conn.execute(query)).all()
+        if not rows:
+            return None
+        return session_from_row(rows[0], [Ingredient(r.item_name, r.item_at) for r in rows if r.item_name is not None])
 
     async def apply_copy(self, copy: Session) -> bool:
         """Store a full-state copy (or tombstone) made by the version authority, if newer."""

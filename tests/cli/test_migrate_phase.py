@@ -18,8 +18,9 @@ from tests.cli.conftest import Invoke
 
 
 def _env(pg_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    # Generous Redis timeouts: the shared test machine is busy, and a timeout is not what is tested here.
     return {"F2F_DATABASE_URL": pg_url, "F2F_REDIS_URL": redis_url, "F2F_REDIS_KEY_PREFIX": redis_prefix,
-            "F2F_PHASE_POLL_SECONDS": "0.5"}
+            "F2F_PHASE_POLL_SECONDS": "0.5", "F2F_REDIS_CONNECT_TIMEOUT": "2", "F2F_REDIS_COMMAND_TIMEOUT": "2"}
 
 
 def _seed(pg_url: str, n: int) -> None:
@@ -117,7 +118,8 @@ def test_to_dual_without_redis_url_is_a_clear_refusal(invoke: Invoke, pg_url: st
 def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str, redis_prefix: str,
                                                     tmp_path: Path) -> None:
     """SIGKILL 'f2f migrate to dual' during the backfill, then '--resume': everything copied once."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | _env(pg_url, redis_url, redis_prefix)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F2F_")} | _env(pg_url, redis_url, redis_prefix) \
+        | {"F2F_MIGRATE_LEASE_SECONDS": "2"}
     _seed(pg_url, 3000)
     cmd = [sys.executable, "-m", "f2f_cli", "migrate", "to", "dual", "--yes", "--json", "--batch-size", "50",
            "--max-rate", "1500"]
@@ -140,12 +142,21 @@ def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str
             last, copied = conn.exec_driver_sql("SELECT last_session_id, copied FROM f2f_checkpoints").one()
         assert last is not None
         assert _phase(pg_url) == "dual-write"  # crashed mid-way: writes already copy, reads stay on SQL
-        resumed = subprocess.run([*cmd[:-2], "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
+        # The killed run still holds the lease: '--resume' alone is refused until it is taken over.
+        refused = subprocess.run([*cmd[:-2], "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
                                  timeout=120)
+        assert refused.returncode == 1
+        assert "another migrator" in refused.stderr
+        time.sleep(2.5)  # F2F_MIGRATE_LEASE_SECONDS: its heartbeat is now stale
+        resumed = subprocess.run([*cmd[:-2], "--resume", "--take-over"], env=env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         out = json.loads(resumed.stdout)
         assert out["backfill"]["resumed_from"] == last
-        assert out["backfill"]["copied"] + copied == 3000  # each session copied exactly once
+        # Each session copied exactly once; a batch applied just before the kill, whose checkpoint never
+        # landed, is found already current.
+        assert out["backfill"]["copied"] + out["backfill"]["skipped_newer"] + copied == 3000
+        assert out["backfill"]["skipped_newer"] <= 50  # at most that one batch
         assert out["backfill"]["copied"] < 3000  # it did not start over
         assert out["verify"]["differences"] == 0
         assert out["verify"]["compared"] == 3000
@@ -154,3 +165,68 @@ def test_killed_backfill_resumes_from_its_checkpoint(pg_url: str, redis_url: str
         if proc.poll() is None:
             proc.kill()
         engine.dispose()
+
+
+def test_a_second_migrator_refuses_at_once_naming_the_holder(invoke: Invoke, pg_url: str, redis_url: str,
+                                                              redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    engine = create_sync_engine_for(pg_url)
+    with engine.begin() as conn:  # a live run elsewhere: its heartbeat is fresh
+        conn.exec_driver_sql(
+            "INSERT INTO f2f_migrator_lease VALUES (1, 'tok', 'pod-a:7', 'ops@pod-a:7 f2f migrate to dual', "
+            "'to dual', 'backfill', now(), now())")
+    engine.dispose()
+    r = invoke("migrate", "to", "dual", "--yes", env=env)
+    assert r.exit_code == 1
+    assert "pod-a:7" in r.output
+    assert "'to dual'" in r.output
+    assert "step backfill" in r.output
+    r = invoke("migrate", "status", env=env)
+    assert r.exit_code == 0, r.output
+    assert "migrator lease: pod-a:7" in r.output
+    assert "is running on pod-a:7" in r.output
+    r = invoke("migrate", "to", "dual", "--dry-run", env=env)  # the dry run shows the same check
+    assert "✗" in r.output
+    assert "no other migrator running" in r.output
+    assert _phase(pg_url) == "postgres"
+
+
+def test_plan_from_redis(invoke: Invoke, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    engine = create_sync_engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE f2f_control SET phase = 'redis', epoch = 5")
+    engine.dispose()
+    r = invoke("migrate", "plan", "postgres", env=env)
+    assert r.exit_code == 1
+    assert "preflight" not in r.output  # no green table before the refusal
+    assert "'f2f migrate rollback' (redis → dual), then 'f2f migrate rollback' (dual → postgres)" in r.output
+    r = invoke("migrate", "plan", "dual", env=env)
+    assert r.exit_code == 1  # no worker heartbeat
+    assert "'f2f migrate rollback'" in r.output
+    assert "each request waits at most 5s" in r.output
+    plan = json.loads(invoke("migrate", "plan", "dual", "--json", env=env).output.splitlines()[0])
+    dry = json.loads(invoke("migrate", "rollback", "--dry-run", "--json", env=env).output.splitlines()[0])
+    assert [c["name"] for c in plan["checks"]] == [c["name"] for c in dry["checks"]]
+    assert "backup worker heartbeat" in [c["name"] for c in dry["checks"]]
+    assert "backup backlog drains within the hold budget" in [c["name"] for c in dry["checks"]]
+    assert plan["steps"] == dry["steps"]
+    assert any(s.startswith("wait until 'f2f worker' has drained") for s in dry["steps"])
+    r = invoke("migrate", "plan", "redis", env=env)
+    assert r.exit_code == 0
+    assert "already in redis" in r.output
+
+
+def test_plan_redis_lists_verify_and_the_hold(invoke: Invoke, pg_url: str, redis_url: str, redis_prefix: str) -> None:
+    env = _env(pg_url, redis_url, redis_prefix)
+    engine = create_sync_engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE f2f_control SET phase = 'dual', epoch = 3")
+    engine.dispose()
+    r = invoke("migrate", "plan", "redis", "--json", env=env)
+    out = json.loads(r.output)
+    steps = out["steps"]
+    assert [s.split(" ")[0] for s in steps][:2] == ["verify", "set"]
+    assert any("verify" in c["name"] for c in out["checks"])
+    assert out["cutover_deadline_s"] == 10.0
+    assert out["hold_timeout_s"] == 5.0

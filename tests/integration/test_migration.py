@@ -153,7 +153,7 @@ async def test_verify_finds_each_kind_of_difference_and_repair_fixes_them(env: E
         assert not out.done
         out = await m.verify_stores(repair_now=True)
         assert out.verify is not None
-        assert out.verify.repaired == 4
+        assert out.verify.repaired == 4, (out.refused, out.steps)
         out = await m.verify_stores(repair_now=False)
         assert out.verify is not None
         assert out.verify.clean

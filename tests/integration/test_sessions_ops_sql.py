@@ -206,3 +206,16 @@ async def test_stats(sql_url: str) -> None:
         }
         assert [(t.name, t.sessions) for t in st.top_ingredients] == [("김치", 4), ("대파", 3)]
         assert st.oldest_expired_at is not None and st.oldest_expired_at < st.at
+
+
+async def test_stats_puts_a_full_24h_ttl_in_the_24h_bucket(sql_url: str) -> None:
+    """Sessions written while the stats run (after their clock started) have a little over 24 h left."""
+    from f2f_cli.clock import utcnow
+
+    async with ops(sql_url) as ctx:
+        started = utcnow() - timedelta(seconds=2)
+        await seed(ctx, 2, ttl=timedelta(hours=24))
+        await seed(ctx, 1, ttl=timedelta(hours=30))
+        st = await sql_stats(ctx.engine, now=started)
+        hist = {b.label: b.sessions for b in st.ttl_histogram}
+        assert (hist["12h–24h"], hist["> 24h"]) == (2, 1)
