@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
     DRY_RUN_HELP,
     JSON_HELP,
@@ -26,7 +27,6 @@ from f2f_cli.cli.common import (
     stderr,
     stdout,
 )
-from f2f_cli.db.engine import create_engine_for
 from f2f_cli.errors import EXIT_FAILURE, InvalidInput
 from f2f_cli.recipes.builtin import builtin_catalog
 from f2f_cli.recipes.catalog import DedupeReport, ImportReport, dedupe, import_parsed
@@ -71,11 +71,8 @@ def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def main() -> T:
-        engine = create_engine_for(settings)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
+        async with Backends.open(settings) as backends:
+            return await work(backends.engine)
 
     return asyncio.run(main())
 
