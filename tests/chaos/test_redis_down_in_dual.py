@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,19 +17,9 @@ from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import data_node, free_port
 from tests.servers import f2f_server
 
-REDIS_PORT = free_port()  # this module's own Redis, picked once per run
-
 pytestmark = pytest.mark.chaos
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[object]:
-    node = data_node(REDIS_PORT, tmp_path / "redis").start()
-    yield node
-    node.stop()
 
 
 async def test_redis_outage_in_dual_loses_nothing_and_heals(pg_url: str, tmp_path: Path, own_redis: object,

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,19 +19,10 @@ from f2f_cli.db.engine import create_engine_for
 from f2f_cli.stores.sql import SqlSessionStore
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import RedisProcess, data_node, free_port
+from tests.redis_servers import RedisProcess
 from tests.servers import f2f_server, worker_process
 
-REDIS_PORT = free_port()  # picked once per run
-
 pytestmark = pytest.mark.chaos
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    node = data_node(REDIS_PORT, tmp_path / "redis").start()
-    yield node
-    node.stop()
 
 
 async def _drained(url: str, stream: str) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -33,10 +32,9 @@ from tests.chaos.faults_support import (
 )
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import RedisProcess, data_node, free_port
+from tests.redis_servers import RedisProcess, free_port
 from tests.servers import f2f_server, worker_process
 
-REDIS_PORT = free_port()
 FAILOVER_SECONDS = 2.0
 OUTAGE_SECONDS = 20.0
 # After the failover each instance switches at its next poll and lets writes already waiting on the hung
@@ -44,13 +42,6 @@ OUTAGE_SECONDS = 20.0
 SETTLE_SECONDS = 1.5
 
 pytestmark = pytest.mark.chaos
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    node = data_node(REDIS_PORT, tmp_path / "redis").start()
-    yield node
-    node.stop()
 
 
 async def test_outage_fails_over_reconciles_and_fails_back(

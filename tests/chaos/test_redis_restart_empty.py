@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,22 +25,14 @@ from tests.chaos.faults_support import (
 )
 from tests.conftest import make_settings
 from tests.load import Load
-from tests.redis_servers import RedisProcess, data_node, free_port
+from tests.redis_servers import RedisProcess
 from tests.servers import f2f_server, worker_process
 
-REDIS_PORT = free_port()
 # An acknowledged write older than this before the kill must survive it. The backup lag measured under
 # this load is tens of milliseconds (printed below); 2 s leaves room for a stalled shared machine.
 LAG_BOUND = 2.0
 
 pytestmark = pytest.mark.chaos
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    node = data_node(REDIS_PORT, tmp_path / "redis").start()
-    yield node
-    node.stop()
 
 
 async def test_restart_empty_is_survived_without_an_operator(
