@@ -94,6 +94,22 @@ async def sql_errors(action: str) -> AsyncIterator[None]:
         raise StoreUnavailable(f"{action}: {line}") from None
 
 
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine, action: str, *, dry_run: bool) -> AsyncIterator[AsyncConnection]:
+    """One transaction that commits, or that a dry run rolls back after doing exactly what the real run does."""
+    async with sql_errors(action), engine.connect() as conn:
+        trans = await conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            await trans.rollback()
+            raise
+        if dry_run:
+            await trans.rollback()
+        else:
+            await trans.commit()
+
+
 async def read_stamp(conn: AsyncConnection) -> CatalogStamp:
     row = (await conn.execute(select(recipe_catalog.c.version, recipe_catalog.c.updated_at)
                               .where(recipe_catalog.c.id == 1))).first()
@@ -321,26 +337,17 @@ async def import_parsed(
     report = ImportReport(format=parsed.format, dry_run=dry_run, rows=parsed.rows, parsed=len(parsed.records),
                           skipped=list(parsed.skipped))
     records = parsed.records
-    async with sql_errors("cannot import recipes"), engine.connect() as conn:
-        trans = await conn.begin()
-        try:
-            ids, vocab_changes = await _sync_ingredients(conn, (i.ingredient for r in records for i in r.items))
-            report.ingredients_changed = vocab_changes
-            await refresh_fingerprints(conn, only_missing=True)
-            claimed: set[int] = set()
-            for start in range(0, len(records), BATCH):
-                await _write_batch(conn, records[start:start + BATCH], ids, report, claimed)
-                if progress is not None:
-                    progress(min(start + BATCH, len(records)), len(records))
-            report.ingredients_changed += await prune_unused_ingredients(conn)
-            report.catalog_version = await _bump(conn) if report.changed else (await read_stamp(conn)).version
-        except BaseException:
-            await trans.rollback()
-            raise
-        if dry_run:
-            await trans.rollback()
-        else:
-            await trans.commit()
+    async with _transaction(engine, "cannot import recipes", dry_run=dry_run) as conn:
+        ids, vocab_changes = await _sync_ingredients(conn, (i.ingredient for r in records for i in r.items))
+        report.ingredients_changed = vocab_changes
+        await refresh_fingerprints(conn, only_missing=True)
+        claimed: set[int] = set()
+        for start in range(0, len(records), BATCH):
+            await _write_batch(conn, records[start:start + BATCH], ids, report, claimed)
+            if progress is not None:
+                progress(min(start + BATCH, len(records)), len(records))
+        report.ingredients_changed += await prune_unused_ingredients(conn)
+        report.catalog_version = await _bump(conn) if report.changed else (await read_stamp(conn)).version
     return report
 
 
@@ -381,37 +388,28 @@ async def dedupe(engine: AsyncEngine, *, dry_run: bool = False) -> DedupeReport:
     any id merged into it before, then names the kept recipe, so importing the
     copy again updates the kept recipe instead of adding it back.
     """
-    async with sql_errors("cannot deduplicate recipes"), engine.connect() as conn:
-        trans = await conn.begin()
-        try:
-            refreshed = await refresh_fingerprints(conn, only_missing=False)
-            rows = (await conn.execute(select(recipes.c.id, recipes.c.source, recipes.c.source_id, recipes.c.title,
-                                              recipes.c.fingerprint).order_by(recipes.c.id))).all()
-            by_print: dict[str, list[Any]] = {}
-            for row in rows:
-                by_print.setdefault(row.fingerprint, []).append(row)
-            groups = [
-                DuplicateGroup(kept=int(first.id), title=first.title, source=first.source, source_id=first.source_id,
-                               removed=tuple(RemovedCopy(int(c.id), c.source, c.source_id) for c in copies))
-                for first, *copies in by_print.values() if copies
-            ]
-            for group in groups:
-                copy_ids = [c.id for c in group.removed]
-                await conn.execute(update(recipe_source_ids).where(recipe_source_ids.c.recipe_id.in_(copy_ids))
-                                   .values(recipe_id=group.kept))
-                await conn.execute(insert(recipe_source_ids), [
-                    {"source": c.source, "source_id": c.source_id, "recipe_id": group.kept} for c in group.removed])
-                await conn.execute(delete(recipes).where(recipes.c.id.in_(copy_ids)))
-            removed = sum(len(g.removed) for g in groups)
-            if removed:
-                await prune_unused_ingredients(conn)
-            version = await _bump(conn) if removed else (await read_stamp(conn)).version
-        except BaseException:
-            await trans.rollback()
-            raise
-        if dry_run:
-            await trans.rollback()
-        else:
-            await trans.commit()
+    async with _transaction(engine, "cannot deduplicate recipes", dry_run=dry_run) as conn:
+        refreshed = await refresh_fingerprints(conn, only_missing=False)
+        rows = (await conn.execute(select(recipes.c.id, recipes.c.source, recipes.c.source_id, recipes.c.title,
+                                          recipes.c.fingerprint).order_by(recipes.c.id))).all()
+        by_print: dict[str, list[Any]] = {}
+        for row in rows:
+            by_print.setdefault(row.fingerprint, []).append(row)
+        groups = [
+            DuplicateGroup(kept=int(first.id), title=first.title, source=first.source, source_id=first.source_id,
+                           removed=tuple(RemovedCopy(int(c.id), c.source, c.source_id) for c in copies))
+            for first, *copies in by_print.values() if copies
+        ]
+        for group in groups:
+            copy_ids = [c.id for c in group.removed]
+            await conn.execute(update(recipe_source_ids).where(recipe_source_ids.c.recipe_id.in_(copy_ids))
+                               .values(recipe_id=group.kept))
+            await conn.execute(insert(recipe_source_ids), [
+                {"source": c.source, "source_id": c.source_id, "recipe_id": group.kept} for c in group.removed])
+            await conn.execute(delete(recipes).where(recipes.c.id.in_(copy_ids)))
+        removed = sum(len(g.removed) for g in groups)
+        if removed:
+            await prune_unused_ingredients(conn)
+        version = await _bump(conn) if removed else (await read_stamp(conn)).version
     return DedupeReport(dry_run=dry_run, recipes=len(rows), removed=removed, groups=groups,
                         fingerprints_refreshed=refreshed, catalog_version=version)
