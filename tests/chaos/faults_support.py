@@ -32,6 +32,8 @@ def fault_env(pg_url: str, redis_url: str, prefix: str, **extra: str) -> dict[st
         # The shared 2-core machine stalls commands now and then; these tests are about faults, not stalls.
         "F2F_REDIS_COMMAND_TIMEOUT": "0.5",
         "F2F_REDIS_CONNECT_TIMEOUT": "0.5",
+        # Counters are read right after the fault they count: /metrics rendered on every scrape.
+        "F2F_METRICS_CACHE_SECONDS": "0",
         **extra,
     }
 

@@ -40,7 +40,9 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir: Path = tmp_path_factory.mktemp("fuzz-sqlite")
     url = f"sqlite+aiosqlite:///{workdir / 'f2f.db'}"
     schema_migrations.upgrade(url)
-    env = {"F2F_DATABASE_URL": url, "F2F_SESSIONS_PER_MINUTE": "0", "F2F_MAX_BODY_BYTES": "4096"}
+    # The tests count requests on /metrics right after sending them: render it on every scrape, not from the cache.
+    env = {"F2F_DATABASE_URL": url, "F2F_SESSIONS_PER_MINUTE": "0", "F2F_MAX_BODY_BYTES": "4096",
+           "F2F_METRICS_CACHE_SECONDS": "0"}
     with f2f_server(env, cwd=workdir) as base:
         yield base
 
