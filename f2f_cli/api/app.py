@@ -19,8 +19,9 @@ from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
 from f2f_cli.api import errors, openapi
+from f2f_cli.api.fastlane import SessionFastLane
 from f2f_cli.api.metrics import Metrics
-from f2f_cli.api.middleware import REQUEST_ID_HEADER, EdgeMiddleware, MetricsPortSplit
+from f2f_cli.api.middleware import REQUEST_ID_HEADER, Edge, EdgeMiddleware, MetricsPortSplit
 from f2f_cli.api.responses import JSONResponse, error_response
 from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
@@ -35,23 +36,20 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await error_response(404, "not_found", "no such endpoint")(scope, receive, send)
 
 
-def _middleware(
-    settings: Settings, metrics: Metrics, running: dict[str, Services], access_log: AccessLog
-) -> list[Middleware]:
-    def current_phase() -> str:
-        services = running.get("services")
-        return services.phase if services is not None else "starting"
+class F2FApp(Starlette):
+    """Starlette, with the session endpoints that carry the traffic served first by the fast lane."""
 
-    stack = [
-        Middleware(
-            EdgeMiddleware,
-            metrics=metrics,
-            phase=current_phase,
-            trusted_proxies=settings.trusted_proxies,
-            on_error=errors.unexpected_error,
-            access_log=access_log,
-        )
-    ]
+    fast_lane: SessionFastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if lane is not None and scope["type"] == "http" and await lane(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _middleware(settings: Settings, edge: Edge) -> list[Middleware]:
+    stack = [Middleware(EdgeMiddleware, edge=edge, on_error=errors.unexpected_error)]
     if settings.metrics_port is not None:
         stack.append(
             Middleware(
@@ -78,7 +76,7 @@ def _middleware(
     return stack
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> F2FApp:
     """A new app for ``settings``; stores connect in the lifespan, not here."""
     document = openapi.build_openapi(
         settings.api_prefix,
@@ -89,6 +87,13 @@ def create_app(settings: Settings) -> Starlette:
     metrics = Metrics.from_environment(settings.metrics_refresh_seconds, settings.metrics_cache_seconds)
     access_log = AccessLog(settings.log_format)
     running: dict[str, Services] = {}
+
+    def current_phase() -> str:
+        services = running.get("services")
+        return services.phase if services is not None else "starting"
+
+    edge = Edge(metrics=metrics, phase=current_phase, trusted_proxies=settings.trusted_proxies,
+                access_log=access_log)
 
     async def openapi_json(_request: Request) -> Response:
         return JSONResponse(document)
@@ -125,9 +130,9 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes(),
         resource("/openapi.json", "openapi", GET=openapi_json),
     ]
-    app = Starlette(
+    app = F2FApp(
         routes=routes,
-        middleware=_middleware(settings, metrics, running, access_log),
+        middleware=_middleware(settings, edge),
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
     )
@@ -135,6 +140,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.access_log = access_log
+    app.fast_lane = SessionFastLane(settings, edge, lambda: running.get("services"))
     return app
 
 
@@ -151,6 +157,6 @@ def _prefixed(prefix: str, routes: list[Route]) -> list[Route]:
     return moved
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> F2FApp:
     """The uvicorn factory: settings from F2F_* at worker start."""
     return create_app(get_settings())

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from f2f_cli.api.responses import error_response
+from f2f_cli.api.schemas import ErrorOut
 from f2f_cli.errors import F2FError
 
 log = logging.getLogger("f2f.api")
@@ -24,18 +25,31 @@ _HTTP_CODES = {
 UNAVAILABLE_MESSAGE = "the service cannot reach its storage right now; retry shortly"
 
 
-async def f2f_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, F2FError)
+def describe_f2f_error(exc: F2FError, method: str, route: str) -> tuple[int, ErrorOut, dict[str, str] | None]:
+    """Status, body and extra headers of an ``F2FError`` answer, whichever way the request was served."""
     retry_after = getattr(exc, "retry_after", None)
     message = exc.message
     if exc.http_status == 503:
         if retry_after is None:
             retry_after = 1
-        route = request.scope.get("route")
-        log.warning("%s on %s %s: %s", exc.code, request.method, getattr(route, "path", "?"), exc.message)
+        log.warning("%s on %s %s: %s", exc.code, method, route, exc.message)
         message = UNAVAILABLE_MESSAGE
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return error_response(exc.http_status, exc.code, message, headers)
+    return exc.http_status, ErrorOut(error=exc.code, message=message), headers
+
+
+def log_unexpected(method: str, route: str, exc: BaseException) -> ErrorOut:
+    """Log an unhandled error for operators and return the body the client gets (no internals).
+    The route template, not the path: paths carry session ids."""
+    log.error("unhandled error on %s %s", method, route, exc_info=exc)
+    return ErrorOut(error="internal_error", message="internal server error")
+
+
+async def f2f_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, F2FError)
+    route = request.scope.get("route")
+    status, body, headers = describe_f2f_error(exc, request.method, getattr(route, "path", "?"))
+    return error_response(status, body.error, body.message, headers)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -45,11 +59,9 @@ async def http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    # The trace goes to the log for operators; the client gets no internals.
-    # The route template, not the path: paths carry session ids.
     route = request.scope.get("route")
-    log.error("unhandled error on %s %s", request.method, getattr(route, "path", "?"), exc_info=exc)
-    return error_response(500, "internal_error", "internal server error")
+    body = log_unexpected(request.method, getattr(route, "path", "?"), exc)
+    return error_response(500, body.error, body.message)
 
 
 HANDLERS = {F2FError: f2f_error, HTTPException: http_error, Exception: unexpected_error}

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from f2f_cli.api.clientip import client_address
+from f2f_cli.api.clientip import Address, client_address
 from f2f_cli.api.metrics import Metrics
 from f2f_cli.logs import AccessLog, request_id_var
 from f2f_cli.settings import IPNetwork
@@ -45,8 +45,8 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 ErrorRenderer = Callable[[Request, Exception], Awaitable[Response]]
-_REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
-_CACHE_CONTROL = (b"cache-control", b"no-store")
+REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
+CACHE_CONTROL = (b"cache-control", b"no-store")
 
 
 # Rendering an address costs more than looking it up: a process sees few client addresses.
@@ -55,10 +55,10 @@ _address_text = functools.lru_cache(maxsize=4096)(str)
 
 def request_id_from(headers: Headers) -> str:
     """The caller's ``X-Request-ID`` if it is sane, else a new random one."""
-    return _request_id(headers.get(REQUEST_ID_HEADER))
+    return request_id_or_new(headers.get(REQUEST_ID_HEADER))
 
 
-def _request_id(given: str | None) -> str:
+def request_id_or_new(given: str | None) -> str:
     if given is not None and _SANE_REQUEST_ID.fullmatch(given):
         return given
     return new_request_id()
@@ -80,23 +80,46 @@ def route_template(scope: Scope, entry_root_path: str) -> str:
     return mounted + path
 
 
-class EdgeMiddleware:
+class Edge:
+    """The bookkeeping every request gets, whichever way it is served (:class:`EdgeMiddleware`, or
+    ``api/fastlane.py`` for the hottest session endpoints): one instance per app."""
+
     def __init__(
         self,
-        app: ASGIApp,
         *,
         metrics: Metrics,
         phase: Callable[[], str],
         trusted_proxies: Sequence[IPNetwork],
-        on_error: ErrorRenderer,
         access_log: AccessLog,
     ) -> None:
-        self.app = app
         self.metrics = metrics
         self.phase = phase
         self.trusted_proxies = tuple(trusted_proxies)
-        self.on_error = on_error
         self.access_log = access_log
+
+    def finish(
+        self, request_id: str, method: str, route: str, status: int, started: float, address: Address | None
+    ) -> None:
+        """Metrics and the access line of a request that has ended (``started``: ``perf_counter()``)."""
+        elapsed = time.perf_counter() - started
+        if method not in _METHODS:
+            method = "OTHER"
+        if status == CLIENT_CLOSED:
+            self.metrics.observe_disconnect(method, route)
+        else:
+            self.metrics.observe_request(method, route, status, elapsed)
+        self.access_log.record(
+            request_id, method, route, status, elapsed, self.phase(),
+            _address_text(address) if address is not None else None,
+        )
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, edge: Edge, on_error: ErrorRenderer) -> None:
+        self.app = app
+        self.edge = edge
+        self.trusted_proxies = edge.trusted_proxies
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,11 +130,11 @@ class EdgeMiddleware:
         given_id: str | None = None
         forwarded: list[str] = []
         for name, value in scope["headers"]:
-            if name == _REQUEST_ID_BYTES:
+            if name == REQUEST_ID_BYTES:
                 given_id = value.decode("latin-1")
             elif name == b"x-forwarded-for" and self.trusted_proxies:
                 forwarded.append(value.decode("latin-1"))
-        request_id = _request_id(given_id)
+        request_id = request_id_or_new(given_id)
         token = request_id_var.set(request_id)
         peer = scope.get("client")
         address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
@@ -119,7 +142,7 @@ class EdgeMiddleware:
         entry_root_path = scope.get("root_path", "")
         status = 500
         response_started = False
-        rid_header = (_REQUEST_ID_BYTES, request_id.encode("latin-1"))
+        rid_header = (REQUEST_ID_BYTES, request_id.encode("latin-1"))
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -137,7 +160,7 @@ class EdgeMiddleware:
                         headers.append(pair)
                 if b"cache-control" not in present:
                     # Session state is private and changes on every write.
-                    headers.append(_CACHE_CONTROL)
+                    headers.append(CACHE_CONTROL)
             await send(message)
 
         try:
@@ -152,17 +175,8 @@ class EdgeMiddleware:
             response = await self.on_error(Request(scope), exc)
             await response(scope, receive, send_with_headers)
         finally:
-            elapsed = time.perf_counter() - started
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            route = route_template(scope, entry_root_path)
-            if status == CLIENT_CLOSED:
-                self.metrics.observe_disconnect(method, route)
-            else:
-                self.metrics.observe_request(method, route, status, elapsed)
-            self.access_log.record(
-                request_id, method, route, status, elapsed, self.phase(),
-                _address_text(address) if address is not None else None,
-            )
+            self.edge.finish(request_id, scope["method"], route_template(scope, entry_root_path), status, started,
+                             address)
             request_id_var.reset(token)
 
 

@@ -94,23 +94,46 @@ class F2FHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_seen = False  # a byte of the current head has arrived
         self._raw_head = 0  # bytes received while the head was still incomplete
-        self._head_bytes = 0  # request line and header fields, as parsed
-        self._header_count = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_at: float | None = None  # loop time the current head or body must be complete by
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -- deadlines -------------------------------------------------------------
+    # Every request moves the deadline twice (head complete, response sent). Rather than a timer per
+    # move, one timer per connection fires at the earliest deadline it was set for and re-arms itself
+    # if the deadline has moved on since: a busy keep-alive connection sets no timer per request.
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired)
+        at = self.loop.time() + seconds
+        self._deadline_at = at
+        if self._timer is None or self._timer_at > at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = at
+            self._timer = self.loop.call_at(at, self._deadline_check)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline_at = None  # a pending timer finds nothing to do
+
+    def _stop_timer(self) -> None:
+        self._deadline_at = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _deadline_check(self) -> None:
+        self._timer = None
+        at = self._deadline_at
+        if at is None:
+            return
+        if self.loop.time() < at:
+            self._timer_at = at
+            self._timer = self.loop.call_at(at, self._deadline_check)
+            return
+        self._deadline_at = None
+        self._expired()
 
     def _expired(self) -> None:
-        self._deadline = None
         if self.transport is None or self.transport.is_closing():
             return
         cycle = self.cycle
@@ -135,7 +158,7 @@ class F2FHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _reject(self, status: int, code: str, message: str) -> None:
-        self._disarm()
+        self._stop_timer()
         self.transport.write(error_bytes(status, code, message, self.server_state.default_headers))
         self.transport.close()
 
@@ -146,7 +169,7 @@ class F2FHttpProtocol(HttpToolsProtocol):
         self._arm(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -186,26 +209,13 @@ class F2FHttpProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._head_bytes = 0
-        self._header_count = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._head_bytes += len(url)
-        if self._head_bytes > self.limits.max_header_bytes:
-            raise HeadTooLarge
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._header_count > self.limits.max_headers or self._head_bytes > self.limits.max_header_bytes:
-            raise HeadTooLarge
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # The limits on the parsed head, checked once it is whole rather than per field: a head arriving
+        # over several reads is already bounded by ``data_received``, and one read is at most 64 KiB.
+        headers = self.headers
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in headers)  # ": " and CRLF
+        if len(headers) > self.limits.max_headers or size > self.limits.max_header_bytes:
+            raise HeadTooLarge
         self._in_head = False
         self._arm(self.limits.body_timeout)
         super().on_headers_complete()
@@ -225,5 +235,5 @@ class F2FHttpProtocol(HttpToolsProtocol):
             self._arm(self.limits.header_timeout)
 
     def shutdown(self) -> None:
-        self._disarm()
+        self._stop_timer()
         super().shutdown()

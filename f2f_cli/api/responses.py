@@ -48,28 +48,40 @@ def is_json(content_type: str | None) -> bool:
     return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
-async def read_json(request: Request, type_: type[T], limit: int) -> T:
-    """The body decoded into ``type_``; 415 unless it is declared JSON, 413 past ``limit`` bytes,
-    422 for bad JSON or shape.
+def check_json_head(content_type: str | None, declared_length: str | None, limit: int) -> None:
+    """415 unless the body is declared JSON, 413 when its declared length is past ``limit`` bytes.
 
     Requiring the JSON media type also keeps cross-site forms out: a browser sends ``application/json``
     across origins only after a CORS preflight.
     """
-    if not is_json(request.headers.get("content-type")):
+    if not is_json(content_type):
         raise UnsupportedMediaType("the request body must be JSON, sent with Content-Type: application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"request body is limited to {limit} bytes")
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
+        raise body_too_large(limit)
+
+
+def body_too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body is limited to {limit} bytes")
+
+
+def decode_json(raw: bytes, type_: type[T]) -> T:
+    """``raw`` decoded into ``type_``; 422 for bad JSON or shape."""
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as exc:
+        raise InvalidBody(f"request body does not match the schema: {exc}") from None
+    except msgspec.DecodeError:
+        raise InvalidBody("request body is not valid JSON") from None
+
+
+async def read_json(request: Request, type_: type[T], limit: int) -> T:
+    """The body decoded into ``type_``: ``check_json_head``, 413 past ``limit`` bytes, ``decode_json``."""
+    check_json_head(request.headers.get("content-type"), request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(f"request body is limited to {limit} bytes")
+            raise body_too_large(limit)
         chunks.append(chunk)
-    try:
-        return msgspec.json.decode(b"".join(chunks), type=type_)
-    except msgspec.ValidationError as exc:
-        raise InvalidBody(f"request body does not match the schema: {exc}") from None
-    except msgspec.DecodeError:
-        raise InvalidBody("request body is not valid JSON") from None
+    return decode_json(b"".join(chunks), type_)

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, unquote
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
 from f2f_cli.errors import ConfigError
 from f2f_cli.settings import Settings, mask_url
@@ -208,7 +209,7 @@ def create_redis_for_url(
         common["max_connections"] = max_connections
     if target.mode == "standalone":
         # A burst beyond the pool waits briefly for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
+        pool = WaitingPool.from_url(
             url, timeout=POOL_WAIT_SECONDS, **{"max_connections": DEFAULT_MAX_CONNECTIONS, **common}
         )
         return Redis.from_pool(pool)
@@ -239,6 +240,42 @@ def create_redis_for_url(
     assert isinstance(client, SentinelRedis)
     client.f2f_sentinel = sentinel
     return client
+
+
+class WaitingPool(BlockingConnectionPool):
+    """A ``BlockingConnectionPool`` that only pays for blocking when it has to.
+
+    redis-py's version takes an ``asyncio.Condition`` and arms an ``asyncio.timeout`` for every
+    command, even when a connection sits idle: about 10 µs a request on this path, a tenth of
+    what a bare app spends on a whole GET. Here a command finds a connection the plain
+    ``ConnectionPool`` way while the pool has room and nobody waits; only a burst beyond
+    ``max_connections`` takes the waiting path. Waiters are served first: while one waits, new
+    callers queue behind it, and every release notifies.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> AbstractConnection:
+        if not self._waiting and self.can_get_connection():
+            try:
+                connection: AbstractConnection = await ConnectionPool.get_connection(self)  # type: ignore[no-untyped-call]
+                return connection
+            except MaxConnectionsError:
+                pass  # another caller took the last slot meanwhile: wait like the rest
+        self._waiting += 1
+        try:
+            connection = await super().get_connection()  # type: ignore[no-untyped-call]
+        finally:
+            self._waiting -= 1
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        if self._waiting:
+            await super().release(connection)
+        else:
+            await ConnectionPool.release(self, connection)
 
 
 class SentinelRedis(Redis):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from f2f_cli.domain.model import Ingredient, Session, sort_ingredients
 
@@ -33,32 +34,49 @@ def datetime_to_ms(value: datetime) -> int:
     return (value - EPOCH) // _MS
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def session_from_hash(session_id: str, flat: Sequence[bytes | str], expires_ms: int) -> Session:
-    """A session from a flat HGETALL reply and the key's PEXPIRETIME."""
-    meta: dict[str, int] = {}
-    offsets: list[tuple[int, str]] = []
-    pairs = iter(flat)
-    for raw, value in zip(pairs, pairs, strict=True):
-        name = raw.decode() if isinstance(raw, bytes) else raw
-        if name[:1] == " ":
-            meta[name] = int(value)
+    """A session from a flat HGETALL reply and the key's PEXPIRETIME.
+
+    The request path decodes one of these per read: the fields are compared as bytes (no decoding of
+    the metadata names) and the times take the fast conversion whenever all of them are in its range.
+    """
+    raw_flat = cast("Sequence[bytes]", flat)
+    if flat and isinstance(flat[0], str):  # a client decoding replies itself: not the request path
+        raw_flat = [item.encode() if isinstance(item, str) else item for item in flat]
+    version = created = updated = None
+    deleted = False
+    offsets: list[tuple[int, bytes]] = []
+    for name, value in zip(raw_flat[0::2], raw_flat[1::2], strict=True):
+        if name[0] == 32:  # b" "
+            if name == b" c":
+                created = int(value)
+            elif name == b" u":
+                updated = int(value)
+            elif name == b" v":
+                version = int(value)
+            elif name == b" d":
+                deleted = True
         else:
             offsets.append((int(value), name))
+    if created is None or updated is None or version is None:
+        raise KeyError(f"session hash of {session_id} lacks its metadata")
     # Offsets grow with added_at, so (offset, name) is sort_ingredients' order without its key function.
     offsets.sort()
-    created = meta[" c"]
+    lowest = created + min(0, updated, offsets[0][0] if offsets else 0)
+    highest = created + max(0, updated, offsets[-1][0] if offsets else 0)
+    if lowest >= 0 and highest < _FAST_MS_LIMIT and 0 <= expires_ms < _FAST_MS_LIMIT:
+        stamp = datetime.fromtimestamp
+        items = tuple([Ingredient(raw.decode(), stamp((created + off) / 1000, UTC)) for off, raw in offsets])
+        return Session(session_id, stamp(created / 1000, UTC), stamp((created + updated) / 1000, UTC),
+                       stamp(expires_ms / 1000, UTC), version, items, deleted)
     return Session(
         session_id=session_id,
         created_at=ms_to_datetime(created),
-        updated_at=ms_to_datetime(created + meta[" u"]),
+        updated_at=ms_to_datetime(created + updated),
         expires_at=ms_to_datetime(expires_ms),
-        version=meta[" v"],
-        ingredients=tuple(Ingredient(name, ms_to_datetime(created + off)) for off, name in offsets),
-        deleted=" d" in meta,
+        version=version,
+        ingredients=tuple(Ingredient(raw.decode(), ms_to_datetime(created + off)) for off, raw in offsets),
+        deleted=deleted,
     )
 
 

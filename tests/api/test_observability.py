@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from f2f_cli.api import errors
 from f2f_cli.api.app import create_app
 from f2f_cli.api.metrics import Metrics
-from f2f_cli.api.middleware import SECURITY_HEADERS, EdgeMiddleware
+from f2f_cli.api.middleware import SECURITY_HEADERS, Edge, EdgeMiddleware
 from f2f_cli.logs import AccessLog, ConsoleFormatter, JsonFormatter, redact
 from tests.conftest import make_settings
 
@@ -187,10 +187,8 @@ def _exploding_app(metrics: Metrics) -> Starlette:
 def test_unexpected_errors_are_json_with_request_id_and_headers() -> None:
     metrics = Metrics(refresh_seconds=1.0)
     inner = _exploding_app(metrics)
-    app = EdgeMiddleware(
-        inner, metrics=metrics, phase=lambda: "postgres", trusted_proxies=(), on_error=errors.unexpected_error,
-        access_log=AccessLog("console"),
-    )
+    edge = Edge(metrics=metrics, phase=lambda: "postgres", trusted_proxies=(), access_log=AccessLog("console"))
+    app = EdgeMiddleware(inner, edge=edge, on_error=errors.unexpected_error)
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/boom", headers={"X-Request-ID": "rid-1"})
     assert r.status_code == 500

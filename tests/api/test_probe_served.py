@@ -181,6 +181,34 @@ def test_slow_second_request_on_a_keep_alive_connection_is_408(served: tuple[str
     assert_json_error(reply, 408, "request_timeout")
 
 
+def test_each_deadline_is_its_own_when_head_and_body_differ(tmp_path: Path) -> None:
+    """A body gets the body deadline even when the head deadline is shorter (the connection's one timer
+    fires at the head deadline and finds it moved on), and the next head gets the head deadline again."""
+    env = {"F2F_HEADER_TIMEOUT_SECONDS": "1", "F2F_BODY_TIMEOUT_SECONDS": "3", "F2F_SESSIONS_PER_MINUTE": "0"}
+    with f2f_server(env, cwd=tmp_path) as base:
+        sid, _ = _new_session(base)
+        head = (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n").encode()
+        started = time.monotonic()
+        reply = raw_request(base, head, b'{"ingredients": [')
+        waited = time.monotonic() - started
+        assert_json_error(reply, 408, "request_timeout")
+        assert waited >= 2.5, f"the body was cut off after {waited:.2f} s, before its 3 s deadline"
+        with socket.create_connection(_address(base), timeout=GUARD_SECONDS) as sock:
+            body = b'{"ingredients": ["\xeb\x91\x90\xeb\xb6\x80"]}'
+            sock.sendall(head.replace(b"100", str(len(body)).encode()) + body)
+            first = b""
+            while b'"added"' not in first:
+                first += sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            second = _read_all(sock)
+            waited = time.monotonic() - started
+        assert_json_error(second, 408, "request_timeout")
+        assert waited < 2.5, f"the next head waited {waited:.2f} s: the body deadline, not its own 1 s"
+
+
 def test_declared_body_that_never_comes_is_408_and_not_an_error(served: tuple[str, Path]) -> None:
     base, log = served
     sid, _ = _new_session(base)

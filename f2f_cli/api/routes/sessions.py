@@ -10,7 +10,7 @@ from f2f_cli.api.clientip import limit_key
 from f2f_cli.api.middleware import CLIENT_ADDRESS_KEY
 from f2f_cli.api.responses import JSONResponse, read_json
 from f2f_cli.api.routing import resource
-from f2f_cli.api.schemas import IngredientsIn, ingredients_out, session_out
+from f2f_cli.api.schemas import IngredientsIn, IngredientsOut, SessionOut, ingredients_out, session_out
 from f2f_cli.api.services import Services
 from f2f_cli.domain.ids import check_session_id
 from f2f_cli.domain.model import normalize_ingredient, normalize_ingredients
@@ -71,9 +71,32 @@ async def create_session(request: Request) -> Response:
     return response
 
 
+# The reads and the ingredient add below are also served by ``api/fastlane.py`` without Starlette's
+# layers: both ways call these, so they answer alike.
+
+
+async def read_session(services: Services, session_id: str) -> SessionOut:
+    return session_out(await services.store().get(check_session_id(session_id)))
+
+
+async def read_ingredients(services: Services, session_id: str) -> IngredientsOut:
+    return ingredients_out(await services.store().get(check_session_id(session_id)))
+
+
+async def add_names(services: Services, session_id: str, body: IngredientsIn) -> IngredientsOut:
+    settings = services.settings
+    check_session_id(session_id)
+    names = normalize_ingredients(
+        _as_sent(body.ingredients, settings.max_ingredient_length), settings.max_ingredient_length
+    )
+    if len(names) > settings.max_ingredients:
+        raise TooManyIngredients(f"a session holds at most {settings.max_ingredients} ingredients")
+    mutation = await services.store().add_ingredients(session_id, names)
+    return ingredients_out(mutation.session, added=mutation.changed)
+
+
 async def get_session(request: Request) -> Response:
-    session = await _services(request).store().get(session_id_of(request))
-    return JSONResponse(session_out(session))
+    return JSONResponse(await read_session(_services(request), session_id_of(request)))
 
 
 async def delete_session(request: Request) -> Response:
@@ -89,22 +112,14 @@ async def delete_session(request: Request) -> Response:
 
 
 async def list_ingredients(request: Request) -> Response:
-    session = await _services(request).store().get(session_id_of(request))
-    return JSONResponse(ingredients_out(session))
+    return JSONResponse(await read_ingredients(_services(request), session_id_of(request)))
 
 
 async def add_ingredients(request: Request) -> Response:
     services = _services(request)
     session_id = session_id_of(request)
-    settings = services.settings
-    body = await read_json(request, IngredientsIn, settings.max_body_bytes)
-    names = normalize_ingredients(
-        _as_sent(body.ingredients, settings.max_ingredient_length), settings.max_ingredient_length
-    )
-    if len(names) > settings.max_ingredients:
-        raise TooManyIngredients(f"a session holds at most {settings.max_ingredients} ingredients")
-    mutation = await services.store().add_ingredients(session_id, names)
-    return JSONResponse(ingredients_out(mutation.session, added=mutation.changed))
+    body = await read_json(request, IngredientsIn, services.settings.max_body_bytes)
+    return JSONResponse(await add_names(services, session_id, body))
 
 
 async def remove_ingredients(request: Request) -> Response:
