@@ -48,7 +48,11 @@ async def _guard(call: Awaitable[T]) -> T:
             raise StoreUnavailable(text.partition("F2FBACKUPFULL ")[2] or text) from exc
         raise StoreUnavailable(f"Redis refused a command: {text}") from exc
     except REDIS_FAILURES as exc:
-        raise StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}") from exc
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
 
 
 class RedisSessionStore:
@@ -115,22 +119,28 @@ class RedisSessionStore:
 
     async def get(self, session_id: str) -> Session:
         check_session_id(session_id)
-        reply = await _guard(self._read(self.keys.session(session_id)))
+        key = self.keys.session(session_id)
+        try:
+            # The read script in one EVALSHA (HGETALL + PEXPIRETIME, atomic; cheaper here than MULTI/EXEC),
+            # loaded only when Redis answers NOSCRIPT (a restarted Redis): the registered ``Script``
+            # wrapper costs more per call than the command. ``_guard``'s mapping is written out: this
+            # is the request path's most frequent call.
+            reply = await self.client.execute_command("EVALSHA", self._read_script.sha, 1, key)
+        except ResponseError as exc:
+            reply = await _guard(self._read_again(key, exc))
+        except REDIS_FAILURES as exc:
+            raise _unavailable(exc) from exc
         session = self._decode_read(session_id, reply)
         if session is None or session.deleted:
             raise SessionNotFound(f"session {session_id} does not exist or has expired")
         return session
 
-    async def _read(self, key: str) -> Any:
-        """The read script in one EVALSHA (HGETALL + PEXPIRETIME, atomic; cheaper here than MULTI/EXEC),
-        loading it only when Redis answers NOSCRIPT (a restarted Redis): the registered ``Script``
-        wrapper costs more per call than the command itself on the request path."""
-        try:
-            return await self.client.execute_command("EVALSHA", self._read_script.sha, 1, key)
-        except ResponseError as exc:
-            if not isinstance(exc, NoScriptError) and "NOSCRIPT" not in str(exc):
-                raise
-            return await self._read_script(keys=[key])
+    async def _read_again(self, key: str, error: ResponseError) -> Any:
+        """After the read's EVALSHA failed with ``error``: load the script and read if Redis had lost it
+        (NOSCRIPT), else raise ``error``."""
+        if not isinstance(error, NoScriptError) and "NOSCRIPT" not in str(error):
+            raise error
+        return await self._read_script(keys=[key])
 
     async def read_copy(self, session_id: str) -> Session | None:
         """The stored state, tombstones included (``None`` if absent): what copy tools compare."""
