@@ -539,7 +539,7 @@ async def _write_at_rate(env: dict[str, str], ids: Sequence[str], rate: int, sec
                         errors += 1
                         continue
                     written += 1
-                    if keys.cluster and int(reply[4]) == 1:
+                    if keys.cluster and int(reply[3]) == 1:  # backup_first (see redis_scripts.WRITE)
                         marks.append(keys.backup_slot(ids[i % len(ids)]))
                 if marks:
                     await client.sadd(keys.backup_index, *marks)

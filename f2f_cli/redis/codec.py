@@ -7,9 +7,12 @@ by timestamp, so the truncation cannot reorder anything.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
+
+import msgspec
 
 from f2f_cli.domain.model import Ingredient, Session, sort_ingredients
 
@@ -78,6 +81,30 @@ def session_from_hash(session_id: str, flat: Sequence[bytes | str], expires_ms: 
         ingredients=tuple(Ingredient(raw.decode(), ms_to_datetime(created + off)) for off, raw in offsets),
         deleted=deleted,
     )
+
+
+class _View(msgspec.Struct, array_like=True):
+    """What READ_VIEW renders (see ``redis_scripts``)."""
+
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    deleted: bool
+    ingredients: list[Ingredient]
+
+
+_view_decoder = msgspec.json.Decoder(_View)
+_ORDER = operator.attrgetter("added_at", "name")  # sort_ingredients' order, with a key written in C
+
+
+def session_from_view(session_id: str, rendered: bytes) -> Session:
+    """A session from READ_VIEW's JSON: decoded in one C call, then put in the one ingredient order."""
+    view = _view_decoder.decode(rendered)
+    items = view.ingredients
+    items.sort(key=_ORDER)
+    return Session(session_id, view.created_at, view.updated_at, view.expires_at, view.version, tuple(items),
+                   view.deleted)
 
 
 def session_from_entry(fields: Mapping[bytes, bytes]) -> Session:

@@ -65,13 +65,66 @@ local function append_backup(sid)
 end
 """
 
+# The session as the API reads it, rendered by Redis as the JSON array ``redis/codec.py`` decodes in
+# one C call (``session_from_view``): [version, created, updated, expires, deleted,
+# [{"name": ..., "added_at": ...}, ...]], times as RFC 3339 strings to the millisecond (built from the
+# integer milliseconds, never through a float), ingredients in hash order.
+_RENDER = r"""
+-- RFC 3339 in UTC to the millisecond, from integer epoch ms (days to civil date: H. Hinnant's
+-- algorithm; every division floors, so times before 1970 come out right too).
+local function stamp(ms)
+  local s = math.floor(ms / 1000)
+  local days = math.floor(s / 86400)
+  local sod = s - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"', year, month,
+    doy - math.floor((153 * mp + 2) / 5) + 1, math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60,
+    ms - s * 1000)
+end
+local function render(flat, expires)
+  local c, u, v, d = 0, 0, '0', 'false'
+  local names, offsets = {}, {}
+  for i = 1, #flat, 2 do
+    local name = flat[i]
+    if string.byte(name, 1) == 32 then
+      if name == ' c' then c = tonumber(flat[i + 1])
+      elseif name == ' u' then u = tonumber(flat[i + 1])
+      elseif name == ' v' then v = flat[i + 1]
+      elseif name == ' d' then d = 'true' end
+    else
+      names[#names + 1] = name
+      offsets[#offsets + 1] = tonumber(flat[i + 1])
+    end
+  end
+  local out = {'[', v, ',', stamp(c), ',', stamp(c + u), ',', stamp(expires), ',', d, ',['}
+  for i = 1, #names do
+    if i > 1 then out[#out + 1] = ',' end
+    out[#out + 1] = '{"name":'
+    out[#out + 1] = cjson.encode(names[i])
+    out[#out + 1] = ',"added_at":'
+    out[#out + 1] = stamp(c + offsets[i])
+    out[#out + 1] = '}'
+  end
+  out[#out + 1] = ']]'
+  return table.concat(out)
+end
+"""
+
 # KEYS: session[, backup stream]
 # ARGV: op (c create, a add, r remove, x clear, t touch, d delete), ttl ms, limit,
 #       stream cap, group, session id, names...
-# Returns {1, flat hash, expire-at ms, changed names, backup_first} on success, {0} not found,
-# {-1} id taken (create), {-2, count} over the ingredient limit.
+# Returns {1, the session rendered (``_RENDER``), changed names, backup_first} on success, {0} not
+# found, {-1} id taken (create), {-2, count} over the ingredient limit.
 WRITE = (
     _PRELUDE
+    + _RENDER
     + r"""
 local op = ARGV[1]
 local ttl = tonumber(ARGV[2])
@@ -83,7 +136,7 @@ if op == 'c' then
   redis.call('HSET', key, ' v', 1, ' c', now, ' u', 0)
   redis.call('PEXPIREAT', key, now + ttl)
   append_backup(sid)
-  return {1, redis.call('HGETALL', key), redis.call('PEXPIRETIME', key), changed, backup_first}
+  return {1, render(redis.call('HGETALL', key), redis.call('PEXPIRETIME', key)), changed, backup_first}
 end
 local meta = redis.call('HMGET', key, ' v', ' c', ' d')
 if not meta[1] or meta[3] then return {0} end
@@ -122,7 +175,7 @@ redis.call('HSET', key, ' v', tonumber(meta[1]) + 1, ' u', now - created)
 -- late copy of the session could still matter.
 if op ~= 'd' then redis.call('PEXPIREAT', key, now + ttl) end
 append_backup(sid)
-return {1, redis.call('HGETALL', key), redis.call('PEXPIRETIME', key), changed, backup_first}
+return {1, render(redis.call('HGETALL', key), redis.call('PEXPIRETIME', key)), changed, backup_first}
 """
 )
 
@@ -131,6 +184,16 @@ READ = r"""
 local flat = redis.call('HGETALL', KEYS[1])
 if #flat == 0 then return false end
 return {flat, redis.call('PEXPIRETIME', KEYS[1])}
+"""
+
+# KEYS: session.  The request path's read: the same hash and expiry as READ, rendered (``_RENDER``);
+# nothing (false) when the key does not exist or has no expiry.
+READ_VIEW = _RENDER + r"""
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then return false end
+local expires = redis.call('PEXPIRETIME', KEYS[1])
+if expires < 0 then return false end
+return render(flat, expires)
 """
 
 # KEYS: session keys.  ARGV[k]: the copy for KEYS[k], packed as

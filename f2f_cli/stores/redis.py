@@ -26,9 +26,9 @@ from f2f_cli.domain.ids import check_session_id, new_session_id
 from f2f_cli.domain.model import Mutation, Session, normalize_ingredient, normalize_ingredients
 from f2f_cli.errors import InvalidInput, SessionNotFound, StoreUnavailable, TooManyIngredients
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, create_redis, is_cluster, scan_keys
-from f2f_cli.redis.codec import pack_copy, session_from_hash
+from f2f_cli.redis.codec import pack_copy, session_from_hash, session_from_view
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
-from f2f_cli.redis.scripts import APPLY_COPIES, READ, WRITE
+from f2f_cli.redis.scripts import APPLY_COPIES, READ, READ_VIEW, WRITE
 from f2f_cli.settings import Settings
 
 T = TypeVar("T")
@@ -77,6 +77,7 @@ class RedisSessionStore:
         self._owns_client = owns_client
         self._write_script = client.register_script(WRITE)
         self._read_script = client.register_script(READ)
+        self._view_script = client.register_script(READ_VIEW)
         self._apply_script = client.register_script(APPLY_COPIES)
         self._loaded_scripts: set[str] = set()
 
@@ -97,10 +98,10 @@ class RedisSessionStore:
             raise _IdCollision
         if status == -2:
             raise TooManyIngredients(f"a session holds at most {self._limit} ingredients (it has {int(reply[1])})")
-        session = session_from_hash(session_id, reply[1], int(reply[2]))
-        if self.backup_stream and self.keys.cluster and int(reply[4]) == 1:
+        session = session_from_view(session_id, reply[1])
+        if self.backup_stream and self.keys.cluster and int(reply[3]) == 1:
             await self._mark_backup_slot(session_id)
-        return session, tuple(n.decode() for n in reply[3])
+        return session, tuple(n.decode() for n in reply[2])
 
     async def _mark_backup_slot(self, session_id: str) -> None:
         """Tell the worker this slot's stream has an entry (Cluster: see ``redis_keys``). The write
@@ -121,26 +122,27 @@ class RedisSessionStore:
         check_session_id(session_id)
         key = self.keys.session(session_id)
         try:
-            # The read script in one EVALSHA (HGETALL + PEXPIRETIME, atomic; cheaper here than MULTI/EXEC),
-            # loaded only when Redis answers NOSCRIPT (a restarted Redis): the registered ``Script``
-            # wrapper costs more per call than the command. ``_guard``'s mapping is written out: this
-            # is the request path's most frequent call.
-            reply = await self.client.execute_command("EVALSHA", self._read_script.sha, 1, key)
+            # READ_VIEW in one EVALSHA: the hash and its expiry read atomically and rendered by Redis as
+            # JSON that decodes in one C call. The script is loaded only when Redis answers NOSCRIPT (a
+            # restarted Redis): the registered ``Script`` wrapper costs more per call than the command.
+            # ``_guard``'s mapping is written out: this is the request path's most frequent call.
+            reply = await self.client.execute_command("EVALSHA", self._view_script.sha, 1, key)
         except ResponseError as exc:
-            reply = await _guard(self._read_again(key, exc))
+            reply = await _guard(self._run_again(self._view_script, key, exc))
         except REDIS_FAILURES as exc:
             raise _unavailable(exc) from exc
-        session = self._decode_read(session_id, reply)
+        session = session_from_view(session_id, reply) if reply else None
         if session is None or session.deleted:
             raise SessionNotFound(f"session {session_id} does not exist or has expired")
         return session
 
-    async def _read_again(self, key: str, error: ResponseError) -> Any:
-        """After the read's EVALSHA failed with ``error``: load the script and read if Redis had lost it
+    @staticmethod
+    async def _run_again(script: Any, key: str, error: ResponseError) -> Any:
+        """After a script's EVALSHA failed with ``error``: load and run it if Redis had lost it
         (NOSCRIPT), else raise ``error``."""
         if not isinstance(error, NoScriptError) and "NOSCRIPT" not in str(error):
             raise error
-        return await self._read_script(keys=[key])
+        return await script(keys=[key])
 
     async def read_copy(self, session_id: str) -> Session | None:
         """The stored state, tombstones included (``None`` if absent): what copy tools compare."""
