@@ -7,6 +7,7 @@ depends on the store run on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -207,6 +208,17 @@ def test_each_deadline_is_its_own_when_head_and_body_differ(tmp_path: Path) -> N
             waited = time.monotonic() - started
         assert_json_error(second, 408, "request_timeout")
         assert waited < 2.5, f"the next head waited {waited:.2f} s: the body deadline, not its own 1 s"
+
+
+def test_a_body_arriving_in_pieces_is_read_whole(served: tuple[str, Path]) -> None:
+    base, _ = served
+    sid, _ = _new_session(base)
+    body = '{"ingredients": ["두부", "김치"]}'.encode()
+    head = (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    reply = raw_request(base, head, body[:7], body[7:20], body[20:], pause=0.1)
+    assert reply.status == 200, reply.data[:300]
+    assert json.loads(reply.body)["added"] == ["두부", "김치"]
 
 
 def test_declared_body_that_never_comes_is_408_and_not_an_error(served: tuple[str, Path]) -> None:
