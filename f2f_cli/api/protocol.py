@@ -211,7 +211,8 @@ class F2FHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         # The limits on the parsed head, checked once it is whole rather than per field: a head arriving
-        # over several reads is already bounded by ``data_received``, and one read is at most 64 KiB.
+        # over several reads is stopped by ``data_received`` as soon as its raw bytes pass the limit; one
+        # that came in a single read is already in memory, and is refused here before the app sees it.
         headers = self.headers
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in headers)  # ": " and CRLF
         if len(headers) > self.limits.max_headers or size > self.limits.max_header_bytes:
