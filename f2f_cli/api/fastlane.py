@@ -10,8 +10,9 @@ statuses and ``Retry-After``, the HTTP metrics under the route template and the 
 (:class:`f2f_cli.api.middleware.Edge`), and the handlers themselves (``api/routes/sessions.py``).
 
 Anything else about a request sends it the Starlette way, where the same handlers answer it:
-another path or method (``HEAD``, ``OPTIONS``, ``DELETE``), the ``current`` alias, a request with
-an ``Origin`` when CORS is configured, the metrics port, a ``root_path``.
+another path or method (``HEAD``, ``OPTIONS``, ``DELETE``), a request with an ``Origin`` when CORS
+is configured, the metrics port, a ``root_path``. The ``current`` alias (the session the
+``X-Session-ID`` header or the cookie names) is resolved by the same function either way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, cookie_parser
 from starlette.types import Receive, Scope, Send
 
 from f2f_cli.api.clientip import client_address
@@ -34,7 +35,14 @@ from f2f_cli.api.middleware import (
     request_id_or_new,
 )
 from f2f_cli.api.responses import body_too_large, check_json_head, decode_json
-from f2f_cli.api.routes.sessions import CURRENT, add_names, read_ingredients, read_session
+from f2f_cli.api.routes.sessions import (
+    CURRENT,
+    SESSION_HEADER,
+    add_names,
+    read_ingredients,
+    read_session,
+    resolve_session_id,
+)
 from f2f_cli.api.schemas import IngredientsIn
 from f2f_cli.api.services import Services
 from f2f_cli.domain.ids import check_session_id
@@ -44,6 +52,7 @@ from f2f_cli.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 _JSON = (b"content-type", b"application/json")
+_SESSION_HEADER = SESSION_HEADER.encode()
 # What every answer here carries after its own content headers and request id.
 _TRAILING_HEADERS = (*SECURITY_HEADERS, CACHE_CONTROL)
 
@@ -80,7 +89,7 @@ class SessionFastLane:
             route = self._ingredients_route
         else:
             return False
-        if not session_id or session_id == CURRENT:
+        if not session_id:
             return False
         if self._metrics_port is not None and (scope.get("server") or (None, None))[1] == self._metrics_port:
             return False
@@ -91,11 +100,18 @@ class SessionFastLane:
         forwarded: list[str] = []
         content_type: bytes | None = None
         declared: bytes | None = None
+        named: bytes | None = None
+        cookies: list[bytes] = []
         # One pass over the raw headers; as in EdgeMiddleware the last X-Request-ID counts, and as in
-        # Starlette's Headers the first Content-Type and Content-Length.
+        # Starlette's Headers the first Content-Type, Content-Length and X-Session-ID, and every Cookie.
         for name, value in scope["headers"]:
             if name == REQUEST_ID_BYTES:
                 given_id = value.decode("latin-1")
+            elif name == _SESSION_HEADER:
+                if named is None:
+                    named = value
+            elif name == b"cookie":
+                cookies.append(value)
             elif name == b"content-type":
                 if content_type is None:
                     content_type = value
@@ -107,6 +123,9 @@ class SessionFastLane:
                     forwarded.append(value.decode("latin-1"))
             elif name == b"origin" and self._cors:
                 return False  # CORS headers are CORSMiddleware's business
+        if session_id == CURRENT:
+            # The alias resolves inside the request, so that naming no session is its 400 like any other.
+            operation = _current(operation, named, cookies)
         await self._serve(scope, receive, send, started, method, route, services, session_id, operation,
                           given_id, forwarded, content_type, declared)
         return True
@@ -168,6 +187,24 @@ class SessionFastLane:
         )
         raw = await _read_body(receive, self._max_body)
         return await add_names(services, session_id, decode_json(raw, IngredientsIn))
+
+
+def _current(operation: Operation, named: bytes | None, cookie_headers: list[bytes]) -> Operation:
+    """``operation`` on the session the ``current`` alias names (``resolve_session_id``'s rules)."""
+
+    def cookies() -> dict[str, str]:
+        jar: dict[str, str] = {}
+        for header in cookie_headers:  # Starlette's way: every Cookie header, later ones winning
+            jar.update(cookie_parser(header.decode("latin-1")))
+        return jar
+
+    async def on_current(services: Services, alias: str, receive: Receive, content_type: bytes | None,
+                         declared: bytes | None) -> msgspec.Struct:
+        header = named.decode("latin-1") if named is not None else None
+        return await operation(services, resolve_session_id(alias, header, cookies), receive, content_type,
+                               declared)
+
+    return on_current
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

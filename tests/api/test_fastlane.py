@@ -95,6 +95,14 @@ CASES: dict[str, Any] = {
     "empty-name": lambda c, sid: _answer(c, "POST", f"/v1/sessions/{sid}/ingredients", json={"ingredients": [" "]}),
     "add-to-unknown": lambda c, sid: _answer(c, "POST", f"/v1/sessions/{'Z' * 32}/ingredients",
                                              json={"ingredients": ["a"]}),
+    "current-by-header": lambda c, sid: _answer(c, "GET", "/v1/sessions/current", headers={"X-Session-ID": sid}),
+    "current-by-cookie": lambda c, sid: _answer(c, "GET", "/v1/sessions/current/ingredients"),
+    "current-add": lambda c, sid: _answer(c, "POST", "/v1/sessions/current/ingredients",
+                                          json={"ingredients": ["파"]}, headers={"X-Session-ID": sid}),
+    "current-bad-header": lambda c, sid: _answer(c, "GET", "/v1/sessions/current", headers={"X-Session-ID": "x"}),
+    "current-none": lambda c, sid: (c.cookies.clear(), _answer(c, "GET", "/v1/sessions/current"))[1],
+    "current-none-post": lambda c, sid: (c.cookies.clear(), _answer(c, "POST", "/v1/sessions/current/ingredients",
+                                                                    content=b"not json"))[1],
     "charset": lambda c, sid: _answer(c, "POST", f"/v1/sessions/{sid}/ingredients",
                                       content=json.dumps({"ingredients": ["파"]}).encode(),
                                       headers={"content-type": "Application/JSON; charset=utf-8"}),
@@ -165,3 +173,15 @@ def test_cross_origin_requests_and_aliases_take_the_starlette_way(sqlite_url: st
         assert head.status_code == 200 and head.content == b""
         assert client.get(f"/v1/sessions/{sid}/").status_code == 404
         assert client.put(f"/v1/sessions/{sid}/ingredients").status_code == 405
+
+
+def test_the_current_alias_names_the_header_session_then_the_cookie_session(app: F2FApp) -> None:
+    with TestClient(app) as client:
+        first = client.post("/v1/sessions").json()["session_id"]
+        second = client.post("/v1/sessions").json()["session_id"]  # the cookie now names this one
+        assert client.get("/v1/sessions/current").json()["session_id"] == second
+        by_header = client.get("/v1/sessions/current", headers={"X-Session-ID": first})
+        assert by_header.json()["session_id"] == first
+        added = client.post("/v1/sessions/current/ingredients", json={"ingredients": ["두부"]})
+        assert added.json()["session_id"] == second and added.json()["added"] == ["두부"]
+        assert client.get(f"/v1/sessions/{first}").json()["ingredients"] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,13 +30,19 @@ def _services(request: Request) -> Services:
 
 
 def session_id_of(request: Request) -> str:
-    """The session id from the path, or for ``current`` from the header, then the cookie.
+    """The session id from the path, or for ``current`` from the header, then the cookie (checked)."""
+    return resolve_session_id(
+        request.path_params["session_id"], request.headers.get(SESSION_HEADER), lambda: request.cookies
+    )
+
+
+def resolve_session_id(raw: str, header: str | None, cookies: Callable[[], Mapping[str, str]]) -> str:
+    """``raw`` from the path, or for ``current`` the ``X-Session-ID`` header, then the session cookie.
 
     The format is checked here, before any store is touched.
     """
-    raw = request.path_params["session_id"]
     if raw == CURRENT:
-        raw = request.headers.get(SESSION_HEADER) or request.cookies.get(SESSION_COOKIE)
+        raw = header or cookies().get(SESSION_COOKIE, "")
         if not raw:
             raise InvalidSessionId(
                 f"no session id: send the {SESSION_HEADER.title()} header or the {SESSION_COOKIE} cookie"
