@@ -157,7 +157,7 @@ def test_access_lines_come_from_the_fast_lane_too(sqlite_url: str, capsys: pytes
     assert all(sid not in json.dumps(line) for line in lines)
 
 
-def test_cross_origin_requests_and_aliases_take_the_starlette_way(sqlite_url: str) -> None:
+def test_cross_origin_requests_head_and_other_paths_take_the_starlette_way(sqlite_url: str) -> None:
     app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_CORS_ORIGINS="https://app.example",
                                    **SETTINGS))
     with TestClient(app) as client:
