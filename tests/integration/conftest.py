@@ -10,13 +10,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli.db.engine import create_engine_for
 from f2f_cli.settings import Settings
 from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.redis_servers import RedisClusterServers, SentinelServers, start_cluster, start_sentinel
 
 REDIS_MODES = ["standalone", "cluster", "sentinel"]
+
+
+@pytest.fixture
+async def engine(sql_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on each SQL backend (a module may bind it to one backend with its own fixture)."""
+    eng = create_engine_for(make_settings(F2F_DATABASE_URL=sql_url))
+    yield eng
+    await eng.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -24,13 +23,6 @@ from f2f_cli.recipes.recommender import Recommender, snapshot_key
 from tests.conftest import make_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-@pytest.fixture
-async def engine(sql_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine_for(make_settings(F2F_DATABASE_URL=sql_url))
-    yield eng
-    await eng.dispose()
 
 
 async def stamp(engine: AsyncEngine) -> int:

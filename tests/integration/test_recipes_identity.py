@@ -8,32 +8,22 @@ source, which is what ``f2f recipes import cookrcp01.json`` did before.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.db import migrate as schema
-from f2f_cli.db.engine import create_engine_for, create_sync_engine_for
+from f2f_cli.db.engine import create_sync_engine_for
 from f2f_cli.db.schema import ingredients, recipe_ingredients, recipe_source_ids, recipes
 from f2f_cli.recipes.builtin import builtin_bytes, builtin_catalog
 from f2f_cli.recipes.catalog import dedupe, import_parsed, read_stamp, recipe_count
 from f2f_cli.recipes.formats import parse_data, parse_file
 from f2f_cli.recipes.identity import dish_key
 from f2f_cli.recipes.recommender import Recommender
-from tests.conftest import make_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-@pytest.fixture
-async def engine(sql_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine_for(make_settings(F2F_DATABASE_URL=sql_url))
-    yield eng
-    await eng.dispose()
 
 
 def builtin_rows_as_simple() -> list[dict[str, Any]]:
