@@ -104,6 +104,13 @@ def _metrics(base: str) -> str:
     return httpx.get(f"{base}/metrics", timeout=10).text
 
 
+def _add_head(sid: str, length: int, *, close: bool = False) -> bytes:
+    """The head of an ingredient add declaring a JSON body of ``length`` bytes."""
+    closing = "Connection: close\r\n" if close else ""
+    return (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n{closing}\r\n").encode()
+
+
 def _new_session(base: str) -> tuple[str, str]:
     r = httpx.post(f"{base}/v1/sessions", timeout=10)
     assert r.status_code == 201
@@ -188,8 +195,7 @@ def test_each_deadline_is_its_own_when_head_and_body_differ(tmp_path: Path) -> N
     env = {"F2F_HEADER_TIMEOUT_SECONDS": "1", "F2F_BODY_TIMEOUT_SECONDS": "3", "F2F_SESSIONS_PER_MINUTE": "0"}
     with f2f_server(env, cwd=tmp_path) as base:
         sid, _ = _new_session(base)
-        head = (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\n"
-                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n").encode()
+        head = _add_head(sid, 100)
         started = time.monotonic()
         reply = raw_request(base, head, b'{"ingredients": [')
         waited = time.monotonic() - started
@@ -197,7 +203,7 @@ def test_each_deadline_is_its_own_when_head_and_body_differ(tmp_path: Path) -> N
         assert waited >= 2.5, f"the body was cut off after {waited:.2f} s, before its 3 s deadline"
         with socket.create_connection(_address(base), timeout=GUARD_SECONDS) as sock:
             body = b'{"ingredients": ["\xeb\x91\x90\xeb\xb6\x80"]}'
-            sock.sendall(head.replace(b"100", str(len(body)).encode()) + body)
+            sock.sendall(_add_head(sid, len(body)) + body)
             first = b""
             while b'"added"' not in first:
                 first += sock.recv(65536)
@@ -214,8 +220,7 @@ def test_a_body_arriving_in_pieces_is_read_whole(served: tuple[str, Path]) -> No
     base, _ = served
     sid, _ = _new_session(base)
     body = '{"ingredients": ["두부", "김치"]}'.encode()
-    head = (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = _add_head(sid, len(body), close=True)
     reply = raw_request(base, head, body[:7], body[7:20], body[20:], pause=0.1)
     assert reply.status == 200, reply.data[:300]
     assert json.loads(reply.body)["added"] == ["두부", "김치"]
@@ -226,8 +231,7 @@ def test_declared_body_that_never_comes_is_408_and_not_an_error(served: tuple[st
     sid, _ = _new_session(base)
     route = "/v1/sessions/{session_id}/ingredients"
     before = sample(_metrics(base), "f2f_http_client_disconnects_total", route=route) or 0
-    head = (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
-            "Content-Length: 100\r\n\r\n").encode()
+    head = _add_head(sid, 100)
     reply = raw_request(base, head, b'{"ingredients": [')
     assert_json_error(reply, 408, "request_timeout")
     assert reply.closed
@@ -261,8 +265,7 @@ def test_client_leaving_mid_body_is_counted_not_a_500(served: tuple[str, Path]) 
     sid, _ = _new_session(base)
     route = "/v1/sessions/{session_id}/ingredients"
     before = sample(_metrics(base), "f2f_http_client_disconnects_total", route=route) or 0
-    head = (f"POST /v1/sessions/{sid}/ingredients HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
-            "Content-Length: 1000\r\n\r\n").encode()
+    head = _add_head(sid, 1000)
     for _ in range(20):
         with socket.create_connection(_address(base), timeout=GUARD_SECONDS) as sock:
             sock.sendall(head + b'{"ingredients": ["')
