@@ -34,10 +34,11 @@ Redis expires in SQL at the same instant without another message.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert
 from sqlalchemy.dialects import sqlite
@@ -239,6 +240,35 @@ async def apply_copies(conn: AsyncConnection, copies: Sequence[Session]) -> set[
     return set(result.changed)
 
 
+T = TypeVar("T")
+
+
+class _RowDiff:
+    """The ingredient rows a batch deletes and upserts, gathered as the column arrays _APPLY_DIFF takes."""
+
+    def __init__(self) -> None:
+        self.gone_sid: list[str] = []
+        self.gone_name: list[str] = []
+        self.put_sid: list[str] = []
+        self.put_name: list[str] = []
+        self.put_ms: list[int] = []
+
+    def add(self, sid: str, old: Mapping[str, T], new: Mapping[str, T], added_ms: Callable[[T], int]) -> None:
+        """Rows of ``sid`` going from ``old`` to ``new`` (name -> a value that changes with added_at)."""
+        for name in old.keys() - new.keys():
+            self.gone_sid.append(sid)
+            self.gone_name.append(name)
+        for name, value in new.items():
+            if old.get(name) != value:
+                self.put_sid.append(sid)
+                self.put_name.append(name)
+                self.put_ms.append(added_ms(value))
+
+
+def _after(created_ms: int, offset: str) -> int:
+    return created_ms + int(offset)
+
+
 def _pairs(packed: str) -> dict[str, str]:
     if not packed:
         return {}
@@ -276,11 +306,7 @@ async def _apply_postgresql(
     changed = {row[0] for row in await up_cur.fetchall()}
     if not changed:
         return changed, 0, 0
-    gone_sid: list[str] = []
-    gone_name: list[str] = []
-    put_sid: list[str] = []
-    put_name: list[str] = []
-    put_ms: list[int] = []
+    diff = _RowDiff()
     fast = 0
     todo = [c for c in chosen if c.session_id in changed]
     misses: list[PackedCopy] = []
@@ -291,15 +317,7 @@ async def _apply_postgresql(
             continue
         fast += 1
         # Same created_at, so offsets compare as the strings Redis wrote.
-        old, new = _pairs(held.packed), _pairs(c.packed)
-        for name in old.keys() - new.keys():
-            gone_sid.append(c.session_id)
-            gone_name.append(name)
-        for name, offset in new.items():
-            if old.get(name) != offset:
-                put_sid.append(c.session_id)
-                put_name.append(name)
-                put_ms.append(c.created_ms + int(offset))
+        diff.add(c.session_id, _pairs(held.packed), _pairs(c.packed), functools.partial(_after, c.created_ms))
     if misses:
         # Not known: read what SQL holds for them (locked by the upsert above, so it is current).
         cur = await pg.execute(_FETCH_ROWS, ([c.session_id for c in misses],))
@@ -307,17 +325,12 @@ async def _apply_postgresql(
         for c in misses:
             old_ms = {name: int(ms) for name, ms in _pairs(stored.get(c.session_id) or "").items()}
             new_ms = {name: c.created_ms + int(offset) for name, offset in _pairs(c.packed).items()}
-            for name in old_ms.keys() - new_ms.keys():
-                gone_sid.append(c.session_id)
-                gone_name.append(name)
-            for name, ms in new_ms.items():
-                if old_ms.get(name) != ms:
-                    put_sid.append(c.session_id)
-                    put_name.append(name)
-                    put_ms.append(ms)
+            diff.add(c.session_id, old_ms, new_ms, int)
     rows = 0
-    if gone_sid or put_sid:
-        cur = await pg.execute(_APPLY_DIFF, (gone_sid, gone_name, put_sid, put_name, put_ms))
+    if diff.gone_sid or diff.put_sid:
+        cur = await pg.execute(
+            _APPLY_DIFF, (diff.gone_sid, diff.gone_name, diff.put_sid, diff.put_name, diff.put_ms)
+        )
         row = await cur.fetchone()
         rows = int(row[0]) + int(row[1]) if row else 0
     return changed, rows, fast
