@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from f2f_cli.api.responses import error_response
+from f2f_cli.api.responses import JSONResponse, error_response
 from f2f_cli.api.schemas import ErrorOut
 from f2f_cli.errors import F2FError
 
@@ -49,7 +49,7 @@ async def f2f_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, F2FError)
     route = request.scope.get("route")
     status, body, headers = describe_f2f_error(exc, request.method, getattr(route, "path", "?"))
-    return error_response(status, body.error, body.message, headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -60,8 +60,7 @@ async def http_error(_request: Request, exc: Exception) -> Response:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     route = request.scope.get("route")
-    body = log_unexpected(request.method, getattr(route, "path", "?"), exc)
-    return error_response(500, body.error, body.message)
+    return JSONResponse(log_unexpected(request.method, getattr(route, "path", "?"), exc), status_code=500)
 
 
 HANDLERS = {F2FError: f2f_error, HTTPException: http_error, Exception: unexpected_error}
