@@ -5,13 +5,6 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- requirements: the dependency list alone, so editing any other part of pyproject.toml keeps
-# the cached dependency layer below ------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS requirements
-COPY pyproject.toml /src/
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /requirements.txt
-
 # ---- build: f2f and its dependencies in a virtualenv, trimmed to what a server runs --------------
 FROM ${PYTHON_IMAGE} AS build
 
@@ -30,7 +23,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# The dependencies first, from their list alone, so this layer survives code changes; trimmed to
+# The dependencies first, exactly the locked versions with their hashes (requirements/runtime.txt, made
+# by scripts/lock.sh), from that file alone, so this layer survives code changes; trimmed to
 # what a server runs. Out go the test suites numpy and scipy ship (about 50 MB) and the debug sections
 # some wheels leave in their extension modules (uvloop, sqlalchemy, PyYAML, greenlet, httptools,
 # hiredis: about 25 MB); each stripped module is imported once to prove it still loads. The root
@@ -38,8 +32,8 @@ WORKDIR /src
 # recompile (about +1 s per process): bytecode is written here for every package except numpy and
 # scipy, and for those two only for what f2f imports (f2f_cli/recipes/index.py: numpy, scipy.sparse);
 # the rest of numpy and scipy (about 15 MB of bytecode) is never loaded.
-COPY --from=requirements /requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
+COPY requirements/runtime.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.txt \
     && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
     && find /opt/venv/lib -name '*.so' -not -path '*.libs/*' -exec sh -c \
            'case "$(readelf -S "$1")" in *.debug_info*) strip --strip-debug "$1" && echo "$1" ;; esac' sh {} \; \
@@ -50,10 +44,13 @@ RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
     && rm -f /tmp/requirements.txt /tmp/stripped
 
 # Then f2f itself (.dockerignore lets in only pyproject.toml, README.md and the package sources), its
-# bytecode, and pip and setuptools go: nothing is installed at run time.
+# bytecode (built with the locked setuptools and wheel), and pip, setuptools and wheel go: nothing is
+# installed at run time.
+COPY requirements/build.txt /tmp/build.txt
 COPY . ./
-RUN /opt/venv/bin/pip install --no-deps . \
-    && /opt/venv/bin/pip uninstall -q -y pip setuptools \
+RUN /opt/venv/bin/pip install --require-hashes -r /tmp/build.txt \
+    && /opt/venv/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/venv/bin/pip uninstall -q -y pip setuptools wheel \
     && /opt/venv/bin/python -m compileall -q -j 0 -x '/site-packages/(numpy|scipy)/' /opt/venv/lib \
     && /opt/venv/bin/f2f --version
 

@@ -8,10 +8,15 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev,plot]'
+# Exactly the locked versions, hash-checked (requirements/, made by scripts/lock.sh from pyproject.toml);
+# f2f itself without build isolation, so its build tools are the locked ones too.
+.venv/bin/python -m pip install -q --require-hashes -r requirements/dev.txt
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 # Helm as a library for the chart tests; its metadata says Python 3.12 but it runs on 3.11.
-.venv/bin/python -m pip install -q --ignore-requires-python 'helm-sdkpy>=0.1.32'
+.venv/bin/python -m pip install -q --require-hashes --no-deps --ignore-requires-python -r requirements/helm-sdkpy.txt
+# A pyproject.toml edited without refreshing the lock fails here, before anything runs on a stale environment.
+echo "== lock"
+UV=.venv/bin/uv bash scripts/lock.sh --check
 
 bash scripts/services.sh
 

@@ -232,7 +232,7 @@ def create_redis_for_url(
         "password": target.options.get("sentinel_password"),
         **_tls_kwargs(target),
     }
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         list(target.hosts), sentinel_kwargs=sentinel_kwargs, **common, **_tls_kwargs(target)
     )
     assert target.service_name is not None
