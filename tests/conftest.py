@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ import redis
 from f2f_cli.db import migrate as schema
 from f2f_cli.db.schema import metadata
 from f2f_cli.settings import Settings
+from tests.redis_servers import RedisClusterServers, start_cluster
 
 PG_ADMIN_URL = os.environ.get("F2F_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("F2F_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -32,7 +34,7 @@ RUN_ID = secrets.token_hex(4)
 # (`f2f serve`, `f2f worker`, podman) through the helpers in tests/servers.py or a module fixture.
 SERVICE_FIXTURES = frozenset({
     "pg_database_url", "pg_url", "empty_pg_url", "redis_url", "redis_prefix",
-    "redis_cluster", "redis_sentinel", "redis_mode_url",
+    "redis_cluster", "redis_sentinel", "redis_mode_url", "redis_cluster_factory",
 })
 SERVICE_MARKERS = ("postgres", "redis", "chaos", "container", "services")
 SERVER_BACKENDS = ("postgres", "redis", "dual")
@@ -152,6 +154,24 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture
 def redis_url() -> str:
     return REDIS_TEST_URL
+
+
+@pytest.fixture
+def redis_cluster_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RedisClusterServers]]:
+    """Start Clusters of this test's own (``start_cluster``'s arguments: ``replicas=1``, ``node_timeout_ms``).
+
+    For tests that kill, restart or reshard nodes; every node started here is stopped afterwards.
+    """
+    started: list[RedisClusterServers] = []
+
+    def start(**kwargs: Any) -> RedisClusterServers:
+        servers = start_cluster(tmp_path_factory.mktemp("redis-cluster-ha"), **kwargs)
+        started.append(servers)
+        return servers
+
+    yield start
+    for servers in started:
+        servers.stop()
 
 
 def make_settings(**env: str) -> Settings:

@@ -108,44 +108,126 @@ def data_node(port: int, workdir: Path, *extra: str) -> RedisProcess:
 
 @dataclass
 class RedisClusterServers:
+    """A local Cluster: ``ports`` are the primaries it was created with, ``replica_ports`` their replicas.
+
+    Roles change when a primary dies and its replica is promoted; ``primary_ports()`` asks the Cluster.
+    """
+
     ports: tuple[int, ...]
     nodes: list[RedisProcess] = field(default_factory=list)
+    replica_ports: tuple[int, ...] = ()
 
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"{HOST}:{p}" for p in self.ports)
 
+    @property
+    def all_ports(self) -> tuple[int, ...]:
+        return self.ports + self.replica_ports
+
+    def node(self, port: int) -> RedisProcess:
+        return next(n for n in self.nodes if n.port == port)
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
 
+    def alive_ports(self) -> list[int]:
+        return [n.port for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
-def start_cluster(base: Path, ports: tuple[int, ...] | None = None) -> RedisClusterServers:
+    def primary_ports(self) -> list[int]:
+        """The ports of the primaries that own slots, as a live node sees them."""
+        for port in self.alive_ports():
+            try:
+                with redis.Redis(host=HOST, port=port, socket_timeout=2) as client:
+                    slots = client.execute_command("CLUSTER SLOTS")
+            except (redis.RedisError, OSError):
+                continue
+            return sorted({int(entry[2][1]) for entry in slots})
+        raise RuntimeError("no live cluster node answered CLUSTER SLOTS")
+
+    def replica_of(self, primary_port: int) -> int:
+        """The port of the replica that follows ``primary_port`` now."""
+        for port in self.alive_ports():
+            if port == primary_port:
+                continue
+            with redis.Redis(host=HOST, port=port, socket_timeout=2) as client:
+                info = client.info("replication")
+            if info.get("role") == "slave" and int(info.get("master_port", 0)) == primary_port:
+                return port
+        raise RuntimeError(f"no live replica follows {primary_port}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node: it loses everything it held (no persistence)."""
+        self.node(port).kill()
+
+    def restart_empty(self, port: int) -> None:
+        """Start a killed node again with no data and no cluster config: it must be added back as new."""
+        node = self.node(port)
+        conf = node.workdir / "nodes.conf"
+        conf.unlink(missing_ok=True)
+        node.start()
+
+    def wait_promoted(self, dead_port: int, timeout: float = 60.0) -> int:
+        """Wait until the slots of ``dead_port`` are served by another primary and the Cluster is ok."""
+        def promoted() -> bool:
+            return dead_port not in self.primary_ports() and self._state_ok(exclude=(dead_port,))
+
+        _wait(promoted, f"a replica to take over from {dead_port}", timeout=timeout)
+        return len(self.primary_ports())
+
+    def _state_ok(self, exclude: tuple[int, ...] = ()) -> bool:
+        for port in self.alive_ports():
+            if port in exclude:
+                continue
+            with redis.Redis(host=HOST, port=port, socket_timeout=2) as client:
+                if client.execute_command("CLUSTER INFO").get("cluster_state") != "ok":
+                    return False
+        return True
+
+
+def start_cluster(
+    base: Path, ports: tuple[int, ...] | None = None, *, replicas: int = 0, node_timeout_ms: int | None = None,
+) -> RedisClusterServers:
+    """Three primaries (``replicas`` replicas each), created with ``redis-cli --cluster create``.
+
+    ``node_timeout_ms`` is the Cluster's ``cluster-node-timeout`` (Redis' default is 15000): how long a
+    primary may be silent before its replica is promoted.
+    """
     ports = ports or (free_port(), free_port(), free_port())
-    servers = RedisClusterServers(ports)
+    replica_ports: list[int] = []
+    while len(replica_ports) < len(ports) * replicas:
+        port = free_port()
+        if port not in ports and port not in replica_ports:
+            replica_ports.append(port)
+    servers = RedisClusterServers(ports, replica_ports=tuple(replica_ports))
+    extra = ["--cluster-node-timeout", str(node_timeout_ms)] if node_timeout_ms is not None else []
     try:
-        for port in ports:
+        for port in servers.all_ports:
             workdir = base / f"cluster-{port}"
             workdir.mkdir(parents=True, exist_ok=True)
             node = data_node(
-                port, workdir, "--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf")
+                port, workdir, "--cluster-enabled", "yes", "--cluster-config-file", str(workdir / "nodes.conf"),
+                *extra,
             )
             servers.nodes.append(node.start())
+        # redis-cli pairs each replica with a primary from the order given: primaries first.
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"{HOST}:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
+            ["redis-cli", "--cluster", "create", *(f"{HOST}:{p}" for p in servers.all_ports),
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
 
         def ready() -> bool:
-            for port in ports:
+            if not servers._state_ok():
+                return False
+            for port in servers.replica_ports:
                 with redis.Redis(host=HOST, port=port) as client:
-                    info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
-                    if info.get("cluster_state") != "ok":
+                    if client.info("replication").get("master_link_status") != "up":
                         return False
             return True
 
-        _wait(ready, "cluster_state:ok", timeout=30)
+        _wait(ready, "cluster_state:ok and every replica in sync", timeout=60)
     except BaseException:
         servers.stop()
         raise
