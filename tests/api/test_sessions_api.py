@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, timedelta
 
 import pytest
 from starlette.testclient import TestClient
 
 from f2f_cli.api.app import create_app
 from f2f_cli.domain.ids import new_session_id
+from tests.clock import ShiftedClock
 from tests.conftest import make_settings
 
 
@@ -192,13 +193,20 @@ def test_openapi_document_covers_every_endpoint(client: TestClient) -> None:
 
 def test_expired_session_is_404_and_writes_extend_expiry(sqlite_url: str) -> None:
     app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_SESSION_TTL_SECONDS="1"))
+    clock = ShiftedClock()
     with TestClient(app) as c:
+        # The store reads the time from the test's clock: expiry is judged without sleeping on a real TTL.
+        app.state.services.sql_store._clock = clock
         sid = _create(c)
-        first_expiry = c.get(f"/v1/sessions/{sid}").json()["expires_at"]
-        time.sleep(0.5)
+        first_expiry = datetime.fromisoformat(c.get(f"/v1/sessions/{sid}").json()["expires_at"])
+        clock.advance(0.5)
         r = c.post(f"/v1/sessions/{sid}/ingredients", json={"ingredients": ["두부"]})
-        assert r.json()["expires_at"] > first_expiry
-        time.sleep(1.3)
+        assert r.status_code == 200, r.text
+        # Compared as times: a time on a whole second is written without a fraction, so text can misorder.
+        assert datetime.fromisoformat(r.json()["expires_at"]) >= first_expiry + timedelta(seconds=0.5)
+        clock.advance(0.6)  # past the first expiry, before the new one
+        assert c.get(f"/v1/sessions/{sid}").status_code == 200
+        clock.advance(1)
         _error(c.get(f"/v1/sessions/{sid}"), 404, "session_not_found")
 
 
