@@ -23,6 +23,8 @@ class Load:
         # judge the share of failures in a time window.
         self.failed_at: list[tuple[float, int]] = []
         self.sent_at: list[float] = []
+        # (sent, answered, status; 0 for no answer) of every request, by monotonic time.
+        self.requests: list[tuple[float, float, int]] = []
         self.acked: dict[str, set[str]] = {}
         self.acked_at: dict[tuple[str, str], float] = {}
         self.stale_reads = 0
@@ -79,12 +81,16 @@ class Load:
     async def _send(self, http: httpx.AsyncClient, method: str, url: str,
                     body: object | None = None) -> httpx.Response | None:
         self.sent += 1
-        self.sent_at.append(time.monotonic())
+        started = time.monotonic()
+        self.sent_at.append(started)
         try:
-            return await http.request(method, url, json=body)
+            r = await http.request(method, url, json=body)
         except httpx.HTTPError as exc:
             self.errors.append(f"{method} {type(exc).__name__}: {exc}")
+            self.requests.append((started, time.monotonic(), 0))
             return None  # a timeout or reset counts as a failed request
+        self.requests.append((started, time.monotonic(), r.status_code))
+        return r
 
     def _failed(self, what: str, r: httpx.Response | None) -> None:
         status = 0 if r is None else r.status_code
@@ -96,6 +102,17 @@ class Load:
         sent = sum(1 for t in self.sent_at if start <= t < end)
         failed = sum(1 for t, _ in self.failed_at if start <= t < end)
         return failed, sent
+
+    def first_served_after(self, start: float) -> float | None:
+        """When the first request sent at or after ``start`` got a 2xx: the moment this instance was
+        observed serving again (after a failover, its switch to the new authority)."""
+        ends = [end for sent, end, status in self.requests if sent >= start and 200 <= status < 300]
+        return min(ends) if ends else None
+
+    def share_server_failures(self, start: float, end: float = float("inf")) -> tuple[int, int]:
+        """(failed, sent) for requests sent in [start, end); failed: no answer or a 5xx."""
+        window = [status for sent, _, status in self.requests if start <= sent < end]
+        return sum(1 for status in window if status == 0 or status >= 500), len(window)
 
     async def lost_list(self, base: str | None = None) -> list[tuple[str, str]]:
         """Acknowledged (session, ingredient) pairs the service no longer returns."""
