@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -25,9 +27,22 @@ async def _seed(url: str) -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def seeded_sqlite(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at head with the built-in catalog imported, seeded once for the module."""
+    path = tmp_path_factory.mktemp("recipes-seeded") / "f2f.db"
+    shutil.copyfile(sqlite_template, path)
+    asyncio.run(_seed(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
 @pytest.fixture
-def api(sql_url: str) -> Iterator[TestClient]:
-    asyncio.run(_seed(sql_url))
+def api(sql_url: str, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    if sql_url.startswith("sqlite"):
+        # A copy of the file seeded once: the same rows the import writes, without importing again per test.
+        shutil.copyfile(request.getfixturevalue("seeded_sqlite"), sql_url.removeprefix("sqlite+aiosqlite:///"))
+    else:
+        asyncio.run(_seed(sql_url))
     app = create_app(make_settings(F2F_DATABASE_URL=sql_url, F2F_COOKIE_SECURE="false"))
     with TestClient(app) as client:
         yield client
