@@ -250,6 +250,12 @@ class Settings:
     # Deadlines for a request that is still arriving (408 and the connection closed after either).
     header_timeout_seconds: float = _env("F2F_HEADER_TIMEOUT_SECONDS", _float_between(0.1, 600), default=10.0)
     body_timeout_seconds: float = _env("F2F_BODY_TIMEOUT_SECONDS", _float_between(0.1, 600), default=30.0)
+    # A response the client does not read for this long (the connection's send buffer stays full) aborts
+    # the connection, so a client that pipelines requests and never reads cannot pin memory.
+    write_timeout_seconds: float = _env("F2F_WRITE_TIMEOUT_SECONDS", _float_between(0.1, 600), default=30.0)
+    # Requests one connection may have read ahead of their answers (HTTP/1.1 pipelining); past it the
+    # connection answers those and closes.
+    max_pipelined_requests: int = _env("F2F_MAX_PIPELINED_REQUESTS", _int_between(1, 1000), default=32)
     # A second port that serves /metrics only (the API port then answers 404 there); unset: /metrics on the API port.
     metrics_port: int | None = _env("F2F_METRICS_PORT", _optional_port, default=None)
     # How long an idle keep-alive connection stays open between requests (uvicorn's timeout_keep_alive).

@@ -44,6 +44,7 @@ SERVER_PROCESS_HELPERS = frozenset({"f2f_server", "worker_process", "server_proc
 SERVER_PROCESS_MODULES = (
     "tests/fuzz/",
     "tests/api/test_probe_served.py",
+    "tests/api/test_probe_served_edge.py",
     "tests/api/test_served_observability.py",
 )
 

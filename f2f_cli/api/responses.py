@@ -56,6 +56,10 @@ def check_json_head(content_type: str | None, declared_length: str | None, limit
     """
     if not is_json(content_type):
         raise UnsupportedMediaType("the request body must be JSON, sent with Content-Type: application/json")
+    for parameter in (content_type or "").partition(";")[2].split(";"):
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType("a JSON body is UTF-8 (RFC 8259): no other charset is read")
     if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
         raise body_too_large(limit)
 

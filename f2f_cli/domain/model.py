@@ -57,16 +57,39 @@ def sort_ingredients(items: Iterable[Ingredient]) -> tuple[Ingredient, ...]:
     return tuple(sorted(items, key=lambda i: (i.added_at, i.name)))
 
 
+# Invisible characters that are not format characters (those are refused outright): Unicode's
+# default-ignorable code points of other categories (the combining grapheme joiner, the Hangul fillers,
+# the Khmer inherent vowels, the Mongolian and the general variation selectors). They are removed, so
+# "두부" with U+FE0F, U+E0100 or U+034F appended is the same ingredient as "두부".
+_IGNORABLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f"
+                        "\uffa0\U000e0100-\U000e01ef]")
+# Blank symbols that render as a space without being whitespace: treated as whitespace.
+_BLANKS = re.compile("[\u2800]")
+_VISIBLE = ("L", "N", "P", "S")
+
+
 def normalize_ingredient(raw: object, max_length: int) -> str:
-    """NFC, trimmed, inner whitespace collapsed; reject empty, control or over-long names."""
+    """NFC, invisible characters removed, trimmed, inner whitespace collapsed; reject empty, control,
+    invisible-only or over-long names."""
     if not isinstance(raw, str):
         raise InvalidIngredient("each ingredient must be a string")
-    name = _SPACES.sub(" ", unicodedata.normalize("NFC", raw)).strip()
+    text = unicodedata.normalize("NFC", raw)
+    if not text.isascii():
+        text = _BLANKS.sub(" ", _IGNORABLE.sub("", text))
+    name = _SPACES.sub(" ", text).strip()
     if not name:
         raise InvalidIngredient("ingredient names must not be empty")
     if len(name) > max_length:
         raise InvalidIngredient(f"ingredient names are limited to {max_length} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+    if not name.isascii():
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+            raise InvalidIngredient("ingredient names must not contain control or unassigned characters")
+        if unicodedata.category(name[0])[0] == "M" or not any(
+            unicodedata.category(c)[0] in _VISIBLE for c in name
+        ):
+            raise InvalidIngredient("ingredient names need a visible character, and may not start with a "
+                                    "combining mark")
+    elif not name.isprintable():
         raise InvalidIngredient("ingredient names must not contain control or unassigned characters")
     return name
 

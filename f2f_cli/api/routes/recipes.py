@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,6 +29,19 @@ FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 _SPACES = re.compile(r"\s+")
 
 
+class RecipeIdConvertor(Convertor[int]):
+    """Digits, as Starlette's ``int``, but a number too long for any recipe is 0 (not found) instead of
+    Python's int() refusing past 4,300 digits with a ValueError (a 500)."""
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> int:
+        return int(value) if len(value) <= 12 else 0
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -37,10 +51,10 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"'{name}' must be a whole number") from None
+    # ASCII digits only: int() would also take "٥", "５", "1_0", "+5" and " 5".
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise InvalidInput(f"'{name}' must be a whole number")
+    value = int(raw)
     if not low <= value <= high:
         raise InvalidInput(f"'{name}' must be between {low} and {high}")
     return value
@@ -97,9 +111,10 @@ async def ingredients_index(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    register_url_convertor("recipe_id", RecipeIdConvertor())
     return [
         resource("/sessions/{session_id}/recommendations", "recommendations", GET=recommendations),
         resource("/recipes", "recipes", GET=recipes_index),
-        resource("/recipes/{recipe_id:int}", "recipe", GET=recipe_detail),
+        resource("/recipes/{recipe_id:recipe_id}", "recipe", GET=recipe_detail),
         resource("/ingredients", "ingredients_catalog", GET=ingredients_index),
     ]
