@@ -183,7 +183,7 @@ class RecipeIndex:
         mass = covered[candidates]
         score = mass / self.core_weight[candidates]
         share = mass / fridge_mass
-        place = missing[candidates] - np.minimum(FRIDGE_WEIGHT * share, matched[candidates] - 1)
+        place: FloatArray = missing[candidates] - np.minimum(FRIDGE_WEIGHT * share, matched[candidates] - 1.0)
         picked = self._top_dishes(candidates, place, missing[candidates], score, matched[candidates], limit)
         chosen = set(cols)
         items = []

@@ -125,7 +125,7 @@ def canonical_name(name: str) -> str:
     """The canonical ingredient for a written name ("" when nothing usable is left)."""
     text = unicodedata.normalize("NFC", name).lower()
     text = _PARENS.sub(" ", text)
-    # An unclosed "(" or "[" opens a note or an amount cut off in the list ("소고기(살치살", "콩(백태"): it ends the name.
+    # An unclosed "(" or "[" opens a note or an amount cut off in the list ("소고기(살치살"): it ends the name.
     text = _UNCLOSED.sub("", text)
     words = [w for w in _SPACES.split(_JUNK.sub(" ", text)) if w]
     kept = [w for w in words if w not in vocab.PREP_WORDS] or words

@@ -81,7 +81,9 @@ RAW_SYNONYMS: tuple[tuple[str, str], ...] = (
 )
 _SWAP = {a: b for pair in RAW_SYNONYMS for a, b in (pair, pair[::-1])}
 # What ends a name on a raw line: an amount ("20g", "(150g)", "½개") or an amount word.
-_RAW_AMOUNT = re.compile(r"\(?\s*(?:(?<![가-힣])약\s*)?[0-9½⅓⅔¼¾⅕⅛]|약간|적당량|적당히|조금|소량|한\s?줌|한\s?꼬집|취향껏")
+_RAW_AMOUNT = re.compile(
+    r"\(?\s*(?:(?<![가-힣])약\s*)?[0-9½⅓⅔¼¾⅕⅛]|약간|적당량|적당히|조금|소량|한\s?줌|한\s?꼬집|취향껏"
+)
 _RAW_BRACKET = re.compile(r"^\s*[\[<【(][^\]>】)]*[\]>】)]\s*")
 _RAW_BULLET = re.compile(r"^[\s●•○◆◇■□▶►★☆※·\-*]+")
 _RAW_LABEL = re.compile(r"^(?:(?:필수\s?|주|부)?재료\s*|(?:양념장|양념|소스|고명|장식|곁들임|육수|반죽)\s+)")
