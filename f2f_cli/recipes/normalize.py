@@ -72,6 +72,15 @@ def _known() -> frozenset[str]:
     return frozenset(names)
 
 
+def is_known(canonical: str) -> bool:
+    """Whether the vocabulary lists ``canonical`` itself (a name it folded to, not one it kept as written)."""
+    return canonical in _known()
+
+
+def known_names() -> frozenset[str]:
+    return _known()
+
+
 @lru_cache(maxsize=1)
 def _categories() -> dict[str, str]:
     return {name: category for category, names in vocab.CATEGORY_WORDS.items() for name in names}

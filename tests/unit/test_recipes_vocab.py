@@ -6,9 +6,10 @@ import pytest
 
 from f2f_cli.recipes.formats import parse_data
 from f2f_cli.recipes.index import IngredientRow, build_index
-from f2f_cli.recipes.normalize import CORE_ROLES, alias_table, canonical_name, info
+from f2f_cli.recipes.normalize import CORE_ROLES, alias_table, canonical_name, info, known_names
 from f2f_cli.recipes.parse import parse_ingredient_lines
 from f2f_cli.recipes.quality import COMMON_SYNONYMS, NOISE_POOL
+from f2f_cli.recipes.unfolded import near_names
 
 
 @pytest.mark.parametrize(
@@ -115,3 +116,9 @@ def test_the_importer_and_the_fridge_fold_alike() -> None:
 def test_mashed_garlic_stem_is_still_not_garlic() -> None:
     assert canonical_name("다진 마늘종") == "마늘종" and canonical_name("마늘종 작은것") == "마늘종"
     assert canonical_name("다진 마늘") == "마늘"
+
+
+def test_near_names_are_a_hint_for_long_names_only() -> None:
+    assert "브로콜리" in near_names("브로컬리", known_names())
+    assert near_names("마늘", known_names()) == ()  # short names are near everything
+    assert near_names("아스파라거", ["아스파라거스"]) == ("아스파라거스",)
