@@ -180,15 +180,13 @@ class RecipeIndex:
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return Recommendations((), considered, tuple(known), tuple(unknown))
-        mass = covered[candidates]
-        score = mass / self.core_weight[candidates]
-        share = mass / fridge_mass
-        place: FloatArray = missing[candidates] - np.minimum(FRIDGE_WEIGHT * share, matched[candidates] - 1.0)
-        picked = self._top_dishes(candidates, place, missing[candidates], score, matched[candidates], limit)
+        found = matched[candidates]
+        credit = np.minimum(covered[candidates] * (FRIDGE_WEIGHT / fridge_mass), found - 1.0)
+        place: FloatArray = (self.core_count[candidates] - found) - credit
+        picked = self._top_dishes(candidates, place, missing, matched, covered, limit)
         chosen = set(cols)
         items = []
-        for pick in picked.tolist():
-            row = int(candidates[pick])
+        for row in picked.tolist():
             row_cols = self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]]
             # Rarest first: the ingredient that makes the recipe special leads the list.
             ranked = sorted((int(c) for c in row_cols), key=lambda c: (-self.idf[c], self.ingredient_names[c]))
@@ -199,18 +197,18 @@ class RecipeIndex:
                 missing_count=int(missing[row]),
                 matched_count=int(matched[row]),
                 core_count=int(self.core_count[row]),
-                score=round(float(score[pick]), 4),
-                fridge_share=round(float(share[pick]), 4),
+                score=round(float(covered[row] / self.core_weight[row]), 4),
+                fridge_share=round(float(covered[row] / fridge_mass), 4),
                 matched=tuple(self.ingredient_names[c] for c in ranked if c in chosen),
                 missing=tuple(self.ingredient_names[c] for c in ranked if c not in chosen),
             ))
         return Recommendations(tuple(items), considered, tuple(known), tuple(unknown))
 
     def _top_dishes(
-        self, candidates: IntArray, place: FloatArray, missing: IntArray, score: FloatArray, matched: IntArray,
+        self, candidates: IntArray, place: FloatArray, missing: IntArray, matched: IntArray, covered: FloatArray,
         limit: int,
     ) -> IntArray:
-        """Positions in ``candidates`` of the best ``limit`` rows, one per dish, best first.
+        """The best ``limit`` rows, one per dish, best first (``place`` is per candidate, the rest per row).
 
         Only the best few candidates are sorted; when copies of one dish fill
         that window it grows fourfold until enough distinct dishes are found.
@@ -224,13 +222,14 @@ class RecipeIndex:
             else:
                 keep = np.arange(candidates.size)
             rows = candidates[keep]
-            # Rounded only inside the window, so a query never rounds the whole catalog.
-            order = np.lexsort((self.recipe_ids[rows], -matched[keep], -np.round(score[keep], 9), missing[keep],
+            # Rounded and divided only inside the window, so a query never does it for the whole catalog.
+            score = np.round(covered[rows] / self.core_weight[rows], 9)
+            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -score, missing[rows],
                                 np.round(place[keep], 9)))
             _, first = np.unique(self.dishes[rows[order]], return_index=True)
             picked = order[np.sort(first)[:limit]]
             if picked.size >= limit or keep.size == candidates.size:
-                return keep[picked]
+                return rows[picked]
             window *= 4
 
     # -- snapshot ---------------------------------------------------------

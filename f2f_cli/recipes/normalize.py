@@ -138,9 +138,9 @@ def canonical_name(name: str) -> str:
     text = _UNCLOSED.sub("", text)
     words = [w for w in _SPACES.split(_JUNK.sub(" ", text)) if w]
     kept = [w for w in words if w not in vocab.PREP_WORDS] or words
-    if all(w in vocab.COLOUR_WORDS for w in kept):
-        return ""
     key = "".join(kept)
+    if all(w in vocab.COLOUR_WORDS for w in kept) or key in vocab.LABEL_WORDS:
+        return ""
     stripped = _strip_prep(key)
     found = _resolve(key) or _resolve(stripped)
     if found is None and len(kept) > 1:

@@ -124,6 +124,8 @@ _SAMPLE_SPELLINGS: dict[str, tuple[str, ...]] = {
     "숙주": ("숙주나물",),
     "오레가노": ("오레가노가루",),
     "당귀": ("당귀잎",),
+    "두릅": ("두릎",),
+    "토마토페이스트": ("토마토페스트",),
 }
 
 PARENTS: dict[str, tuple[str, ...]] = {
@@ -158,6 +160,7 @@ _SAMPLE_PARENTS: dict[str, tuple[str, ...]] = {
     "오징어": ("물오징어", "갑오징어", "통오징어"),
     "레몬": ("레몬껍질", "레몬제스트", "레몬필"),
     "오렌지": ("오렌지껍질", "오렌지제스트"),
+    "꼬막": ("꼬막살", "새꼬막", "참꼬막"),
 }
 
 
@@ -245,6 +248,8 @@ PREP_WORDS: frozenset[str] = frozenset({
     "국물용", "부순", "자른", "작게", "불린것", "데쳐서", "삶는", "각", "각각", "것", "거", "작은것", "큰것",
     "중간것", "굵은", "가는", "얇은", "두툼한", "두꺼운", "익은", "데친것", "채썬것", "볶은것",
 })
+# A name that is only a section label ("재료 2인분" read as an item): no ingredient of its own.
+LABEL_WORDS: frozenset[str] = frozenset({"재료", "주재료", "부재료", "필수재료", "속재료", "추가재료", "선택재료"})
 # A name made of colours only is the rest of a list such as "파프리카(빨강, 노랑 각 10g)": no ingredient of its own.
 COLOUR_WORDS: frozenset[str] = frozenset({
     "빨강", "빨간", "빨간색", "노랑", "노란", "노란색", "주황", "주황색", "초록", "초록색", "청색", "흰색", "하얀색",

@@ -80,6 +80,7 @@ def test_list_fragments_are_not_ingredients() -> None:
         ("파프리카", ""), ("", "10g"), ("고추", "15g"), ("파프리카", "30g"), ("", "25g씩")]
     # An empty canonical name is how build_record knows to drop the item.
     assert canonical_name("노란색") == canonical_name("빨강") == ""
+    assert canonical_name("재료") == canonical_name("주 재료") == ""  # a section label read as an item
 
 
 # Names as people write them on a list (issue 29): preparations, sizes, parts and misspellings fold.
@@ -91,6 +92,7 @@ WRITTEN_ON_A_LIST = [
     ("쇠고기살코기", "소고기"), ("다진소고기", "소고기"), ("소고기(살치살", "소고기"),
     ("무청시래기 불린 것", "무청시래기"),
     ("파프리카(빨강", "파프리카"), ("숙주나물", "숙주"), ("가다랑어포", "가쓰오부시"), ("날콩가루", "콩가루"),
+    ("두릎", "두릅"), ("주먹밥데친꼬막살", "꼬막"), ("토마토페스트", "토마토페이스트"),
 ]
 
 
