@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from f2f_cli.backends import Backends
 from f2f_cli.errors import StoreUnavailable
-from f2f_cli.recipes.index import IngredientRow, RecipeIndex, ReferenceScanner, build_index
+from f2f_cli.recipes.index import FRIDGE_WEIGHT, IngredientRow, RecipeIndex, ReferenceScanner, build_index
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient
 from f2f_cli.settings import Settings
 
@@ -191,12 +191,14 @@ def _same_ranking(index: RecipeIndex, fridge: list[str], got: list[int], expecte
     ids = index.recipe_ids.tolist()
     cols, _, _ = index.columns_for(fridge)
     have = set(cols)
+    fridge_mass = float(index.idf[cols].sum())
 
-    def key(recipe_id: int) -> tuple[int, float, float]:
+    def key(recipe_id: int) -> tuple[float, int, float]:
         row = ids.index(recipe_id)
         core = index.matrix.indices[index.matrix.indptr[row]:index.matrix.indptr[row + 1]]
         matched = [c for c in core if c in have]
         mass = float(index.idf[matched].sum())
-        return len(core) - len(matched), round(mass / float(index.idf[core].sum()), 6), round(mass, 6)
+        place = len(core) - len(matched) - min(FRIDGE_WEIGHT * mass / fridge_mass, len(matched) - 1)
+        return round(place, 6), len(core) - len(matched), round(mass / float(index.idf[core].sum()), 6)
 
     return [key(r) for r in got] == [key(r) for r in expected]

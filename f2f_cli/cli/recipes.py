@@ -33,6 +33,7 @@ from f2f_cli.recipes.catalog import DedupeReport, ImportReport, dedupe, import_p
 from f2f_cli.recipes.formats import FORMATS, SOURCE_LENGTH, SOURCE_SIMPLE, Format, ParsedFile, parse_file
 from f2f_cli.recipes.queries import get_recipe, list_recipes
 from f2f_cli.recipes.recommender import Recommender
+from f2f_cli.recipes.unfolded import unfolded
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ app = typer.Typer(
         "The recipe catalog and recommendations.\n\n"
         "Examples:\n\n  f2f recipes seed\n\n  f2f recipes import COOKRCP01.json --format cookrcp01 --dry-run\n\n"
         "  f2f recipes recommend -i 두부,계란,대파\n\n  f2f recipes ingredients --search ㄷㅂ\n\n"
-        "  f2f recipes dedupe --dry-run"
+        "  f2f recipes dedupe --dry-run\n\n  f2f recipes vocab COOKRCP01.json"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -248,7 +249,11 @@ def recommend(
     category: Annotated[str | None, typer.Option(help="Only this dish category.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Rank recipes for a fridge: ready now first, then missing one ingredient, two, …
+    """Rank recipes for a fridge: what they lack against how much of the fridge they use.
+
+    "missing" groups them (ready, 1, 2, …); "covers" is the share of the recipe the fridge holds and
+    "uses" the share of the fridge the recipe uses, both weighted by rarity. A recipe's place is
+    missing − min(4 × uses, matched − 1): a big dish the fridge was bought for leads, small ready ones follow.
 
     Examples:
 
@@ -270,12 +275,48 @@ def recommend(
     if not result.items:
         out.print("no recipe uses any of these ingredients")
         return
-    table = Table("id", "title", "missing", "score", "have", "need", title=f"top {len(result.items)} recipes")
+    table = Table("id", "title", "missing", "covers", "uses", "have", "need", title=f"top {len(result.items)} recipes")
     for r in result.items:
         group = "ready" if r.missing_count == 0 else str(r.missing_count)
-        table.add_row(str(r.recipe_id), Text(r.title), group, f"{r.score:.2f}", Text(", ".join(r.matched)),
-                      Text(", ".join(r.missing) or "-"))
+        table.add_row(str(r.recipe_id), Text(r.title), group, f"{r.score:.0%}", f"{r.fridge_share:.0%}",
+                      Text(", ".join(r.matched)), Text(", ".join(r.missing) or "-"))
     out.print(table)
+
+
+@app.command("vocab")
+@cli_errors
+def vocab_(
+    file: Annotated[
+        Path | None, typer.Argument(help="A recipe file to check (default: the built-in catalog).")
+    ] = None,
+    min_recipes: Annotated[int, typer.Option("--min-recipes", min=1, help="Only names used this often.")] = 1,
+    json: JsonOpt = False,
+) -> None:
+    """List the ingredient names the vocabulary does not fold: kept as written, each an ingredient of its own.
+
+    Preparations, sizes, parts and known spellings fold into a listed ingredient (다진 마늘, 두부작은것,
+    표고버섯 밑동, 브로컬리). What is left here needs a synonym or a parent in f2f_cli/recipes/vocab.py, or is
+    an ingredient of its own. "near" shows listed names one letter away, a hint only (마늘종 is not 마늘).
+
+    Examples:
+
+      f2f recipes vocab
+
+      f2f recipes vocab COOKRCP01.json --min-recipes 2 --json
+    """
+    parsed = builtin_catalog() if file is None else parse_file(file)
+    found = [u for u in unfolded(parsed.records) if u.recipes >= min_recipes]
+    if json:
+        print_json(found)
+        return
+    out = stdout()
+    table = Table("name", "recipes", "category", "written as", "near",
+                  title=f"{plural(len(found), 'name')} not folded by the vocabulary")
+    for u in found[:SHOWN_ROWS]:
+        table.add_row(Text(u.name), str(u.recipes), u.category, Text(", ".join(u.written)),
+                      Text(", ".join(u.near) or "-"))
+    out.print(table)
+    _more(out, len(found))
 
 
 @app.command("ingredients")

@@ -1,15 +1,24 @@
 """The in-memory recommender index: a sparse recipe × core-ingredient matrix.
 
-Ranking (DESIGN.md, "Recipes and recommendations"):
+Ranking (DESIGN.md, "Recipes and recommendations"; the README writes the formula out):
 
 * only core ingredients count (staples and seasonings are left out of the matrix);
 * a recipe needs at least one matched core ingredient;
-* results are grouped by the number of missing core ingredients (0 first);
-* inside a group, IDF-weighted coverage ranks recipes that use the rarer
-  ingredients of the fridge first; equal coverage (every recipe that is ready
-  now covers 100 %) goes to the recipe that uses more of the fridge, weighed
-  by IDF, then to more matches, then to the lower id. Coverage is compared to
-  nine decimals so float noise never decides a tie;
+* each recipe gets ``place = missing − min(FRIDGE_WEIGHT × fridge_share, matched − 1)``,
+  lowest first: ``missing`` is the number of its core ingredients the fridge
+  lacks, ``matched`` the number it finds there, and ``fridge_share`` the
+  IDF-weighted share of the fridge's known items it uses (Σ idf of the fridge
+  items it uses / Σ idf of all the fridge's known items). Using the whole
+  fridge is worth FRIDGE_WEIGHT missing items, but never more than one per
+  fridge item used beyond the first. So "ready now" still leads among small
+  dishes and small fridges, while a big recipe that uses nearly all of a
+  fridge visibly bought for it goes ahead of complete dishes that use a
+  corner of it;
+* equal places go to fewer missing items, then to the higher IDF-weighted
+  coverage of the recipe (``score``), then to more matches, then to the lower id. Places and
+  coverage are compared to nine decimals so float noise never decides a tie;
+* every item keeps its ``missing_count`` and ``missing`` list, so a client can
+  still show "ready now / missing 1 / missing 2";
 * a list shows each dish once (:func:`~f2f_cli.recipes.identity.dish_key`):
   copies of a recipe and same-titled variants give way to the best of them.
 
@@ -35,7 +44,10 @@ from f2f_cli.recipes.identity import dish_key
 from f2f_cli.recipes.normalize import canonical_name
 
 SNAPSHOT_MAGIC = b"F2FRIDX1"
-TIE = 1e-9  # coverage and IDF mass are compared to nine decimals
+TIE = 1e-9  # places and coverage are compared to nine decimals
+# How many missing items using the whole fridge is worth (chosen on scripts/recipes_recall.py's raw
+# fridges while keeping random fridges' lists as close to ready as before; see the README).
+FRIDGE_WEIGHT = 4.0
 SNAPSHOT_FORMAT = 2  # 2: dish codes stored, so a pod loading it does not re-read every title
 
 IntArray = npt.NDArray[np.int64]
@@ -56,6 +68,7 @@ class Recommendation(msgspec.Struct, frozen=True):
     matched_count: int
     core_count: int
     score: float  # IDF-weighted share of the recipe's core ingredients the fridge covers, 0..1
+    fridge_share: float  # IDF-weighted share of the fridge's known items the recipe uses, 0..1
     matched: tuple[str, ...]
     missing: tuple[str, ...]
 
@@ -151,6 +164,7 @@ class RecipeIndex:
         cols, known, unknown = self.columns_for(fridge)
         if not cols or limit <= 0 or self.size == 0:
             return Recommendations((), 0, tuple(known), tuple(unknown))
+        fridge_mass = float(self.idf[cols].sum())
         weights = np.column_stack([np.ones(len(cols)), self.idf[cols]])
         both = np.asarray(self.by_column[:, cols] @ weights)
         matched = both[:, 0].round().astype(np.int64)
@@ -166,13 +180,13 @@ class RecipeIndex:
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
             return Recommendations((), considered, tuple(known), tuple(unknown))
-        score = covered[candidates] / self.core_weight[candidates]
-        # One sortable key: the group (missing count) dominates, coverage orders inside it.
-        key = missing[candidates] * 2.0 + (1.0 - score)
-        rows, scores = self._top_dishes(candidates, key, score, matched, covered, limit)
+        found = matched[candidates]
+        credit = np.minimum(covered[candidates] * (FRIDGE_WEIGHT / fridge_mass), found - 1.0)
+        place: FloatArray = (self.core_count[candidates] - found) - credit
+        picked = self._top_dishes(candidates, place, missing, matched, covered, limit)
         chosen = set(cols)
         items = []
-        for row, row_score in zip(rows.tolist(), scores.tolist(), strict=True):
+        for row in picked.tolist():
             row_cols = self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]]
             # Rarest first: the ingredient that makes the recipe special leads the list.
             ranked = sorted((int(c) for c in row_cols), key=lambda c: (-self.idf[c], self.ingredient_names[c]))
@@ -183,17 +197,18 @@ class RecipeIndex:
                 missing_count=int(missing[row]),
                 matched_count=int(matched[row]),
                 core_count=int(self.core_count[row]),
-                score=round(float(row_score), 4),
+                score=round(float(covered[row] / self.core_weight[row]), 4),
+                fridge_share=round(float(covered[row] / fridge_mass), 4),
                 matched=tuple(self.ingredient_names[c] for c in ranked if c in chosen),
                 missing=tuple(self.ingredient_names[c] for c in ranked if c not in chosen),
             ))
         return Recommendations(tuple(items), considered, tuple(known), tuple(unknown))
 
     def _top_dishes(
-        self, candidates: IntArray, key: FloatArray, score: FloatArray, matched: IntArray, mass: FloatArray,
+        self, candidates: IntArray, place: FloatArray, missing: IntArray, matched: IntArray, covered: FloatArray,
         limit: int,
-    ) -> tuple[IntArray, FloatArray]:
-        """The best ``limit`` rows (and their scores), one per dish.
+    ) -> IntArray:
+        """The best ``limit`` rows, one per dish, best first (``place`` is per candidate, the rest per row).
 
         Only the best few candidates are sorted; when copies of one dish fill
         that window it grows fourfold until enough distinct dishes are found.
@@ -201,19 +216,20 @@ class RecipeIndex:
         window = limit
         while True:
             if candidates.size > window:
-                kth = np.partition(key, window - 1)[window - 1]
-                # Scores equal to nine decimals tie: keep those a float bit above the last place too.
-                keep = np.flatnonzero(key <= kth + TIE)
+                kth = np.partition(place, window - 1)[window - 1]
+                # Places equal to nine decimals tie: keep those a float bit above the last one too.
+                keep = np.flatnonzero(place <= kth + TIE)
             else:
                 keep = np.arange(candidates.size)
             rows = candidates[keep]
-            # Rounded only inside the window, so a query never rounds the whole catalog.
-            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -np.round(mass[rows], 9),
-                                np.round(key[keep], 9)))
+            # Rounded and divided only inside the window, so a query never does it for the whole catalog.
+            score = np.round(covered[rows] / self.core_weight[rows], 9)
+            order = np.lexsort((self.recipe_ids[rows], -matched[rows], -score, missing[rows],
+                                np.round(place[keep], 9)))
             _, first = np.unique(self.dishes[rows[order]], return_index=True)
             picked = order[np.sort(first)[:limit]]
             if picked.size >= limit or keep.size == candidates.size:
-                return rows[picked], score[keep][picked]
+                return rows[picked]
             window *= 4
 
     # -- snapshot ---------------------------------------------------------
@@ -346,9 +362,12 @@ class ReferenceScanner:
     def recommend(self, fridge: Iterable[str], *, limit: int = 20, max_missing: int | None = None) -> list[int]:
         """Recipe ids in rank order (every row: the scan does not fold dishes)."""
         aliases = self._index.aliases
+        column = self._index.column
         have = {aliases.get(n, n) for n in (canonical_name(item) for item in fridge)}
+        have = {n for n in have if n in column and self._index.doc_freq[column[n]] > 0}
         idf = self._idf
-        scored: list[tuple[float, float, int, int]] = []
+        fridge_mass = math.fsum(idf[n] for n in have)
+        scored: list[tuple[float, int, float, int, int]] = []
         for recipe_id, core in self._recipes:
             matched = [name for name in core if name in have]
             if not matched:
@@ -357,7 +376,8 @@ class ReferenceScanner:
             if max_missing is not None and missing > max_missing:
                 continue
             mass = math.fsum(idf[n] for n in matched)
+            place = round(missing - min(FRIDGE_WEIGHT * mass / fridge_mass, len(matched) - 1), 9)
             score = round(mass / math.fsum(idf[n] for n in core), 9)
-            scored.append((missing * 2.0 + (1.0 - score), -round(mass, 9), -len(matched), recipe_id))
+            scored.append((place, missing, -score, -len(matched), recipe_id))
         scored.sort()
         return [recipe_id for *_, recipe_id in scored[:limit]]

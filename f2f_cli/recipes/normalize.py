@@ -23,6 +23,7 @@ from f2f_cli.recipes import vocab
 _PARENS = re.compile(r"\([^()]*\)|\[[^\]]*\]")
 _SPACES = re.compile(r"\s+")
 _JUNK = re.compile(r"[^\w가-힣]+")
+_UNCLOSED = re.compile(r"[(\[].*$")
 
 ROLE_MAIN = "main"
 ROLE_SUB = "sub"
@@ -69,6 +70,15 @@ def _known() -> frozenset[str]:
     for words in vocab.CATEGORY_WORDS.values():
         names.update(words)
     return frozenset(names)
+
+
+def is_known(canonical: str) -> bool:
+    """Whether the vocabulary lists ``canonical`` itself (a name it folded to, not one it kept as written)."""
+    return canonical in _known()
+
+
+def known_names() -> frozenset[str]:
+    return _known()
 
 
 @lru_cache(maxsize=1)
@@ -124,11 +134,13 @@ def canonical_name(name: str) -> str:
     """The canonical ingredient for a written name ("" when nothing usable is left)."""
     text = unicodedata.normalize("NFC", name).lower()
     text = _PARENS.sub(" ", text)
+    # An unclosed "(" or "[" opens a note or an amount cut off in the list ("소고기(살치살"): it ends the name.
+    text = _UNCLOSED.sub("", text)
     words = [w for w in _SPACES.split(_JUNK.sub(" ", text)) if w]
     kept = [w for w in words if w not in vocab.PREP_WORDS] or words
-    if all(w in vocab.COLOUR_WORDS for w in kept):
-        return ""
     key = "".join(kept)
+    if all(w in vocab.COLOUR_WORDS for w in kept) or key in vocab.LABEL_WORDS:
+        return ""
     stripped = _strip_prep(key)
     found = _resolve(key) or _resolve(stripped)
     if found is None and len(kept) > 1:

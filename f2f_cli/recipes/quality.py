@@ -7,6 +7,15 @@ common fridge items the recipe does not use, and asks for the top 10. A case
 is a hit at k when the recipe's dish (:func:`~f2f_cli.recipes.identity.dish_key`)
 is among the first k results. Cases are seeded, so the figures are reproducible.
 
+That check is written in the catalog's own vocabulary (the fridge holds the
+names the normaliser produced), so it grades the normaliser by itself.
+:func:`build_raw_cases` is the check that does not: its fridges are taken
+from the raw ingredient lines of the sample, as a person would copy them (the
+text before the amount, section labels and the dish name in front removed),
+with about half of the names written as a common synonym and three unrelated
+items added. Nothing of the normaliser, the parser or the vocabulary is used
+to build them.
+
 The same cases are measured on two catalog states: the built-in catalog only,
 and the built-in catalog after an import of the very sample it came from (the
 state in which copies used to fill half of every list).
@@ -15,7 +24,9 @@ state in which copies used to fill half of every list).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -59,10 +70,113 @@ NOISE_POOL: tuple[str, ...] = (
 )
 
 
+# Written either way on a shopping list; the raw cases swap a name (or its last word) for the other.
+RAW_SYNONYMS: tuple[tuple[str, str], ...] = (
+    ("달걀", "계란"), ("대파", "파"), ("소고기", "쇠고기"), ("닭고기", "닭"), ("쪽파", "실파"),
+    ("김치", "배추김치"), ("새우", "칵테일새우"), ("양송이버섯", "양송이"), ("표고버섯", "표고"),
+    ("팽이버섯", "팽이"), ("요거트", "요구르트"), ("모짜렐라치즈", "피자치즈"), ("파마산치즈", "파르메산치즈"),
+    ("밥", "흰밥"), ("참치", "참치캔"), ("셀러리", "샐러리"), ("어린잎채소", "새싹채소"), ("후춧가루", "후추"),
+    ("녹말가루", "전분"), ("올리브유", "올리브오일"), ("물엿", "올리고당"), ("청주", "맛술"), ("다시마육수", "육수"),
+    ("고춧가루", "고추가루"), ("머스터드", "겨자"), ("케첩", "케찹"), ("햄", "슬라이스햄"), ("우유", "흰우유"),
+)
+_SWAP = {a: b for pair in RAW_SYNONYMS for a, b in (pair, pair[::-1])}
+# What ends a name on a raw line: an amount ("20g", "(150g)", "½개") or an amount word.
+_RAW_AMOUNT = re.compile(
+    r"\(?\s*(?:(?<![가-힣])약\s*)?[0-9½⅓⅔¼¾⅕⅛]|약간|적당량|적당히|조금|소량|한\s?줌|한\s?꼬집|취향껏"
+)
+_RAW_BRACKET = re.compile(r"^\s*[\[<【(][^\]>】)]*[\]>】)]\s*")
+_RAW_BULLET = re.compile(r"^[\s●•○◆◇■□▶►★☆※·\-*]+")
+_RAW_LABEL = re.compile(r"^(?:(?:필수\s?|주|부)?재료\s*|(?:양념장|양념|소스|고명|장식|곁들임|육수|반죽)\s+)")
+
+
+def raw_fridge_names(title: str, lines: Sequence[object]) -> list[str]:
+    """The name each raw line starts with, as a person copying the list would write it.
+
+    Per line: the text before the first amount, with bracketed labels ("[1인분]"), bullets, a
+    "section :" label, words in parentheses and the dish name glued in front ("새우두부계란찜연두부")
+    removed. Items glued
+    behind an amount on the same line are not read (a person copying the list skims them too).
+    """
+    words = unicodedata.normalize("NFC", title).split()
+    # The whole title, or its last words when they are at least three letters ("사과 새우 북엇국" → 북엇국).
+    titles = ["".join(words)] + [t for k in range(1, len(words)) if len(t := "".join(words[k:])) >= 3]
+    names: list[str] = []
+    for raw in lines:
+        if not isinstance(raw, str):
+            continue
+        text = unicodedata.normalize("NFC", raw).replace("<br>", "\n").split("\n")[0]
+        while True:
+            stripped = _RAW_BULLET.sub("", _RAW_BRACKET.sub("", text))
+            if stripped == text:
+                break
+            text = stripped
+        cut = _RAW_AMOUNT.search(text)
+        name = text[: cut.start()] if cut else text
+        if ":" in name or "：" in name:
+            name = re.split(r"[:：]", name)[-1]
+        name = _RAW_LABEL.sub("", re.sub(r"\([^()]*\)", "", name).strip(" ,.·-"))
+        compact = re.sub(r"\s+", "", name)
+        for glued in titles:
+            if compact.startswith(glued) and len(compact) > len(glued):
+                name = compact[len(glued):]
+                break
+        name = name.strip(" ,.·-()")
+        if any("가" <= ch <= "힣" for ch in name) and name not in names:
+            names.append(name)
+    return names
+
+
+def _swapped(name: str) -> str | None:
+    """``name`` with its whole text or its last word written as the common synonym, if it has one."""
+    if name in _SWAP:
+        return _SWAP[name]
+    head, _, last = name.rpartition(" ")
+    if head and last in _SWAP:
+        return f"{head} {_SWAP[last]}"
+    return None
+
+
+def build_raw_cases(
+    rows: Sequence[Mapping[str, object]], *, seed: int = DEFAULT_SEED, limit: int | None = None, min_names: int = 2,
+) -> list[RecallCase]:
+    """One case per recipe of a simple-format sample with at least ``min_names`` names on its raw lines."""
+    rng = random.Random(seed)
+    eligible: list[tuple[str, str, list[str], str]] = []
+    for row in rows:
+        title, lines = row.get("title"), row.get("ingredients")
+        if not isinstance(title, str) or not isinstance(lines, list):
+            continue
+        names = raw_fridge_names(title, lines)
+        if len(names) >= min_names:
+            text = re.sub(r"\s+", "", " ".join(str(line) for line in lines))
+            eligible.append((str(row.get("id", "")), title, names, text))
+    if limit is not None and limit < len(eligible):
+        eligible = rng.sample(eligible, limit)
+    cases = []
+    for source_id, title, names, text in eligible:
+        fridge = [(_swapped(n) or n) if rng.random() < 0.5 else n for n in names]
+        # Unrelated means not written anywhere on the recipe's lines, under either spelling.
+        unrelated = [n for n in NOISE_POOL if n not in text and _SWAP.get(n, n) not in text]
+        fridge += rng.sample(unrelated, 3)
+        rng.shuffle(fridge)
+        cases.append(RecallCase(source_id, title, tuple(fridge)))
+    return cases
+
+
 class RecallCase(msgspec.Struct, frozen=True):
     source_id: str
     title: str
     fridge: tuple[str, ...]
+
+
+class Miss(msgspec.Struct, frozen=True):
+    """A case whose dish is not in the top 10, and why."""
+
+    title: str
+    rank: int | None  # the dish's place in a longer list (1-based), None when not even there
+    missing: tuple[str, ...]  # what the recipe still lacks with this fridge (core ingredients)
+    unknown: tuple[str, ...]  # fridge items the catalog does not know
+    ahead: tuple[str, ...]  # the first dishes ranked above it
 
 
 class RecallFigures(msgspec.Struct):
@@ -72,7 +186,8 @@ class RecallFigures(msgspec.Struct):
     hits: dict[str, int]  # "k" → cases whose dish is in the top k
     recall: dict[str, float]  # "k" → hits / cases
     lists_with_copies: int  # top-10 lists that show one dish twice
-    misses: list[str]  # titles of the first missed cases at the largest k (a sample, for tuning)
+    misses: list[Miss]  # every case missed at the largest k, with why
+    case_set: str = "self"  # "self": fridges in the catalog's vocabulary; "raw": copied from the raw lines
 
 
 def core_ingredients(record: RecipeRecord) -> list[str]:
@@ -108,13 +223,17 @@ def build_cases(
     return cases
 
 
+DIAGNOSE_DEPTH = 200  # how far down a missed dish is looked for
+
+
 async def measure(
-    recommender: Recommender, cases: Sequence[RecallCase], *, state: str, recipes: int = 0, ks: Sequence[int] = KS
+    recommender: Recommender, cases: Sequence[RecallCase], *, state: str, recipes: int = 0, ks: Sequence[int] = KS,
+    case_set: str = "self",
 ) -> RecallFigures:
     top = max(ks)
     hits = dict.fromkeys(ks, 0)
     copies = 0
-    misses: list[str] = []
+    misses: list[Miss] = []
     for case in cases:
         result = await recommender.recommend(case.fridge, limit=top)
         keys = [dish_key(item.title) for item in result.items]
@@ -122,23 +241,40 @@ async def measure(
         want = dish_key(case.title)
         for k in ks:
             hits[k] += want in keys[:k]
-        if want not in keys and len(misses) < 50:
-            misses.append(case.title)
+        if want not in keys:
+            misses.append(await _diagnose(recommender, case, want))
     n = max(len(cases), 1)
     return RecallFigures(
         state=state, recipes=recipes, cases=len(cases), hits={str(k): v for k, v in hits.items()},
         recall={str(k): round(v / n, 4) for k, v in hits.items()}, lists_with_copies=copies, misses=misses,
+        case_set=case_set,
+    )
+
+
+async def _diagnose(recommender: Recommender, case: RecallCase, want: str) -> Miss:
+    deep = await recommender.recommend(case.fridge, limit=DIAGNOSE_DEPTH)
+    keys = [dish_key(item.title) for item in deep.items]
+    rank = keys.index(want) + 1 if want in keys else None
+    found = deep.items[rank - 1] if rank is not None else None
+    return Miss(
+        title=case.title, rank=rank, missing=found.missing if found is not None else (),
+        unknown=deep.unknown, ahead=tuple(item.title for item in deep.items[:3]),
     )
 
 
 async def measure_catalog_states(
-    engine: AsyncEngine, sample: ParsedFile, cases: Sequence[RecallCase]
+    engine: AsyncEngine, sample: ParsedFile, case_sets: Mapping[str, Sequence[RecallCase]]
 ) -> list[RecallFigures]:
-    """Seed an empty catalog and measure; import ``sample`` on top and measure again."""
+    """Seed an empty catalog and measure each set of cases; import ``sample`` on top and measure again."""
+    figures = []
     await import_parsed(engine, builtin_catalog())
-    first = await measure(Recommender(engine, check_interval=0), cases, state="seed",
-                          recipes=await recipe_count(engine))
+    recipes = await recipe_count(engine)
+    for name, cases in case_sets.items():
+        figures.append(await measure(Recommender(engine, check_interval=0), cases, state="seed", recipes=recipes,
+                                     case_set=name))
     await import_parsed(engine, sample)
-    second = await measure(Recommender(engine, check_interval=0), cases, state="seed+import",
-                           recipes=await recipe_count(engine))
-    return [first, second]
+    recipes = await recipe_count(engine)
+    for name, cases in case_sets.items():
+        figures.append(await measure(Recommender(engine, check_interval=0), cases, state="seed+import",
+                                     recipes=recipes, case_set=name))
+    return figures

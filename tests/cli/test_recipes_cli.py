@@ -74,8 +74,9 @@ def test_list_show_recommend_ingredients(run) -> None:  # type: ignore[no-untype
 
     rec = json.loads(run("recipes", "recommend", "-i", "연두부,계란,생크림,버터", "-i", "칵테일새우", "--json").stdout)
     assert rec["items"][0]["title"] == "새우 두부 계란찜" and rec["items"][0]["missing_count"] == 0
+    assert 0 < rec["items"][0]["fridge_share"] <= 1 and rec["items"][0]["score"] == 1
     table = run("recipes", "recommend", "-i", "두부,계란,대파,우주먼지")
-    assert table.exit_code == 0 and "우주먼지" in table.stdout
+    assert table.exit_code == 0 and "우주먼지" in table.stdout and "uses" in table.stdout
     assert run("recipes", "recommend", "-i", " , ").exit_code == 2
 
     found = json.loads(run("recipes", "ingredients", "--search", "ㅅㅇ", "--json").stdout)
@@ -173,3 +174,23 @@ def test_bench_recommend_through_redis(monkeypatch: pytest.MonkeyPatch, redis_ur
                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["snapshot_store"] == "redis"
+
+
+def test_vocab_lists_what_does_not_fold(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lines = ["다진 마늘 5g", "두부작은것 1모", "브로컬리 50g", "오렌지 주스 30g", "오렌지주스 10g", "브로컬리잎 5g"]
+    sample = tmp_path / "list.json"
+    sample.write_text(json.dumps([{"id": "1", "title": "시험", "ingredients": lines},
+                                  {"id": "2", "title": "시험 둘", "ingredients": ["오렌지주스 10g"]}]),
+                      encoding="utf-8")
+    listed = run("recipes", "vocab", str(sample), "--json")
+    assert listed.exit_code == 0, listed.output
+    found = {u["name"]: u for u in json.loads(listed.stdout)}
+    # Folded names (마늘, 두부, 브로콜리) are not listed; the rest is, with how it was written.
+    assert set(found) == {"오렌지주스", "브로컬리잎"}
+    assert found["오렌지주스"]["recipes"] == 2 and found["오렌지주스"]["written"] == ["오렌지 주스", "오렌지주스"]
+    often = json.loads(run("recipes", "vocab", str(sample), "--min-recipes", "2", "--json").stdout)
+    assert [u["name"] for u in often] == ["오렌지주스"]
+    table = run("recipes", "vocab", str(sample))
+    assert table.exit_code == 0 and "2 names not folded" in table.stdout
+    assert run("recipes", "vocab", str(tmp_path / "missing.json")).exit_code == 2
+    assert run("recipes", "vocab", "--min-recipes", "0").exit_code == 2

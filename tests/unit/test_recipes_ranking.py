@@ -53,3 +53,42 @@ def test_snapshot_keeps_the_dishes() -> None:
     loaded = RecipeIndex.from_bytes(index.to_bytes())
     assert loaded.dishes.tolist() == index.dishes.tolist() == [0, 0, 1]
     assert [r.recipe_id for r in loaded.recommend(["두부", "대파"]).items] == [1, 3]
+
+
+def test_a_big_recipe_the_fridge_was_bought_for_comes_before_small_ready_ones() -> None:
+    stew = ["두부", "느타리버섯", "콩나물", "배추", "미나리", "돼지고기", "소고기", "당면", "조랭이떡", "양파", "대파",
+            "무", "고추", "다시마"]
+    recipes = [
+        (1, "맑은부대찌개", stew),
+        (2, "두부구이", ["두부"]),
+        (3, "된장국", ["두부", "양파", "대파"]),
+        (4, "콩나물무침", ["콩나물", "대파"]),
+        (5, "잡채", ["당면", "양파", "돼지고기", "시금치"]),
+        (6, "배추전", ["배추", "밀가루"]),
+    ]
+    index = index_of(recipes)
+    # Twelve of the stew's fourteen items, and nothing else: this fridge was bought for the stew.
+    fridge = [n for n in stew if n not in ("무", "다시마")]
+    result = index.recommend(fridge, limit=10)
+    first = result.items[0]
+    assert first.recipe_id == 1
+    assert (first.missing_count, first.missing, first.matched_count) == (2, ("다시마", "무"), 12)
+    assert first.fridge_share == 1.0 and first.score < 1.0
+    # The grouping is still there for a client to show: the ready dishes say so.
+    ready = [r for r in result.items if r.missing_count == 0]
+    assert {r.recipe_id for r in ready} == {2, 3, 4}
+    assert ReferenceScanner(index).recommend(fridge, limit=10) == [r.recipe_id for r in result.items]
+
+
+def test_using_the_fridge_never_outweighs_more_missing_items_than_fridge_items_used() -> None:
+    recipes = [
+        (1, "계란말이", ["달걀", "당근"]),  # missing 1, uses one item of the fridge
+        (2, "새우볶음밥", ["새우", "밥", "달걀", "대파"]),  # missing 2, uses two
+        (3, "파전", ["대파", "밀가루", "오징어", "부추", "당근"]),  # missing 4, uses one
+        (4, "두부조림", ["두부", "대파"]),  # ready
+    ]
+    index = index_of(recipes)
+    result = index.recommend(["두부", "달걀", "대파"], limit=10)
+    assert [r.recipe_id for r in result.items] == [4, 1, 2, 3]
+    assert [r.missing_count for r in result.items] == [0, 1, 2, 4]
+    assert all(0 < r.fridge_share <= 1 for r in result.items)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from f2f_cli.recipes.normalize import alias_table, canonical_name, info
+from f2f_cli.recipes.formats import parse_data
+from f2f_cli.recipes.index import IngredientRow, build_index
+from f2f_cli.recipes.normalize import CORE_ROLES, alias_table, canonical_name, info, known_names
 from f2f_cli.recipes.parse import parse_ingredient_lines
 from f2f_cli.recipes.quality import COMMON_SYNONYMS, NOISE_POOL
+from f2f_cli.recipes.unfolded import near_names
 
 
 @pytest.mark.parametrize(
@@ -77,3 +80,47 @@ def test_list_fragments_are_not_ingredients() -> None:
         ("파프리카", ""), ("", "10g"), ("고추", "15g"), ("파프리카", "30g"), ("", "25g씩")]
     # An empty canonical name is how build_record knows to drop the item.
     assert canonical_name("노란색") == canonical_name("빨강") == ""
+    assert canonical_name("재료") == canonical_name("주 재료") == ""  # a section label read as an item
+
+
+# Names as people write them on a list (issue 29): preparations, sizes, parts and misspellings fold.
+WRITTEN_ON_A_LIST = [
+    ("두부작은것", "두부"), ("두부 작은 것", "두부"), ("당근다진것", "당근"), ("어슷 썬 풋고추", "고추"),
+    ("데친 미나리", "미나리"), ("불린 당면", "당면"), ("삶은 달걀", "달걀"), ("채썬 양파", "양파"),
+    ("양파 큰것", "양파"), ("표고버섯 밑동", "표고버섯"), ("저염진간장", "간장"), ("브로컬리", "브로콜리"),
+    ("브로꼴리", "브로콜리"), ("청량고추", "청양고추"), ("소세지", "소시지"), ("굵은 면발 라면", "라면"),
+    ("쇠고기살코기", "소고기"), ("다진소고기", "소고기"), ("소고기(살치살", "소고기"),
+    ("무청시래기 불린 것", "무청시래기"),
+    ("파프리카(빨강", "파프리카"), ("숙주나물", "숙주"), ("가다랑어포", "가쓰오부시"), ("날콩가루", "콩가루"),
+    ("두릎", "두릅"), ("주먹밥데친꼬막살", "꼬막"), ("토마토페스트", "토마토페이스트"),
+]
+
+
+@pytest.mark.parametrize(("written", "canonical"), WRITTEN_ON_A_LIST)
+def test_names_written_on_a_list_fold(written: str, canonical: str) -> None:
+    assert canonical_name(written) == canonical
+
+
+def test_the_importer_and_the_fridge_fold_alike() -> None:
+    # The importer reads a recipe written one way; a fridge written the other way finds it, item for item.
+    lines = [f"{written} 10g" for written, _ in WRITTEN_ON_A_LIST]
+    record = parse_data([{"id": "1", "title": "모둠", "ingredients": lines}]).records[0]
+    assert [i.ingredient for i in record.items] == [canonical for _, canonical in WRITTEN_ON_A_LIST]
+    core = sorted({i.ingredient for i in record.items if i.role in CORE_ROLES})
+    index = build_index(stamp="t", recipes=[(1, "모둠", None)], core_pairs=[(1, n) for n in core],
+                        ingredients=[IngredientRow(n, "other", False) for n in core])
+    fridge = [written for written, _ in WRITTEN_ON_A_LIST]
+    result = index.recommend(fridge)
+    assert result.items[0].missing == () and result.items[0].matched_count == len(core)
+    assert set(result.unknown) == {"저염진간장"}  # a staple: never part of the match
+
+
+def test_mashed_garlic_stem_is_still_not_garlic() -> None:
+    assert canonical_name("다진 마늘종") == "마늘종" and canonical_name("마늘종 작은것") == "마늘종"
+    assert canonical_name("다진 마늘") == "마늘"
+
+
+def test_near_names_are_a_hint_for_long_names_only() -> None:
+    assert "브로콜리" in near_names("브로컬리", known_names())
+    assert near_names("마늘", known_names()) == ()  # short names are near everything
+    assert near_names("아스파라거", ["아스파라거스"]) == ("아스파라거스",)
