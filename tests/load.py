@@ -23,6 +23,8 @@ class Load:
         # judge the share of failures in a time window.
         self.failed_at: list[tuple[float, int]] = []
         self.sent_at: list[float] = []
+        # (sent, answered, path, status) of every request: latency per session (a Cluster shard's sessions).
+        self.requests: list[tuple[float, float, str, int]] = []
         self.acked: dict[str, set[str]] = {}
         self.acked_at: dict[tuple[str, str], float] = {}
         self.stale_reads = 0
@@ -79,12 +81,16 @@ class Load:
     async def _send(self, http: httpx.AsyncClient, method: str, url: str,
                     body: object | None = None) -> httpx.Response | None:
         self.sent += 1
-        self.sent_at.append(time.monotonic())
+        started = time.monotonic()
+        self.sent_at.append(started)
         try:
-            return await http.request(method, url, json=body)
+            r = await http.request(method, url, json=body)
         except httpx.HTTPError as exc:
             self.errors.append(f"{method} {type(exc).__name__}: {exc}")
+            self.requests.append((started, time.monotonic(), url, 0))
             return None  # a timeout or reset counts as a failed request
+        self.requests.append((started, time.monotonic(), url, r.status_code))
+        return r
 
     def _failed(self, what: str, r: httpx.Response | None) -> None:
         status = 0 if r is None else r.status_code

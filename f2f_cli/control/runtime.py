@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.clock import utcnow
@@ -35,7 +35,7 @@ from f2f_cli.control.specs import Authority, Marker, PhaseSpec, ReadFrom, spec_o
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError, WritesHeld
-from f2f_cli.redis.marker import markers_match, read_markers, write_markers
+from f2f_cli.redis.marker import markers_match, read_reachable_markers, write_markers
 from f2f_cli.stores.backed import BackedRedisStore
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualEvents, DualSessionStore
@@ -61,6 +61,8 @@ BacklogSource = Callable[[], Awaitable[int]]
 MISS_CHECK_SECONDS = 1.0
 BACKLOG_SAMPLE_SECONDS = 5.0
 BACKLOG_WINDOW_SECONDS = 10.0
+# A Cluster none of whose shards answered for this long (or two polls) is down as a whole: no shard holds.
+WHOLE_REDIS_SILENT_SECONDS = 2.0
 
 
 class FaultEvents:
@@ -71,6 +73,9 @@ class FaultEvents:
         self.failovers = 0
         self.rehydrated = 0
         self.restores = 0
+        # Writes held for a Cluster shard that was down: landed, answered 503 when the hold ran out.
+        self.shard_holds_landed = 0
+        self.shard_holds_failed = 0
 
 
 class PhaseRuntime:
@@ -88,6 +93,7 @@ class PhaseRuntime:
         failover_seconds: float = 5.0,
         backlog_source: BacklogSource | None = None,
         recovery_store: RedisSessionStore | None = None,
+        shard_hold_seconds: float = 0.0,
     ) -> None:
         self.engine = engine
         self.sql = sql
@@ -109,6 +115,7 @@ class PhaseRuntime:
         self.redis_state = RedisState.OK
         self.generation: str | None = None
         self.failover_seconds = failover_seconds
+        self.shard_hold = shard_hold_seconds
         self.fault_events = FaultEvents()
         self.last_backlog: int | None = None
         self.backlog_peak: int | None = None
@@ -346,6 +353,22 @@ class PhaseRuntime:
     def rehydrated(self) -> None:
         self.fault_events.rehydrated += 1
 
+    def shard_hold_seconds(self) -> float:
+        """Hold writes for a down shard only on a Cluster that answered lately (a request to another shard or
+        the poll's marker check): when all of Redis is gone the fleet-wide failover is the answer."""
+        store = self._marker_store()
+        if self.shard_hold <= 0 or store is None or not store.keys.cluster:
+            return 0.0
+        if time.monotonic() - self._redis_ok_mono > max(WHOLE_REDIS_SILENT_SECONDS, 2 * self.poll_seconds):
+            return 0.0
+        return self.shard_hold
+
+    def write_held(self, seconds: float, ok: bool) -> None:
+        if ok:
+            self.fault_events.shard_holds_landed += 1
+        else:
+            self.fault_events.shard_holds_failed += 1
+
     async def explain_miss(self) -> bool:
         """A miss Redis cannot explain: did Redis lose data? Checks the marker at most once per
         ``MISS_CHECK_SECONDS``; concurrent misses share that one check."""
@@ -412,11 +435,15 @@ class PhaseRuntime:
 
     async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
         try:
-            found = await read_markers(store.client, store.keys)
-        except (RedisError, OSError) as exc:
+            found, unreachable = await read_reachable_markers(store.client, store.keys)
+        except (RedisError, RedisClusterException, OSError) as exc:
             log.debug("marker check: Redis unreachable (%s)", exc)
             return None
+        # One shard down is not Redis down: the fleet-wide failover votes only when no primary answers. The
+        # markers of the shards that did not answer are checked once they do (promoted, or back empty).
         self.redis_reached()
+        if unreachable:
+            log.debug("marker check: %d Cluster shard(s) did not answer", unreachable)
         return found
 
     async def _check_marker(self, *, on_miss: bool = False) -> bool:

@@ -50,6 +50,7 @@ Mode = Literal["standalone", "sentinel", "cluster"]
 
 DEFAULT_MAX_CONNECTIONS = 100
 POOL_WAIT_SECONDS = 2.0
+TOPOLOGY_REFRESH_SECONDS = 0.25
 _TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 
 
@@ -224,6 +225,10 @@ def create_redis_for_url(
             **_tls_kwargs(target),
             **common,
             max_connections=max_connections or 100,
+            # A dead primary's slots move to its replica once the Cluster promotes it; writes held for that
+            # shard (stores/backed.py) land as soon as the client sees the new slot map, so refresh it
+            # sooner than redis-py's 1 s. One CLUSTER SLOTS per interval at most, however many commands fail.
+            topology_refresh_min_interval=TOPOLOGY_REFRESH_SECONDS,
         )
     sentinel_kwargs: dict[str, Any] = {
         "socket_connect_timeout": connect_timeout,
