@@ -36,6 +36,7 @@ from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError, WritesHeld
 from f2f_cli.redis.marker import markers_match, read_reachable_markers, write_markers
+from f2f_cli.redis.shards import Shard, ShardState, shard_states
 from f2f_cli.stores.backed import BackedRedisStore
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualEvents, DualSessionStore
@@ -120,6 +121,8 @@ class PhaseRuntime:
         self.last_backlog: int | None = None
         self.backlog_peak: int | None = None
         self.restore_progress: tuple[int, int] | None = None
+        # A Cluster's shards and their states, as of this instance's last poll in the redis phase.
+        self.shards: list[Shard] = []
         self._backlog_source = backlog_source
         # The restore pipelines thousands of copies per call: it needs a longer command timeout than requests.
         self._recovery_store = recovery_store
@@ -399,6 +402,7 @@ class PhaseRuntime:
     async def _fault_duties(self, spec: PhaseSpec, state: Control) -> None:
         if spec.marker is Marker.CHECK:
             await self._sample_backlog()
+            await self._sample_shards()
             await self._check_marker()
         elif spec.marker is Marker.KEEP:
             await self._keep_marker()
@@ -432,6 +436,22 @@ class PhaseRuntime:
         self._backlog_samples.append((now, sample))
         self.last_backlog = sample
         self.backlog_peak = max(n for _, n in self._backlog_samples)
+
+    async def _sample_shards(self) -> None:
+        """On a Cluster: each shard's state (``redis.shards``) for ``/metrics``; a change is logged."""
+        store = self._marker_store()
+        if store is None or not store.keys.cluster:
+            return
+        try:
+            shards = await shard_states(store.client) or []
+        except (RedisError, RedisClusterException, OSError) as exc:
+            log.debug("shard states: Redis unreachable (%s)", exc)
+            return
+        before = {s.primary: s.state for s in self.shards}
+        for shard in shards:
+            if shard.state is not ShardState.OK and before.get(shard.primary) is not shard.state:
+                log.warning("Redis Cluster shard %s (%d slots) is %s", shard.primary, shard.slots, shard.state)
+        self.shards = shards
 
     async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
         try:
