@@ -155,7 +155,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     )
 
 
-def _tls_kwargs(target: RedisTarget) -> dict[str, Any]:
+def tls_kwargs(target: RedisTarget) -> dict[str, Any]:
     if not target.ssl:
         return {}
     kwargs: dict[str, Any] = {"ssl": True}
@@ -222,7 +222,7 @@ def create_redis_for_url(
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
             **auth,
-            **_tls_kwargs(target),
+            **tls_kwargs(target),
             **common,
             max_connections=max_connections or 100,
             # A dead primary's slots move to its replica once the Cluster promotes it; writes held for that
@@ -235,10 +235,10 @@ def create_redis_for_url(
         "socket_timeout": command_timeout,
         "username": target.options.get("sentinel_username"),
         "password": target.options.get("sentinel_password"),
-        **_tls_kwargs(target),
+        **tls_kwargs(target),
     }
     sentinel = Sentinel(
-        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **common, **_tls_kwargs(target)
+        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **common, **tls_kwargs(target)
     )
     assert target.service_name is not None
     client = sentinel.master_for(target.service_name, redis_class=SentinelRedis, db=target.db, **auth)
