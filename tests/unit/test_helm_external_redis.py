@@ -48,7 +48,7 @@ def test_the_bundled_redis_stays_the_default() -> None:
 
 
 def test_two_redis_sources_fail_the_render() -> None:
-    with pytest.raises(helm_python.HelmError, match="one of url, cluster.nodes or sentinel.hosts"):
+    with pytest.raises(helm_python.HelmError, match=r"one of url, cluster\.nodes or sentinel\.hosts"):
         redis_url({"url": "redis://cache:6379/0", "cluster": {"nodes": ["c:7000"]}})
 
 
