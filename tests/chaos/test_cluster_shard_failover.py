@@ -33,8 +33,10 @@ from tests.servers import f2f_server, worker_process
 
 pytestmark = pytest.mark.chaos
 
-# Acknowledged writes older than this before a shard was lost must survive it (the backup lag is tens of ms).
-LAG_BOUND = 2.0
+# Acknowledged writes older than this before a shard was lost must survive it: what a lost shard may lose is
+# its undrained backup tail, and on a Cluster the backup lag under load is seconds today (p99 2.3 s at 1,000
+# writes/s in docs/BENCHMARKS.md; per-shard backup lag is issue #27's), so a 2 s bound fails on a busy box.
+LAG_BOUND = 5.0
 
 
 @dataclass
