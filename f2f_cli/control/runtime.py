@@ -64,6 +64,7 @@ BACKLOG_SAMPLE_SECONDS = 5.0
 BACKLOG_WINDOW_SECONDS = 10.0
 # A Cluster none of whose shards answered for this long (or two polls) is down as a whole: no shard holds.
 WHOLE_REDIS_SILENT_SECONDS = 2.0
+SHARD_SAMPLE_SECONDS = 1.0
 
 
 class FaultEvents:
@@ -443,8 +444,10 @@ class PhaseRuntime:
         if store is None or not store.keys.cluster:
             return
         try:
-            shards = await shard_states(store.client) or []
-        except (RedisError, RedisClusterException, OSError) as exc:
+            # Bounded: with every node hung it would ask each in turn, and the poll must still vote.
+            async with asyncio.timeout(SHARD_SAMPLE_SECONDS):
+                shards = await shard_states(store.client) or []
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             log.debug("shard states: Redis unreachable (%s)", exc)
             return
         before = {s.primary: s.state for s in self.shards}
