@@ -236,6 +236,9 @@ class Settings:
     # In the redis phase: fail the fleet over to SQL authority once a majority of live `serve` instances
     # have not reached Redis for this long (0 turns automatic failover off).
     redis_failover_seconds: float = _env("F2F_REDIS_FAILOVER_SECONDS", _float_between(0, 3600), default=5.0)
+    # In the redis phase on a Redis Cluster: how long a write to a shard whose primary is down is held while
+    # the Cluster promotes a replica (0 answers 503 at once). Keep it below the clients' request timeout.
+    redis_shard_hold_seconds: float = _env("F2F_REDIS_SHARD_HOLD_SECONDS", _float_between(0, 10), default=5.0)
     # How stale the costly /metrics gauges (session count, backup lag) may be.
     metrics_refresh_seconds: float = _env("F2F_METRICS_REFRESH_SECONDS", _float_between(0.001, 3600), default=15.0)
     # How long `f2f serve` drains in-flight requests after SIGTERM before closing the rest (1-300 s);

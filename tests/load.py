@@ -23,8 +23,8 @@ class Load:
         # judge the share of failures in a time window.
         self.failed_at: list[tuple[float, int]] = []
         self.sent_at: list[float] = []
-        # (sent, answered, status; 0 for no answer) of every request, by monotonic time.
-        self.requests: list[tuple[float, float, int]] = []
+        # (sent, answered, path, status) of every request: latency per session (a Cluster shard's sessions).
+        self.requests: list[tuple[float, float, str, int]] = []
         self.acked: dict[str, set[str]] = {}
         self.acked_at: dict[tuple[str, str], float] = {}
         self.stale_reads = 0
@@ -87,9 +87,9 @@ class Load:
             r = await http.request(method, url, json=body)
         except httpx.HTTPError as exc:
             self.errors.append(f"{method} {type(exc).__name__}: {exc}")
-            self.requests.append((started, time.monotonic(), 0))
+            self.requests.append((started, time.monotonic(), url, 0))
             return None  # a timeout or reset counts as a failed request
-        self.requests.append((started, time.monotonic(), r.status_code))
+        self.requests.append((started, time.monotonic(), url, r.status_code))
         return r
 
     def _failed(self, what: str, r: httpx.Response | None) -> None:
@@ -106,12 +106,12 @@ class Load:
     def first_served_after(self, start: float) -> float | None:
         """When the first request sent at or after ``start`` got a 2xx: the moment this instance was
         observed serving again (after a failover, its switch to the new authority)."""
-        ends = [end for sent, end, status in self.requests if sent >= start and 200 <= status < 300]
+        ends = [end for sent, end, _, status in self.requests if sent >= start and 200 <= status < 300]
         return min(ends) if ends else None
 
     def share_server_failures(self, start: float, end: float = float("inf")) -> tuple[int, int]:
         """(failed, sent) for requests sent in [start, end); failed: no answer or a 5xx."""
-        window = [status for sent, _, status in self.requests if start <= sent < end]
+        window = [status for sent, _, _, status in self.requests if start <= sent < end]
         return sum(1 for status in window if status == 0 or status >= 500), len(window)
 
     async def lost_list(self, base: str | None = None) -> list[tuple[str, str]]:

@@ -157,6 +157,23 @@ class RedisClusterServers:
                 return port
         raise RuntimeError(f"no live replica follows {primary_port}")
 
+    def slots_of(self, port: int) -> set[int]:
+        """The slots ``port`` serves now, as a live node sees them."""
+        for alive in self.alive_ports():
+            try:
+                with redis.Redis(host=HOST, port=alive, socket_timeout=2) as client:
+                    slots = client.execute_command("CLUSTER SLOTS")
+            except (redis.RedisError, OSError):
+                continue
+            return {s for entry in slots if int(entry[2][1]) == port for s in range(int(entry[0]), int(entry[1]) + 1)}
+        raise RuntimeError("no live cluster node answered CLUSTER SLOTS")
+
+    def wait_state_ok(self, timeout: float = 60.0) -> float:
+        """Wait until every live node reports ``cluster_state:ok``; the seconds it took."""
+        started = time.monotonic()
+        _wait(self._state_ok, "cluster_state:ok on every live node", timeout=timeout)
+        return time.monotonic() - started
+
     def kill(self, port: int) -> None:
         """SIGKILL one node: it loses everything it held (no persistence)."""
         self.node(port).kill()
@@ -188,11 +205,14 @@ class RedisClusterServers:
 
 def start_cluster(
     base: Path, ports: tuple[int, ...] | None = None, *, replicas: int = 0, node_timeout_ms: int | None = None,
+    full_coverage: bool = True,
 ) -> RedisClusterServers:
     """Three primaries (``replicas`` replicas each), created with ``redis-cli --cluster create``.
 
     ``node_timeout_ms`` is the Cluster's ``cluster-node-timeout`` (Redis' default is 15000): how long a
-    primary may be silent before its replica is promoted.
+    primary may be silent before its replica is promoted. ``full_coverage=False`` sets
+    ``cluster-require-full-coverage no``: a shard lost with its replicas stops only its own slots (with
+    Redis' default, ``yes``, the whole Cluster refuses every command).
     """
     ports = ports or (free_port(), free_port(), free_port())
     replica_ports: list[int] = []
@@ -202,6 +222,8 @@ def start_cluster(
             replica_ports.append(port)
     servers = RedisClusterServers(ports, replica_ports=tuple(replica_ports))
     extra = ["--cluster-node-timeout", str(node_timeout_ms)] if node_timeout_ms is not None else []
+    if not full_coverage:
+        extra += ["--cluster-require-full-coverage", "no"]
     try:
         for port in servers.all_ports:
             workdir = base / f"cluster-{port}"

@@ -36,6 +36,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_mp
 
 from f2f_cli.control.phase import Phase, RedisState
+from f2f_cli.redis.shards import ShardState
 from f2f_cli.stores.breaker import BreakerState
 
 if TYPE_CHECKING:
@@ -150,6 +151,16 @@ class Metrics:
             "f2f_redis_state", "1 for the fleet's Redis state (ok, recovering, failed-over) as this process sees it.",
             ["state"], multiprocess_mode="livemax", registry=r,
         )
+        # One series per Cluster shard (its primary) and state; the chart's F2FRedisShardDown alert watches it.
+        self.redis_shard_state = Gauge(
+            "f2f_redis_shard_state", "1 for the state (ok, failing-over, lost) of each Redis Cluster shard, "
+            "named by its primary, as this process last saw it.", ["shard", "state"],
+            multiprocess_mode="livemax", registry=r,
+        )
+        self.redis_shard_holds = Counter(
+            "f2f_redis_shard_held_writes", "Writes held for a Redis Cluster shard whose primary was down, by "
+            "outcome (landed after the promotion, or failed when the hold ran out).", ["outcome"], registry=r,
+        )
         self.sessions = Gauge(
             "f2f_sessions", "Live sessions in the store of the current phase (cached).",
             multiprocess_mode="mostrecent", registry=r,
@@ -196,6 +207,7 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._store_children: dict[tuple[str, str, str], Histogram] = {}
         self._seen: dict[str, int] = {}
+        self._shards_seen: set[str] = set()
         self._slow_at = float("-inf")
 
     @classmethod
@@ -276,6 +288,15 @@ class Metrics:
         self._advance(self.redis_restores, "restores", faults.restores)
         for rs in RedisState:
             self.redis_state.labels(rs.value).set(1 if runtime.redis_state is rs else 0)
+        self._advance(self.redis_shard_holds.labels("landed"), "holds_landed", faults.shard_holds_landed)
+        self._advance(self.redis_shard_holds.labels("failed"), "holds_failed", faults.shard_holds_failed)
+        current = {shard.primary: shard.state for shard in runtime.shards}
+        # A primary replaced by its replica no longer serves slots: its series drop to 0 rather than vanish
+        # (a multi-process gauge keeps its last value).
+        for primary in self._shards_seen | set(current):
+            for ss in ShardState:
+                self.redis_shard_state.labels(primary, ss.value).set(1 if current.get(primary) is ss else 0)
+        self._shards_seen |= set(current)
 
     def _advance(self, counter: Counter, key: str, total: int) -> None:
         delta = total - self._seen.get(key, 0)

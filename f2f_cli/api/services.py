@@ -92,6 +92,7 @@ class Services:
             poll_seconds=settings.phase_poll_seconds,
             instance_id=new_instance_id("serve"),
             failover_seconds=settings.redis_failover_seconds,
+            shard_hold_seconds=settings.redis_shard_hold_seconds,
             backlog_source=self._backlog_total,
             recovery_store=self.recovery_redis,
         )

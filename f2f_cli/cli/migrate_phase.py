@@ -173,6 +173,10 @@ def _render_faults(st: Status) -> None:
         console.print(line)
     if f.rpo_estimate is not None and f.redis_state != "ok":
         console.print(Text(f"estimated writes lost (RPO): {f.rpo_estimate} backup-stream entries"))
+    for shard in st.shards or []:
+        if shard.state != "ok":
+            console.print(Text(f"Redis Cluster shard {shard.primary} ({shard.slots} slots): {shard.state}",
+                               style="bold yellow"))
     if f.conflicts:
         console.print(Text(f"{f.conflicts} Redis writes lost to failover-time writes: see table "
                            f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))

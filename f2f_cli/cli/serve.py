@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import shutil
@@ -17,6 +18,7 @@ from f2f_cli.cli.common import cli_errors, load_settings, stdout
 from f2f_cli.db import migrate as schema
 from f2f_cli.errors import ConfigError, SchemaNotReady
 from f2f_cli.logs import logging_config
+from f2f_cli.redis.seeds import check_cluster_seeds
 
 if TYPE_CHECKING:
     from uvicorn import Config
@@ -82,6 +84,9 @@ def serve(
     settings = load_settings(database=False)  # creates and migrates the embedded SQLite file
     if settings.metrics_port == port:
         raise ConfigError(f"F2F_METRICS_PORT={port} is the API port: give /metrics a port of its own")
+    if settings.redis_url:
+        # A Cluster URL naming a replica, another Cluster's node or a standalone Redis: exit 2, naming it.
+        asyncio.run(check_cluster_seeds(settings.redis_url, seconds=settings.redis_connect_timeout + 1))
     if settings.is_sqlite:
         schema.upgrade(settings.database_url)
     else:

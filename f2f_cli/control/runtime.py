@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.clock import utcnow
@@ -35,7 +35,8 @@ from f2f_cli.control.specs import Authority, Marker, PhaseSpec, ReadFrom, spec_o
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError, WritesHeld
-from f2f_cli.redis.marker import markers_match, read_markers, write_markers
+from f2f_cli.redis.marker import markers_match, read_reachable_markers, write_markers
+from f2f_cli.redis.shards import Shard, ShardState, shard_states
 from f2f_cli.stores.backed import BackedRedisStore
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualEvents, DualSessionStore
@@ -61,6 +62,9 @@ BacklogSource = Callable[[], Awaitable[int]]
 MISS_CHECK_SECONDS = 1.0
 BACKLOG_SAMPLE_SECONDS = 5.0
 BACKLOG_WINDOW_SECONDS = 10.0
+# A Cluster none of whose shards answered for this long (or two polls) is down as a whole: no shard holds.
+WHOLE_REDIS_SILENT_SECONDS = 2.0
+SHARD_SAMPLE_SECONDS = 1.0
 
 
 class FaultEvents:
@@ -71,6 +75,9 @@ class FaultEvents:
         self.failovers = 0
         self.rehydrated = 0
         self.restores = 0
+        # Writes held for a Cluster shard that was down: landed, answered 503 when the hold ran out.
+        self.shard_holds_landed = 0
+        self.shard_holds_failed = 0
 
 
 class PhaseRuntime:
@@ -88,6 +95,7 @@ class PhaseRuntime:
         failover_seconds: float = 5.0,
         backlog_source: BacklogSource | None = None,
         recovery_store: RedisSessionStore | None = None,
+        shard_hold_seconds: float = 0.0,
     ) -> None:
         self.engine = engine
         self.sql = sql
@@ -109,10 +117,13 @@ class PhaseRuntime:
         self.redis_state = RedisState.OK
         self.generation: str | None = None
         self.failover_seconds = failover_seconds
+        self.shard_hold = shard_hold_seconds
         self.fault_events = FaultEvents()
         self.last_backlog: int | None = None
         self.backlog_peak: int | None = None
         self.restore_progress: tuple[int, int] | None = None
+        # A Cluster's shards and their states, as of this instance's last poll in the redis phase.
+        self.shards: list[Shard] = []
         self._backlog_source = backlog_source
         # The restore pipelines thousands of copies per call: it needs a longer command timeout than requests.
         self._recovery_store = recovery_store
@@ -346,6 +357,22 @@ class PhaseRuntime:
     def rehydrated(self) -> None:
         self.fault_events.rehydrated += 1
 
+    def shard_hold_seconds(self) -> float:
+        """Hold writes for a down shard only on a Cluster that answered lately (a request to another shard or
+        the poll's marker check): when all of Redis is gone the fleet-wide failover is the answer."""
+        store = self._marker_store()
+        if self.shard_hold <= 0 or store is None or not store.keys.cluster:
+            return 0.0
+        if time.monotonic() - self._redis_ok_mono > max(WHOLE_REDIS_SILENT_SECONDS, 2 * self.poll_seconds):
+            return 0.0
+        return self.shard_hold
+
+    def write_held(self, seconds: float, ok: bool) -> None:
+        if ok:
+            self.fault_events.shard_holds_landed += 1
+        else:
+            self.fault_events.shard_holds_failed += 1
+
     async def explain_miss(self) -> bool:
         """A miss Redis cannot explain: did Redis lose data? Checks the marker at most once per
         ``MISS_CHECK_SECONDS``; concurrent misses share that one check."""
@@ -376,6 +403,7 @@ class PhaseRuntime:
     async def _fault_duties(self, spec: PhaseSpec, state: Control) -> None:
         if spec.marker is Marker.CHECK:
             await self._sample_backlog()
+            await self._sample_shards()
             await self._check_marker()
         elif spec.marker is Marker.KEEP:
             await self._keep_marker()
@@ -410,13 +438,35 @@ class PhaseRuntime:
         self.last_backlog = sample
         self.backlog_peak = max(n for _, n in self._backlog_samples)
 
+    async def _sample_shards(self) -> None:
+        """On a Cluster: each shard's state (``redis.shards``) for ``/metrics``; a change is logged."""
+        store = self._marker_store()
+        if store is None or not store.keys.cluster:
+            return
+        try:
+            # Bounded: with every node hung it would ask each in turn, and the poll must still vote.
+            async with asyncio.timeout(SHARD_SAMPLE_SECONDS):
+                shards = await shard_states(store.client) or []
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+            log.debug("shard states: Redis unreachable (%s)", exc)
+            return
+        before = {s.primary: s.state for s in self.shards}
+        for shard in shards:
+            if shard.state is not ShardState.OK and before.get(shard.primary) is not shard.state:
+                log.warning("Redis Cluster shard %s (%d slots) is %s", shard.primary, shard.slots, shard.state)
+        self.shards = shards
+
     async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
         try:
-            found = await read_markers(store.client, store.keys)
-        except (RedisError, OSError) as exc:
+            found, unreachable = await read_reachable_markers(store.client, store.keys)
+        except (RedisError, RedisClusterException, OSError) as exc:
             log.debug("marker check: Redis unreachable (%s)", exc)
             return None
+        # One shard down is not Redis down: the fleet-wide failover votes only when no primary answers. The
+        # markers of the shards that did not answer are checked once they do (promoted, or back empty).
         self.redis_reached()
+        if unreachable:
+            log.debug("marker check: %d Cluster shard(s) did not answer", unreachable)
         return found
 
     async def _check_marker(self, *, on_miss: bool = False) -> bool:

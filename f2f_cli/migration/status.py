@@ -7,6 +7,7 @@ the backup backlog is and whether a worker drains it, and what to run next (``ad
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from f2f_cli.db.schema import f2f_instances, f2f_phase_history
 from f2f_cli.errors import F2FError
 from f2f_cli.migration import checkpoint as checkpoints
 from f2f_cli.migration.backfill import CHECKPOINT
+from f2f_cli.redis.client import REDIS_FAILURES
+from f2f_cli.redis.shards import Shard, ShardState, shard_states
 from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 
@@ -65,6 +68,8 @@ class Status:
     instances_aged_out: int = 0
     redis_copy: str = ""
     advice: list[str] = field(default_factory=list)
+    # A Redis Cluster's shards (primary, slots, ok / failing-over / lost); None when Redis is not a Cluster.
+    shards: list[Shard] | None = None
 
 
 CONFLICT_REPORT = "f2f_failover_conflicts"
@@ -121,6 +126,9 @@ async def collect(
                            state.restore_total, total, CONFLICT_REPORT, latest)
     status.sql_sessions = await sql.count()
     if redis is not None:
+        # Before the count: a count scans every primary and fails while one shard is down.
+        with contextlib.suppress(*REDIS_FAILURES):
+            status.shards = await shard_states(redis.client)
         try:
             status.redis_sessions = await redis.count()
             lag = await backup_lag(redis.client, redis.keys)
@@ -212,6 +220,15 @@ def advice(st: Status, now: datetime) -> list[str]:
     if spec_of(c.phase).backup_stream and draining_matters and st.workers_live == 0:
         age = f", oldest {st.backlog_age_s:.0f}s old" if st.backlog_age_s is not None else ""
         out.append(f"no live 'f2f worker': the backup is not drained (backlog {st.backup_backlog}{age}); start one")
+    for shard in st.shards or []:
+        if shard.state is ShardState.FAILING_OVER:
+            out.append(f"Redis Cluster shard {shard.primary} ({shard.slots} slots) is failing over: its primary is "
+                       "down and the Cluster is promoting a replica; its sessions are read from the SQL backup and "
+                       "their writes held meanwhile (503 past F2F_REDIS_SHARD_HOLD_SECONDS)")
+        elif shard.state is ShardState.LOST:
+            out.append(f"Redis Cluster shard {shard.primary} ({shard.slots} slots) is LOST (primary and replicas "
+                       "down): its sessions are read from the SQL backup, their writes fail; start the node again "
+                       "(empty is fine: the fleet restores it from the backup) or give its slots to another primary")
     if spec_of(c.phase).repairs_redis and not c.redis_trusted:
         out.append("Redis copy untrusted: instances repair it in the background, or run 'f2f migrate repair'")
     return out

@@ -50,6 +50,7 @@ Mode = Literal["standalone", "sentinel", "cluster"]
 
 DEFAULT_MAX_CONNECTIONS = 100
 POOL_WAIT_SECONDS = 2.0
+TOPOLOGY_REFRESH_SECONDS = 0.25
 _TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 
 
@@ -154,7 +155,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     )
 
 
-def _tls_kwargs(target: RedisTarget) -> dict[str, Any]:
+def tls_kwargs(target: RedisTarget) -> dict[str, Any]:
     if not target.ssl:
         return {}
     kwargs: dict[str, Any] = {"ssl": True}
@@ -221,19 +222,23 @@ def create_redis_for_url(
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
             **auth,
-            **_tls_kwargs(target),
+            **tls_kwargs(target),
             **common,
             max_connections=max_connections or 100,
+            # A dead primary's slots move to its replica once the Cluster promotes it; writes held for that
+            # shard (stores/backed.py) land as soon as the client sees the new slot map, so refresh it
+            # sooner than redis-py's 1 s. One CLUSTER SLOTS per interval at most, however many commands fail.
+            topology_refresh_min_interval=TOPOLOGY_REFRESH_SECONDS,
         )
     sentinel_kwargs: dict[str, Any] = {
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": command_timeout,
         "username": target.options.get("sentinel_username"),
         "password": target.options.get("sentinel_password"),
-        **_tls_kwargs(target),
+        **tls_kwargs(target),
     }
     sentinel = Sentinel(
-        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **common, **_tls_kwargs(target)
+        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **common, **tls_kwargs(target)
     )
     assert target.service_name is not None
     client = sentinel.master_for(target.service_name, redis_class=SentinelRedis, db=target.db, **auth)

@@ -12,9 +12,11 @@ look as if it lost data; the cost is one needless restore (version-guarded, so h
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio.cluster import RedisCluster
 
-from f2f_cli.redis.client import RedisClient
+from f2f_cli.redis.client import REDIS_FAILURES, RedisClient
 from f2f_cli.redis.keys import RedisKeys
 
 
@@ -39,6 +41,28 @@ async def read_markers(client: RedisClient, keys: RedisKeys) -> list[str | None]
         pipe.get(name)
     values = await pipe.execute()
     return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+
+async def read_reachable_markers(client: RedisClient, keys: RedisKeys) -> tuple[list[str | None], int]:
+    """The markers of the primaries that answer, and how many did not (a Cluster shard failing over or
+    lost). Raises the first error when none answered: Redis as a whole is unreachable."""
+    if not isinstance(client, RedisCluster):
+        return await read_markers(client, keys), 0
+    if not client.nodes_manager.slots_cache:
+        await client.initialize()
+    replies = await asyncio.gather(*(client.get(name) for name in marker_keys(client, keys)), return_exceptions=True)
+    found: list[str | None] = []
+    errors: list[BaseException] = []
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            if not isinstance(reply, REDIS_FAILURES):
+                raise reply
+            errors.append(reply)
+        else:
+            found.append(reply.decode() if isinstance(reply, bytes) else reply)
+    if errors and not found:
+        raise errors[0]
+    return found, len(errors)
 
 
 async def write_markers(client: RedisClient, keys: RedisKeys, value: str, *, only_missing: bool = False) -> None:

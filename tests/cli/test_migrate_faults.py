@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 
 import psycopg
 
 from tests.cli.conftest import Invoke
+from tests.redis_servers import HOST, RedisClusterServers
 
 
 def _sql(pg_url: str, *statements: str) -> None:
@@ -36,3 +39,28 @@ def test_status_shows_recovery_and_conflicts(invoke: Invoke, pg_url: str, redis_
     r = invoke("migrate", "to", "redis", "--yes", env=env)
     assert r.exit_code == 1
     assert "Redis is recovering" in " ".join(r.output.split())
+
+
+def test_status_names_a_cluster_shard_failing_over_or_lost(
+    invoke: Invoke, pg_url: str, redis_prefix: str, redis_cluster_factory: Callable[..., RedisClusterServers],
+) -> None:
+    cluster = redis_cluster_factory(replicas=1, node_timeout_ms=1000, full_coverage=False)
+    env = {"F2F_DATABASE_URL": pg_url, "F2F_REDIS_URL": cluster.url, "F2F_REDIS_KEY_PREFIX": redis_prefix}
+    _sql(pg_url, "UPDATE f2f_control SET phase='redis'")
+    first = cluster.primary_ports()[0]
+    slots = len(cluster.slots_of(first))
+    cluster.kill(cluster.replica_of(first))
+    cluster.kill(first)
+    deadline = time.monotonic() + 60
+    while True:  # the Cluster flags the node failing after its node timeout
+        r = invoke("migrate", "status", "--json", env=env)
+        shards = {s["primary"]: s["state"] for s in json.loads(r.output)["shards"]}
+        if shards.get(f"{HOST}:{first}") == "lost" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert shards[f"{HOST}:{first}"] == "lost"
+    assert sorted(shards.values()).count("ok") == 2
+    r = invoke("migrate", "status", env=env)
+    text = " ".join(r.output.split())
+    assert f"Redis Cluster shard {HOST}:{first} ({slots} slots): lost" in text
+    assert f"Redis Cluster shard {HOST}:{first} ({slots} slots) is LOST" in text  # the advice

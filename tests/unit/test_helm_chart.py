@@ -442,7 +442,8 @@ def test_purge_cronjob(name: str, values: dict[str, Any]) -> None:
          {"name": "f2f-redis", "key": "redis-password"}),
         ("sentinel", f"redis+sentinel://:$(REDIS_PASSWORD)@{RELEASE}-redis.{NAMESPACE}.svc:26379/mymaster",
          {"name": "f2f-redis", "key": "redis-password"}),
-        ("external-cluster", "redis+cluster://:$(REDIS_PASSWORD)@redis-cluster.cache.svc:7000",
+        ("external-cluster", "redis+cluster://:$(REDIS_PASSWORD)@redis-cluster-0.redis-cluster.cache.svc:7000,"
+         "redis-cluster-1.redis-cluster.cache.svc:7000",
          {"name": "f2f-redis", "key": "password"}),
     ],
 )

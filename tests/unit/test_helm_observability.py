@@ -27,6 +27,7 @@ ALERTS = {
     "F2FHighErrorRatio",
     "F2FInstanceOnOldEpoch",
     "F2FRedisAutoFailover",
+    "F2FRedisShardDown",
 }
 
 
@@ -112,6 +113,9 @@ def test_prometheus_rule_has_the_alerts_the_operators_need() -> None:
     assert "f2f_redis_failovers_total" in by_name["F2FRedisAutoFailover"]["expr"]
     assert "for" not in by_name["F2FRedisAutoFailover"]  # an event: fire at once
     assert "$labels.pod" in by_name["F2FInstanceOnOldEpoch"]["annotations"]["summary"]
+    assert 'f2f_redis_shard_state{' in by_name["F2FRedisShardDown"]["expr"]
+    assert 'state!="ok"' in by_name["F2FRedisShardDown"]["expr"]
+    assert "$labels.shard" in by_name["F2FRedisShardDown"]["annotations"]["summary"]
 
 
 # The PrometheusRule spec as the Prometheus Operator's CRD (monitoring.coreos.com/v1) types it: no CRD
@@ -178,7 +182,8 @@ def test_every_metric_in_the_rules_is_exported(exported: set[str]) -> None:
             used |= names
     assert used - exported == set()
     assert {"f2f_backup_stream_oldest_age_seconds", "f2f_redis_trusted", "f2f_redis_circuit_state",
-            "f2f_http_requests_total", "f2f_phase_epoch", "f2f_redis_failovers_total"} <= used
+            "f2f_http_requests_total", "f2f_phase_epoch", "f2f_redis_failovers_total",
+            "f2f_redis_shard_state"} <= used
 
 
 def dashboard_configmap() -> dict[str, Any]:

@@ -61,6 +61,8 @@ def test_database_urls_are_normalised(raw: str, expected: str) -> None:
         ("F2F_REDIS_FAILOVER_SECONDS", "3601"),
         ("F2F_REDIS_FAILOVER_SECONDS", "nan"),
         ("F2F_REDIS_FAILOVER_SECONDS", "soon"),
+        ("F2F_REDIS_SHARD_HOLD_SECONDS", "-0.1"),
+        ("F2F_REDIS_SHARD_HOLD_SECONDS", "11"),
     ],
 )
 def test_invalid_values_name_the_variable(name: str, value: str) -> None:
@@ -153,3 +155,8 @@ def test_ingredient_length_cannot_exceed_the_sql_column() -> None:
 def test_failover_seconds_default_and_off() -> None:
     assert Settings.from_env({}, env_file=None).redis_failover_seconds == 5.0
     assert Settings.from_env({"F2F_REDIS_FAILOVER_SECONDS": "0"}, env_file=None).redis_failover_seconds == 0.0
+
+
+def test_shard_hold_default_and_off() -> None:
+    assert Settings.from_env({}, env_file=None).redis_shard_hold_seconds == 5.0
+    assert Settings.from_env({"F2F_REDIS_SHARD_HOLD_SECONDS": "0"}, env_file=None).redis_shard_hold_seconds == 0.0

@@ -141,7 +141,20 @@ false ("<redis fullname>-client"); f2f's pods that talk to Redis carry it then, 
 {{/* "bundled", "external", or "" when f2f runs without Redis. */}}
 {{- define "f2f.redis.mode" -}}
 {{- if .Values.redis.enabled }}bundled
-{{- else if or .Values.externalRedis.url .Values.externalRedis.existingSecretUrlKey }}external
+{{- else if or .Values.externalRedis.url .Values.externalRedis.existingSecretUrlKey (include "f2f.redis.builtUrl" .) }}external
+{{- end }}
+{{- end }}
+
+{{/* The external Redis URL built from externalRedis.cluster or externalRedis.sentinel (no password), or "". */}}
+{{- define "f2f.redis.builtUrl" -}}
+{{- $r := .Values.externalRedis }}
+{{- $tls := ternary "rediss" "redis" (default false $r.tls) }}
+{{- $nodes := dig "cluster" "nodes" list $r }}
+{{- $sentinels := dig "sentinel" "hosts" list $r }}
+{{- if $nodes }}
+{{- printf "%s+cluster://%s" $tls (join "," $nodes) }}
+{{- else if $sentinels }}
+{{- printf "%s+sentinel://%s/%s/%d" $tls (join "," $sentinels) (dig "sentinel" "masterSet" "mymaster" $r) (int (dig "sentinel" "db" 0 $r)) }}
 {{- end }}
 {{- end }}
 
@@ -176,8 +189,8 @@ false ("<redis fullname>-client"); f2f's pods that talk to Redis carry it then, 
 {{- $port := dig "master" "service" "ports" "redis" 6379 .Values.redis }}
 {{- printf "redis://%s%s-master.%s.svc:%d/0" $auth $host $ns (int $port) }}
 {{- end }}
-{{- else if and .Values.externalRedis.url (not .Values.externalRedis.existingSecretUrlKey) }}
-{{- $url := .Values.externalRedis.url }}
+{{- else if and (or .Values.externalRedis.url (include "f2f.redis.builtUrl" .)) (not .Values.externalRedis.existingSecretUrlKey) }}
+{{- $url := default (include "f2f.redis.builtUrl" .) .Values.externalRedis.url }}
 {{- $parts := splitn "://" 2 $url }}
 {{- if contains "@" $parts._1 }}
 {{- fail "externalRedis.url must not contain credentials: set externalRedis.password or existingSecret" }}
@@ -210,7 +223,14 @@ false ("<redis fullname>-client"); f2f's pods that talk to Redis carry it then, 
 {{- if and (not .Values.database.existingSecret) (not .Values.database.url) }}
 {{- fail "set database.url (a PostgreSQL URL) or database.existingSecret" }}
 {{- end }}
-{{- if and .Values.redis.enabled (or .Values.externalRedis.url .Values.externalRedis.existingSecretUrlKey) }}
+{{- $sources := 0 }}
+{{- range $set := list .Values.externalRedis.url (dig "cluster" "nodes" list .Values.externalRedis) (dig "sentinel" "hosts" list .Values.externalRedis) }}
+{{- if $set }}{{ $sources = add1 $sources }}{{ end }}
+{{- end }}
+{{- if gt (int $sources) 1 }}
+{{- fail "externalRedis: give one of url, cluster.nodes or sentinel.hosts" }}
+{{- end }}
+{{- if and .Values.redis.enabled (or .Values.externalRedis.url .Values.externalRedis.existingSecretUrlKey (include "f2f.redis.builtUrl" .)) }}
 {{- fail "choose one Redis: redis.enabled (bundled) or externalRedis, not both" }}
 {{- end }}
 {{- if and (ne .Values.phase "postgres") (not (include "f2f.redis.mode" .)) }}

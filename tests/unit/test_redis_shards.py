@@ -1,0 +1,21 @@
+"""Cluster shard states from a ``CLUSTER NODES`` reply (no server)."""
+
+from __future__ import annotations
+
+from f2f_cli.redis.shards import Shard, ShardState, shards_from_nodes
+
+
+def test_shards_are_classified_from_cluster_nodes() -> None:
+    nodes = {
+        "127.0.0.1:7000@17000": {"node_id": "a", "flags": "master,fail", "master_id": "-", "slots": [["0", "99"]]},
+        "127.0.0.2:7000": {"node_id": "b", "flags": "slave", "master_id": "a", "slots": []},
+        "127.0.0.3:7000": {"node_id": "c", "flags": "myself,master", "master_id": "-", "slots": [["100", "16383"]]},
+        "127.0.0.4:7000": {"node_id": "d", "flags": "master,pfail", "master_id": "-", "slots": [["5", "5"]]},
+        "127.0.0.5:7000": {"node_id": "e", "flags": "slave,fail", "master_id": "d", "slots": []},
+        "127.0.0.6:7000": {"node_id": "f", "flags": "master,fail", "master_id": "-", "slots": []},  # replaced
+    }
+    assert shards_from_nodes(nodes) == [
+        Shard("127.0.0.1:7000", 100, ShardState.FAILING_OVER),
+        Shard("127.0.0.3:7000", 16284, ShardState.OK),
+        Shard("127.0.0.4:7000", 1, ShardState.LOST),
+    ]
