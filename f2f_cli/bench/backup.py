@@ -509,14 +509,12 @@ async def _write_at_rate(env: dict[str, str], ids: Sequence[str], rate: int, sec
     Cluster), without decoding the replies into sessions."""
     from redis.exceptions import RedisError
 
-    from f2f_cli.redis.keys import BACKUP_GROUP
     from f2f_cli.redis.scripts import WRITE
-    from f2f_cli.stores.redis import DEFAULT_BACKUP_MAX_ENTRIES, RedisSessionStore
+    from f2f_cli.stores.redis import RedisSessionStore
 
     settings = Settings.from_env(env, env_file=None)
     store = RedisSessionStore.from_settings(settings, backup_stream=True)
     client, keys = store.client, store.keys
-    ttl_ms, limit = settings.session_ttl_seconds * 1000, settings.max_ingredients
     written = errors = backlog_max = 0
     stream = None if keys.cluster else keys.backup_streams()[0]
     try:
@@ -529,9 +527,8 @@ async def _write_at_rate(env: dict[str, str], ids: Sequence[str], rate: int, sec
                 first = written + errors
                 for i in range(first, first + due):
                     sid = ids[i % len(ids)]
-                    pipe.execute_command("EVALSHA", sha, 2, keys.session(sid), keys.backup_stream(sid), "a", ttl_ms,
-                                         limit, DEFAULT_BACKUP_MAX_ENTRIES, BACKUP_GROUP, sid,
-                                         _ADD_NAMES[i % len(_ADD_NAMES)])  # fmt: skip
+                    call_keys, call_args = store.write_call("a", sid, (_ADD_NAMES[i % len(_ADD_NAMES)],))
+                    pipe.execute_command("EVALSHA", sha, len(call_keys), *call_keys, *call_args)
                 replies = await pipe.execute(raise_on_error=False)
                 marks = []
                 for i, reply in zip(range(first, first + due), replies, strict=True):
