@@ -6,9 +6,10 @@ stream (one on standalone/Sentinel, one per hash slot on a Cluster, see
 
 1. every ``claim_interval``: XAUTOCLAIM entries another consumer left pending
    longer than ``claim_idle_ms`` (a worker that died mid-batch);
-2. XREADGROUP a batch of new entries (BLOCK on a single stream; on a Cluster a
-   pipelined read of only the slot streams the backup index names, see
-   ``redis_keys``, then a short idle sleep when nothing came);
+2. XREADGROUP a batch of new entries (BLOCK on a single stream; on a Cluster one
+   pipelined read of each primary's node stream plus the few fallback slot
+   streams the backup index names, see ``redis.node_streams``, then a short idle sleep
+   when nothing came);
 3. apply the batch to SQL in one transaction: coalesced to the newest copy per
    session, set-based and version-guarded (``backup.apply``). **While it
    commits, the next batch is already being read** (pipelined);
@@ -51,7 +52,8 @@ from f2f_cli.control import phase as control
 from f2f_cli.errors import StoreUnavailable
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, is_cluster
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
-from f2f_cli.redis.scripts import ACK_DELETE
+from f2f_cli.redis.scripts import ACK_DELETE, READ_GROUP
+from f2f_cli.redis.node_streams import NodeStreams
 from f2f_cli.settings import Settings
 
 log = logging.getLogger("f2f.worker")
@@ -159,6 +161,29 @@ async def backup_lag(client: RedisClient, keys: RedisKeys) -> BackupLag:
         raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
 
 
+async def backlog_per_primary(client: RedisClient, keys: RedisKeys) -> dict[str, int]:
+    """Entries not yet committed, per primary (``host:port``; one Redis: ``"redis"``): its node stream and
+    the indexed fallback streams it serves. Cheap (a few XLEN), unlike :func:`backup_lag`, which reads every
+    slot stream; what only the periodic sweep would find (a lost index entry) is not counted here."""
+    if not keys.cluster:
+        return {"redis": int(await client.xlen(keys.backup_streams()[0]))}
+    if NodeStreams.needs_map(client):
+        await client.initialize()
+    cluster: Any = client
+    streams = list(dict.fromkeys([
+        *NodeStreams(keys).streams(client).values(),
+        *(keys.slot_stream(int(m)) for m in await client.smembers(keys.backup_index)),
+    ]))  # fmt: skip
+    pipe = client.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xlen(stream)
+    per: dict[str, int] = {}
+    for stream, n in zip(streams, await pipe.execute(), strict=True):
+        node = cluster.nodes_manager.get_node_from_slot(keys.backup_slot_of_stream(stream))
+        per[node.name] = per.get(node.name, 0) + int(n)
+    return per
+
+
 def _is_nogroup(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
 
@@ -184,6 +209,8 @@ class BackupWorker:
         self.host = host
         self.stats = WorkerStats()
         self._ack = self.redis.register_script(ACK_DELETE)
+        self._read_group = self.redis.register_script(READ_GROUP)
+        self._node_streams = NodeStreams(self.keys)
         self._started_at = utcnow()
         self._last_claim = -math.inf
         self._last_heartbeat = -math.inf
@@ -205,6 +232,7 @@ class BackupWorker:
         for start in range(0, len(streams), 2000):
             await self._create_groups(streams[start : start + 2000])
         await self.redis.script_load(ACK_DELETE)
+        await self.redis.script_load(READ_GROUP)
         if self.keys.cluster:
             await self._sweep()
 
@@ -241,7 +269,7 @@ class BackupWorker:
         backlog = await self._backlog()
         log.info(
             "worker %s started: %s, %d stream(s), batch %d, backlog %d entries",
-            self.consumer, "Redis Cluster (indexed slot streams)" if self.keys.cluster else "one stream",
+            self.consumer, "Redis Cluster (a stream per primary)" if self.keys.cluster else "one stream",
             len(self.keys.backup_streams()), self.options.batch_size, backlog,
         )  # fmt: skip
         backoff = 0.1
@@ -332,27 +360,38 @@ class BackupWorker:
         return _flatten(reply)
 
     async def _indexed_streams(self) -> list[str]:
-        """Cluster: the slot streams the index says may hold entries (at most ``batch_size``, rotating)."""
+        """Cluster: every primary's node stream, then the slot streams the index says may hold entries
+        (writes that fell back to their slot's stream, see ``redis.node_streams``; at most ``batch_size``, rotating)."""
         if time.monotonic() >= self._next_slice_at:
             await self._sweep_slice()
+        nodes = list(dict.fromkeys(self._node_streams.streams(self.redis).values()))
         slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
             slots = (slots[self._rotate :] + slots[: self._rotate])[: self.options.batch_size]
-        return [self.keys.slot_stream(slot) for slot in slots]
+        known = set(nodes)
+        return nodes + [s for s in (self.keys.slot_stream(slot) for slot in slots) if s not in known]
 
     async def _read_cluster(self) -> list[Entry]:
         streams = await self._indexed_streams()
         if not streams:
             return []
+        nodes = set(self._node_streams.streams(self.redis).values())
         per_stream = max(1, self.options.batch_size // len(streams))
-        pipe = self.redis.pipeline(transaction=False)
-        for stream in streams:
-            pipe.xreadgroup(BACKUP_GROUP, self.consumer, {stream: ">"}, count=per_stream)
+        replies: list[Any] = []
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            for stream in streams:
+                pipe.execute_command("EVALSHA", self._read_group.sha, 1, stream, BACKUP_GROUP, self.consumer,
+                                     per_stream)  # fmt: skip
+            replies = await pipe.execute(raise_on_error=False)
+            if attempt or not any(isinstance(r, BaseException) and _is_noscript(r) for r in replies):
+                break
+            await self.redis.script_load(READ_GROUP)  # a restarted Redis forgot it
         entries: list[Entry] = []
         idle: list[str] = []
         lost: list[str] = []
-        for stream, reply in zip(streams, await pipe.execute(raise_on_error=False), strict=True):
+        for stream, reply in zip(streams, replies, strict=True):
             if isinstance(reply, BaseException):
                 if not _is_nogroup(reply):
                     raise reply
@@ -360,7 +399,7 @@ class BackupWorker:
                 continue
             got = _flatten(reply)
             entries.extend(got)
-            if not got:
+            if not got and stream not in nodes:
                 idle.append(stream)
         if lost:
             await self._recreate_group(lost)
@@ -564,6 +603,8 @@ def _flatten(reply: Any) -> list[Entry]:
         if messages and isinstance(messages[0], list) and not isinstance(messages[0][0], bytes | str):
             messages = messages[0]  # RESP3 shape
         for eid, fields in messages:
+            if isinstance(fields, list):  # raw from a script: field, value, field, value ...
+                fields = dict(zip(fields[0::2], fields[1::2], strict=True))
             if fields:
                 entries.append((_as_text(stream), _as_text(eid), fields))
     return entries

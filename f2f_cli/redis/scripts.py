@@ -22,25 +22,38 @@ from __future__ import annotations
 
 META_FIELDS = 3  # " v", " c", " u" on a live session
 
-# Shared head of every write: clock, backup-stream guard.
-_PRELUDE = r"""
+# Shared head of every write: clock, backup-stream choice and guard.
+# The shebang lets the script touch its node's backup stream, a key of another slot on the same primary
+# (``redis.node_streams``); Redis >= 7.0, which PEXPIRETIME needs anyway.
+_PRELUDE = r"""#!lua flags=allow-cross-slot-keys
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local backup = KEYS[2] ~= nil
--- 1 when this write's entry is the first in its (empty) backup stream: on a Cluster the
--- store then adds the slot to the backup index (see ``redis_keys``).
+-- The stream: the node stream the client named (ARGV[7]) when it lives on this primary, else the
+-- session's own slot stream KEYS[2] (always local). A key of a slot this node does not serve is refused
+-- before anything runs, so the probe has no effect.
+local stream = KEYS[2]
+local hinted = false
+if backup and ARGV[7] ~= '' then
+  if ARGV[7] == KEYS[2] or type(redis.pcall('XLEN', ARGV[7])) == 'number' then
+    stream = ARGV[7]
+    hinted = true
+  end
+end
+-- 1 when this write's entry is the first in an (empty) fallback slot stream: on a Cluster the store
+-- then adds the slot to the backup index (see ``redis.node_streams``). Node streams need no index.
 local backup_first = 0
 if backup then
-  if redis.call('EXISTS', KEYS[2]) == 0 then
+  if redis.call('EXISTS', stream) == 0 then
     -- The group exists before the first entry, so no entry is ever added unseen by it.
-    redis.call('XGROUP', 'CREATE', KEYS[2], ARGV[5], '0', 'MKSTREAM')
-    backup_first = 1
+    redis.call('XGROUP', 'CREATE', stream, ARGV[5], '0', 'MKSTREAM')
+    if not hinted then backup_first = 1 end
   else
-    local backlog = redis.call('XLEN', KEYS[2])
+    local backlog = redis.call('XLEN', stream)
     if backlog >= tonumber(ARGV[4]) then
       return redis.error_reply('F2FBACKUPFULL the backup stream is full: is f2f worker running?')
-    elseif backlog == 0 then
+    elseif backlog == 0 and not hinted then
       backup_first = 1
     end
   end
@@ -59,7 +72,7 @@ local function append_backup(sid)
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   local g = table.concat(ingredient_fields(flat), '\31')
   local created = tonumber(h[' c'])
-  redis.call('XADD', KEYS[2], '*', 'i', sid, 'v', h[' v'], 'c', h[' c'],
+  redis.call('XADD', stream, '*', 'i', sid, 'v', h[' v'], 'c', h[' c'],
     'u', string.format('%d', created + tonumber(h[' u'])),
     'e', redis.call('PEXPIRETIME', key), 'd', h[' d'] and '1' or '0', 'g', g)
 end
@@ -119,7 +132,7 @@ end
 
 # KEYS: session[, backup stream]
 # ARGV: op (c create, a add, r remove, x clear, t touch, d delete), ttl ms, limit,
-#       stream cap, group, session id, names...
+#       stream cap, group, session id, node stream ('' for none), names...
 # Returns {1, the session rendered (``_RENDER``), changed names, backup_first} on success, {0} not
 # found, {-1} id taken (create), {-2, count} over the ingredient limit.
 WRITE = (
@@ -144,7 +157,7 @@ local created = tonumber(meta[2])
 if op == 'a' then
   local seen = {}
   local args = {}
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     local name = ARGV[i]
     if not seen[name] and redis.call('HEXISTS', key, name) == 0 then
       seen[name] = true
@@ -159,7 +172,7 @@ if op == 'a' then
     redis.call('HSET', key, unpack(args))
   end
 elseif op == 'r' then
-  if redis.call('HDEL', key, ARGV[7]) == 1 then changed[1] = ARGV[7] end
+  if redis.call('HDEL', key, ARGV[8]) == 1 then changed[1] = ARGV[8] end
 elseif op == 'x' or op == 'd' then
   local names = redis.call('HKEYS', key)
   for _, name in ipairs(names) do
@@ -252,4 +265,11 @@ for i = 2, #ARGV, 1000 do
   redis.call('XDEL', KEYS[1], unpack(ARGV, i, last))
 end
 return n
+"""
+
+# KEYS: stream.  ARGV: group, consumer, count.  XREADGROUP of new entries in a script: on a Cluster the
+# client routes EVALSHA by its declared key, where a bare XREADGROUP (movable keys) costs redis-py a
+# COMMAND GETKEYS round trip per call.
+READ_GROUP = r"""
+return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 """

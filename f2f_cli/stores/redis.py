@@ -6,7 +6,7 @@ increment, the TTL renewal and, in the ``redis`` phase, the backup-stream entry
 happen atomically. ``apply_copy`` is a version-guarded compare-and-set.
 
 With ``backup_stream=True`` (the ``redis`` phase) every write also appends a
-full-state copy to the backup stream of the session's slot (``redis_keys``),
+full-state copy to the backup stream of the session's primary (``redis.node_streams``),
 which ``f2f worker`` drains into SQL. The stream is never trimmed by length:
 approximate MAXLEN trimming on Redis 7 drops entries whether or not a worker has
 committed them. Instead the worker deletes each entry once SQL has committed it,
@@ -29,6 +29,7 @@ from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, create_redis, is_c
 from f2f_cli.redis.codec import pack_copy, session_from_hash, session_from_view
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
 from f2f_cli.redis.scripts import APPLY_COPIES, READ, READ_VIEW, WRITE
+from f2f_cli.redis.node_streams import NodeStreams
 from f2f_cli.settings import Settings
 
 T = TypeVar("T")
@@ -80,16 +81,16 @@ class RedisSessionStore:
         self._view_script = client.register_script(READ_VIEW)
         self._apply_script = client.register_script(APPLY_COPIES)
         self._loaded_scripts: set[str] = set()
+        self._node_streams = NodeStreams(self.keys)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, backup_stream: bool = False) -> RedisSessionStore:
         return cls(create_redis(settings), settings, backup_stream=backup_stream)
 
     async def _write(self, op: str, session_id: str, names: Sequence[str] = ()) -> tuple[Session, tuple[str, ...]]:
-        keys = [self.keys.session(session_id)]
-        if self.backup_stream:
-            keys.append(self.keys.backup_stream(session_id))
-        args: list[Any] = [op, self._ttl_ms, self._limit, self._backup_max_entries, BACKUP_GROUP, session_id, *names]
+        if self.backup_stream and NodeStreams.needs_map(self.client):
+            await _guard(self.client.initialize())  # so that the first write names its node stream too
+        keys, args = self.write_call(op, session_id, names)
         reply = await _guard(self._write_script(keys=keys, args=args))
         status = int(reply[0])
         if status == 0:
@@ -102,6 +103,18 @@ class RedisSessionStore:
         if self.backup_stream and self.keys.cluster and int(reply[3]) == 1:
             await self._mark_backup_slot(session_id)
         return session, tuple(n.decode() for n in reply[2])
+
+    def write_call(self, op: str, session_id: str, names: Sequence[str] = ()) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the WRITE script (``redis.scripts``) for one write."""
+        keys = [self.keys.session(session_id)]
+        node_stream = ""
+        if self.backup_stream:
+            keys.append(self.keys.backup_stream(session_id))
+            if self.keys.cluster:
+                node_stream = self._node_streams.for_slot(self.client, self.keys.backup_slot(session_id))
+        args: list[Any] = [op, self._ttl_ms, self._limit, self._backup_max_entries, BACKUP_GROUP, session_id,
+                           node_stream, *names]  # fmt: skip
+        return keys, args
 
     async def _mark_backup_slot(self, session_id: str) -> None:
         """Tell the worker this slot's stream has an entry (Cluster: see ``redis_keys``). The write

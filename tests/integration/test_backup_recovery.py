@@ -14,6 +14,7 @@ import pytest
 from f2f_cli.backends import Backends
 from f2f_cli.backup.worker import SWEEP_SLICE, BackupWorker, WorkerOptions, backup_lag
 from f2f_cli.redis.keys import BACKUP_GROUP
+from f2f_cli.redis.node_streams import NodeStreams
 from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.integration.test_backup_worker import redis_state, sql_state
@@ -84,7 +85,7 @@ async def _drained(store: RedisSessionStore) -> bool:
     return (await backup_lag(store.client, store.keys)).total == 0
 
 
-async def test_cluster_worker_reads_only_indexed_streams_and_the_sweep_repairs_the_index(
+async def test_cluster_writes_go_to_one_stream_per_primary_and_stale_maps_fall_back_to_the_index(
     redis_cluster: RedisClusterServers, pg_url: str, redis_prefix: str
 ) -> None:
     settings = make_settings(
@@ -100,32 +101,47 @@ async def test_cluster_worker_reads_only_indexed_streams_and_the_sweep_repairs_t
         ids = [(await store.create()).session_id for _ in range(12)]
         for sid in ids:
             await store.add_ingredients(sid, ["계란"])
-        slots = {keys.backup_slot(sid) for sid in ids}
-        indexed = {int(m) for m in await store.client.smembers(keys.backup_index)}
-        assert indexed == slots  # the writers indexed exactly the slots they wrote to
-        # A poll looks at those streams only, not at 16,384.
-        assert {keys.backup_slot_of_stream(s) for s in await worker._indexed_streams()} == slots
+        # Every entry went to its primary's node stream: no index entry, no per-slot stream.
+        node_streams = NodeStreams(keys).streams(store.client)
+        assert len(node_streams) == 3
+        assert await store.client.smembers(keys.backup_index) == set()
+        lengths = {s: int(await store.client.xlen(s)) for s in node_streams.values()}
+        assert sum(lengths.values()) == 24
+        assert set(await worker._indexed_streams()) == set(node_streams.values())
 
         while await worker.run_once():
             pass
-        await worker._read()  # one more poll finds the streams empty and drops them from the index
-        assert await store.client.smembers(keys.backup_index) == set()
         assert sql_state(pg_url) == await redis_state(store)
+
+        # A client whose slot map is stale names another primary's stream: the script may not touch it,
+        # so the entry goes to the session's own slot stream and the slot is indexed.
+        stale = ids[0]
+        home = store._node_streams.for_slot(store.client, keys.backup_slot(stale))
+        elsewhere = next(s for s in node_streams.values() if s != home)
+        store._node_streams.for_slot = lambda client, slot: elsewhere  # type: ignore[method-assign]
+        await store.add_ingredients(stale, ["양파"])
+        assert int(await store.client.xlen(elsewhere)) == 0
+        assert int(await store.client.xlen(keys.backup_stream(stale))) == 1
+        assert {int(m) for m in await store.client.smembers(keys.backup_index)} == {keys.backup_slot(stale)}
+        while await worker.run_once():
+            pass
+        await worker._read()  # one more poll finds the slot stream empty and drops it from the index
+        assert await store.client.smembers(keys.backup_index) == set()
+        assert sql_state(pg_url)[stale] == (3, False, frozenset({"계란", "양파"}))
 
         # A writer that died between its script and the SADD: the entry is in a stream the index
         # does not name. The worker's periodic sweep finds it.
-        lost = ids[0]
-        await store.add_ingredients(lost, ["대파"])
-        await store.client.srem(keys.backup_index, keys.backup_slot(lost))
+        await store.add_ingredients(stale, ["대파"])
+        await store.client.srem(keys.backup_index, keys.backup_slot(stale))
         assert await worker.run_once() == 0
         # The periodic repair looks at 512 slot streams per step; 32 steps cover all 16,384.
         for _ in range(len(keys.backup_streams()) // SWEEP_SLICE):
             worker._next_slice_at = -math.inf
             await worker._indexed_streams()
-        assert keys.backup_slot(lost) in {int(m) for m in await store.client.smembers(keys.backup_index)}
+        assert keys.backup_slot(stale) in {int(m) for m in await store.client.smembers(keys.backup_index)}
         while await worker.run_once():
             pass
-        assert sql_state(pg_url)[lost] == (3, False, frozenset({"계란", "대파"}))
+        assert sql_state(pg_url)[stale] == (4, False, frozenset({"계란", "양파", "대파"}))
         assert (await backup_lag(store.client, keys)).total == 0
     finally:
         await worker.close()

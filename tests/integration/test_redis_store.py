@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import hypothesis
 import msgspec
@@ -18,6 +19,7 @@ from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import InvalidSessionId, SessionNotFound, StoreUnavailable, TooManyIngredients
 from f2f_cli.redis.codec import session_from_entry
 from f2f_cli.redis.keys import BACKUP_GROUP
+from f2f_cli.redis.node_streams import NodeStreams
 from f2f_cli.settings import Settings
 from f2f_cli.stores.redis import RedisSessionStore
 
@@ -250,14 +252,18 @@ async def test_iter_sessions_and_count_cover_every_node(redis_store: RedisSessio
     assert await redis_store.count() == 39
 
 
-async def test_backup_stream_gets_each_write_in_the_same_slot(redis_backup_store: RedisSessionStore) -> None:
+async def test_backup_stream_gets_each_write_on_the_sessions_primary(redis_backup_store: RedisSessionStore) -> None:
     store = redis_backup_store
     s = await store.create()
     await store.add_ingredients(s.session_id, ["고추장", "참기름"])
     await store.delete(s.session_id)
     stream = store.keys.backup_stream(s.session_id)
     if store.keys.cluster:
-        assert key_slot(stream.encode()) == key_slot(store.keys.session(s.session_id).encode())
+        # The primary's node stream: another slot (in general) of the node that serves the session.
+        client: Any = store.client
+        stream = NodeStreams(store.keys).for_slot(client, store.keys.backup_slot(s.session_id))
+        home = client.nodes_manager.get_node_from_slot(key_slot(store.keys.session(s.session_id).encode()))
+        assert client.nodes_manager.get_node_from_slot(key_slot(stream.encode())) is home
     entries = await store.client.xrange(stream)
     copies = [session_from_entry(fields) for _, fields in entries if fields[b"i"] == s.session_id.encode()]
     assert [c.version for c in copies] == [1, 2, 3]
