@@ -52,8 +52,8 @@ from f2f_cli.control import phase as control
 from f2f_cli.errors import StoreUnavailable
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, is_cluster
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
-from f2f_cli.redis.scripts import ACK_DELETE, READ_GROUP
 from f2f_cli.redis.node_streams import NodeStreams
+from f2f_cli.redis.scripts import ACK_DELETE, READ_GROUP
 from f2f_cli.settings import Settings
 
 log = logging.getLogger("f2f.worker")

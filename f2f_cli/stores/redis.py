@@ -28,8 +28,8 @@ from f2f_cli.errors import InvalidInput, SessionNotFound, StoreUnavailable, TooM
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, create_redis, is_cluster, scan_keys
 from f2f_cli.redis.codec import pack_copy, session_from_hash, session_from_view
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
-from f2f_cli.redis.scripts import APPLY_COPIES, READ, READ_VIEW, WRITE
 from f2f_cli.redis.node_streams import NodeStreams
+from f2f_cli.redis.scripts import APPLY_COPIES, READ, READ_VIEW, WRITE
 from f2f_cli.settings import Settings
 
 T = TypeVar("T")
