@@ -20,6 +20,7 @@ from f2f_cli.api.schemas import (
     RecommendationsOut,
     SessionOut,
 )
+from f2f_cli.domain.model import is_dropped_before_checks
 from f2f_cli.recipes.queries import RecipeDetail, RecipePage
 
 MAX_SEARCH_LENGTH = 100
@@ -65,39 +66,55 @@ def _class_item(low: int, high: int) -> str:
 
 
 @functools.cache
-def _character_classes() -> tuple[str, str]:
-    """(visible, spaces): regex class bodies of the characters a name or search text may hold.
+def _character_classes() -> tuple[str, str, str]:
+    """(visible, spaces, lead): regex class bodies of the characters a name or search text may hold.
 
     Built from this Python's Unicode database once per process (~0.2 s): no control, format, surrogate,
     private-use or unassigned character, nor one that NFC expands (so maxLength holds after NFC);
-    whitespace is allowed anywhere, since f2f collapses it.
+    whitespace is allowed anywhere, since f2f collapses it. ``spaces`` also holds what f2f drops before its
+    checks (default-ignorable characters, blank symbols); ``lead`` is what may start a name once those are
+    gone: a visible character that is not a combining mark.
     """
     forbidden = {"Cc", "Cf", "Cs", "Co", "Cn"}
-    ranges: list[tuple[int, int]] = []
-    start: int | None = None
+    visible: list[tuple[int, int]] = []
+    lead: list[tuple[int, int]] = []
+    skipped: list[str] = list(_WHITESPACE)
+    starts: dict[str, int | None] = {"visible": None, "lead": None}
+
+    def track(name: str, ranges: list[tuple[int, int]], ok: bool, cp: int) -> None:
+        start = starts[name]
+        if ok and start is None:
+            starts[name] = cp
+        elif not ok and start is not None:
+            ranges.append((start, cp - 1))
+            starts[name] = None
+
     for cp in range(sys.maxunicode + 2):
         ch = chr(cp) if cp <= sys.maxunicode else ""
         ok = bool(ch) and not ch.isspace() and unicodedata.category(ch) not in forbidden and (
             cp < 0x300 or len(unicodedata.normalize("NFC", ch)) == 1
         )
-        if ok and start is None:
-            start = cp
-        elif not ok and start is not None:
-            ranges.append((start, cp - 1))
-            start = None
-    visible = "".join(_class_item(lo, hi) for lo, hi in ranges)
-    spaces = "".join(f"\\u{ord(c):04X}" for c in _WHITESPACE)
-    return visible, spaces
+        dropped = ok and is_dropped_before_checks(ch)
+        if dropped:
+            skipped.append(ch)
+        track("visible", visible, ok and not dropped, cp)
+        track("lead", lead, ok and not dropped and not unicodedata.category(ch).startswith("M"), cp)
+    spaces = "".join(_class_item(ord(c), ord(c)) for c in skipped)
+    return (
+        "".join(_class_item(lo, hi) for lo, hi in visible),
+        spaces,
+        "".join(_class_item(lo, hi) for lo, hi in lead),
+    )
 
 
 def ingredient_name_schema(max_length: int) -> dict[str, Any]:
     """What ``normalize_ingredient`` accepts, as JSON Schema."""
-    visible, spaces = _character_classes()
+    visible, spaces, lead = _character_classes()
     return {
         "type": "string",
         "minLength": 1,
         "maxLength": max_length,
-        "pattern": f"^[{spaces}]*(?:[{visible}][{spaces}]*)+$",
+        "pattern": f"^[{spaces}]*[{lead}](?:[{visible}]|[{spaces}])*$",
         "description": "An ingredient name: at least one visible character, no control, format or unassigned "
         "character. f2f stores it NFC-normalised and trimmed, inner whitespace collapsed, and compares names "
         "exactly: letter case is kept and matters (\"Tofu\" and \"tofu\" are two names; the Korean "
@@ -107,7 +124,7 @@ def ingredient_name_schema(max_length: int) -> dict[str, Any]:
 
 def search_text_schema(max_length: int) -> dict[str, Any]:
     """A search or category text: like a name, but may be empty (no filter)."""
-    visible, spaces = _character_classes()
+    visible, spaces, _lead = _character_classes()
     return {
         "type": "string",
         "maxLength": max_length,

@@ -68,6 +68,11 @@ _BLANKS = re.compile("[\u2800]")
 _VISIBLE = ("L", "N", "P", "S")
 
 
+def is_dropped_before_checks(ch: str) -> bool:
+    """Whether ``normalize_ingredient`` removes ``ch`` or treats it as whitespace (so it never leads a name)."""
+    return bool(_IGNORABLE.match(ch) or _BLANKS.match(ch))
+
+
 def normalize_ingredient(raw: object, max_length: int) -> str:
     """NFC, invisible characters removed, trimmed, inner whitespace collapsed; reject empty, control,
     invisible-only or over-long names."""

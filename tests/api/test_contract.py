@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from starlette.testclient import TestClient
 
 from f2f_cli.api.openapi import ingredient_name_schema
@@ -91,3 +92,24 @@ def test_the_document_states_what_the_server_enforces(client: TestClient) -> Non
     assert "stays and reads back empty" in paths["/v1/sessions/{session_id}/ingredients"]["delete"]["description"]
     assert "415" in paths["/v1/sessions/{session_id}/ingredients"]["post"]["responses"]
     assert ingredient_name_schema(20)["maxLength"] == 20  # follows F2F_MAX_INGREDIENT_LENGTH
+
+
+@pytest.mark.parametrize("name", [
+    "두부", "두부\ufe0f", "\ufe0f두부", "\u2800두부", " 두부 ", "Tofu\u0301", "두부\U000e0100",
+    "\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\u034f", "\u17b4", "\u0301", "\u0301두부", "\u034f\u0301a",
+])
+def test_the_name_schema_accepts_exactly_what_the_server_keeps(name: str) -> None:
+    """Schemathesis reads the pattern: a name the server refuses must not match it, nor the reverse."""
+    import re
+
+    from f2f_cli.api.openapi import ingredient_name_schema
+    from f2f_cli.domain.model import normalize_ingredient
+    from f2f_cli.errors import InvalidIngredient
+
+    pattern = re.compile(ingredient_name_schema(50)["pattern"])
+    try:
+        normalize_ingredient(name, 50)
+        kept = True
+    except InvalidIngredient:
+        kept = False
+    assert bool(pattern.match(name)) is kept
