@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -135,16 +136,19 @@ class RedisClusterServers:
     def alive_ports(self) -> list[int]:
         return [n.port for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
-    def primary_ports(self) -> list[int]:
-        """The ports of the primaries that own slots, as a live node sees them."""
+    def _cluster_slots(self) -> list[Any]:
+        """``CLUSTER SLOTS`` as the first live node that answers sees it: [start, end, [host, port, ...], ...]."""
         for port in self.alive_ports():
             try:
                 with redis.Redis(host=HOST, port=port, socket_timeout=2) as client:
-                    slots = client.execute_command("CLUSTER SLOTS")
+                    return list(client.execute_command("CLUSTER SLOTS"))
             except (redis.RedisError, OSError):
                 continue
-            return sorted({int(entry[2][1]) for entry in slots})
         raise RuntimeError("no live cluster node answered CLUSTER SLOTS")
+
+    def primary_ports(self) -> list[int]:
+        """The ports of the primaries that own slots, as a live node sees them."""
+        return sorted({int(entry[2][1]) for entry in self._cluster_slots()})
 
     def replica_of(self, primary_port: int) -> int:
         """The port of the replica that follows ``primary_port`` now."""
@@ -159,14 +163,8 @@ class RedisClusterServers:
 
     def slots_of(self, port: int) -> set[int]:
         """The slots ``port`` serves now, as a live node sees them."""
-        for alive in self.alive_ports():
-            try:
-                with redis.Redis(host=HOST, port=alive, socket_timeout=2) as client:
-                    slots = client.execute_command("CLUSTER SLOTS")
-            except (redis.RedisError, OSError):
-                continue
-            return {s for entry in slots if int(entry[2][1]) == port for s in range(int(entry[0]), int(entry[1]) + 1)}
-        raise RuntimeError("no live cluster node answered CLUSTER SLOTS")
+        return {s for entry in self._cluster_slots() if int(entry[2][1]) == port
+                for s in range(int(entry[0]), int(entry[1]) + 1)}
 
     def wait_state_ok(self, timeout: float = 60.0) -> float:
         """Wait until every live node reports ``cluster_state:ok``; the seconds it took."""
