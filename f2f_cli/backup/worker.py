@@ -267,10 +267,11 @@ class BackupWorker:
             self._last_heartbeat = 0.0
             log.warning("worker %s: cannot record a heartbeat yet: %s", self.consumer, exc)
         backlog = await self._backlog()
+        # Says what it reads, as ``f2f worker --lag`` counts it (streams with entries), not every slot stream.
         log.info(
-            "worker %s started: %s, %d stream(s), batch %d, backlog %d entries",
-            self.consumer, "Redis Cluster (a stream per primary)" if self.keys.cluster else "one stream",
-            len(self.keys.backup_streams()), self.options.batch_size, backlog,
+            "worker %s started: %s, batch %d, backlog %d entries",
+            self.consumer, f"Redis Cluster, a stream per primary ({len(self._node_streams.streams(self.redis))} "
+            "primaries)" if self.keys.cluster else "one backup stream", self.options.batch_size, backlog,
         )  # fmt: skip
         backoff = 0.1
         while not stop.is_set():
@@ -627,10 +628,3 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerStats:
             return await worker.run(stop)
         finally:
             await worker.close()
-
-
-async def read_lag(settings: Settings) -> BackupLag:
-    async with Backends.open(settings) as backends:
-        store = backends.redis()
-        return await backup_lag(store.client, store.keys)
-
