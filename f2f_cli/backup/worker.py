@@ -220,6 +220,10 @@ class BackupWorker:
         self._known = KnownCopies(self.options.known_sessions)
         self._prefetch: asyncio.Task[list[Entry]] | None = None
         self._rotate = 0
+        # Every stream that was a node stream while this worker ran: after a resharding moves a primary's
+        # first slot, writers whose slot map is older keep naming the former one, which the primary still
+        # serves; read it on without waiting for the index repair pass (up to ``sweep_interval``).
+        self._former_nodes: dict[str, None] = {}
         self._report_at = time.monotonic()
         self._report_entries = 0
         self._report_lags: list[int] = []
@@ -365,7 +369,10 @@ class BackupWorker:
         (writes that fell back to their slot's stream, see ``redis.node_streams``; at most ``batch_size``, rotating)."""
         if time.monotonic() >= self._next_slice_at:
             await self._sweep_slice()
-        nodes = list(dict.fromkeys(self._node_streams.streams(self.redis).values()))
+        if self._node_streams.moved(self.redis):
+            await self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
+        self._former_nodes.update(dict.fromkeys(self._node_streams.streams(self.redis).values()))
+        nodes = list(self._former_nodes)
         slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
