@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 
 from f2f_cli.backup.worker import backup_lag
 from f2f_cli.db.engine import create_engine_for
@@ -35,7 +33,7 @@ from f2f_cli.stores.redis import RedisSessionStore
 from tests.chaos.faults_support import fault_env, to_redis_phase, wait_for, worker_alive
 from tests.conftest import make_settings
 from tests.integration.test_backup_worker import redis_state, sql_state
-from tests.redis_servers import HOST, RedisClusterServers
+from tests.redis_servers import RedisClusterServers
 from tests.servers import worker_process
 
 pytestmark = pytest.mark.chaos
@@ -89,20 +87,6 @@ class Writers:
         await asyncio.gather(*(self._one(n) for n in range(WRITERS)))
 
 
-def _node_id(port: int) -> str:
-    with redis.Redis(host=HOST, port=port, socket_timeout=5, decode_responses=True) as client:
-        return str(client.execute_command("CLUSTER MYID"))
-
-
-def _reshard(cluster: RedisClusterServers, source: int, target: int, slots: int) -> None:
-    """Move ``slots`` slots (redis-cli takes a source's lowest slots first) from one primary to another."""
-    subprocess.run(
-        ["redis-cli", "--cluster", "reshard", f"{HOST}:{target}", "--cluster-from", _node_id(source),
-         "--cluster-to", _node_id(target), "--cluster-slots", str(slots), "--cluster-yes"],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-
-
 async def _drained(store: RedisSessionStore) -> float:
     """Wait until every backup stream is empty (every slot's stream read, not only the node streams)."""
     async def empty() -> bool:
@@ -152,9 +136,9 @@ async def test_resharding_under_writes_loses_no_backup_entry(
         first_of_a = min(cluster.slots_of(a))
         # A's lowest 300 slots, the slot of its node stream among them, go to B (whose node stream then
         # changes too); then 200 of B's go to C while writes continue.
-        await asyncio.to_thread(_reshard, cluster, a, b, 300)
+        await asyncio.to_thread(cluster.reshard, a, b, 300)
         assert first_of_a in cluster.slots_of(b)
-        await asyncio.to_thread(_reshard, cluster, b, c, 200)
+        await asyncio.to_thread(cluster.reshard, b, c, 200)
         await asyncio.sleep(1.0)
         writers.stop.set()
         await running
