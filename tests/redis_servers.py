@@ -166,6 +166,19 @@ class RedisClusterServers:
         return {s for entry in self._cluster_slots() if int(entry[2][1]) == port
                 for s in range(int(entry[0]), int(entry[1]) + 1)}
 
+    def node_id(self, port: int) -> str:
+        with redis.Redis(host=HOST, port=port, socket_timeout=5, decode_responses=True) as client:
+            return str(client.execute_command("CLUSTER MYID"))
+
+    def reshard(self, source: int, target: int, slots: int) -> None:
+        """Move ``slots`` slots from one primary to another with ``redis-cli --cluster reshard`` (it takes the
+        source's lowest slots first, so the first one, where f2f keeps that primary's node stream, moves)."""
+        subprocess.run(
+            ["redis-cli", "--cluster", "reshard", f"{HOST}:{target}", "--cluster-from", self.node_id(source),
+             "--cluster-to", self.node_id(target), "--cluster-slots", str(slots), "--cluster-yes"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+
     def wait_state_ok(self, timeout: float = 60.0) -> float:
         """Wait until every live node reports ``cluster_state:ok``; the seconds it took."""
         started = time.monotonic()

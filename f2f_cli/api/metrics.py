@@ -21,7 +21,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
@@ -177,6 +177,16 @@ class Metrics:
             "f2f_backup_stream_oldest_age_seconds", "Age of the oldest entry still in the backup stream.",
             multiprocess_mode="mostrecent", registry=r,
         )
+        # Per shard (a Redis primary, ``host:port``; one Redis: ``redis``): as many labels as primaries.
+        self.backup_shard_backlog = Gauge(
+            "f2f_backup_shard_backlog", "Backup-stream entries not yet committed to SQL, per Redis shard (primary).",
+            ["shard"], multiprocess_mode="mostrecent", registry=r,
+        )
+        self.backup_shard_oldest_age = Gauge(
+            "f2f_backup_shard_oldest_age_seconds", "Age of the oldest backup entry still held, per Redis shard.",
+            ["shard"], multiprocess_mode="mostrecent", registry=r,
+        )
+        self._backup_shards: set[str] = set()
         self.client_disconnects = Counter(
             "f2f_http_client_disconnects", "Requests the client abandoned before the answer (logged as 499).",
             ["method", "route"], registry=r,
@@ -328,6 +338,17 @@ class Metrics:
                 self.backup_pending.set(lag.pending)
                 self.backup_undelivered.set(lag.undelivered)
                 self.backup_oldest_age.set((lag.oldest_age_ms or 0) / 1000)
+                self._set_shards(getattr(lag, "shards", None) or {})
+
+    def _set_shards(self, shards: Mapping[str, BackupLagLike]) -> None:
+        """One sample per shard; a shard gone from the Cluster (its slots resharded away) is dropped."""
+        for gone in self._backup_shards - set(shards):
+            self.backup_shard_backlog.remove(gone)
+            self.backup_shard_oldest_age.remove(gone)
+        for name, part in shards.items():
+            self.backup_shard_backlog.labels(name).set(part.pending + part.undelivered)
+            self.backup_shard_oldest_age.labels(name).set((part.oldest_age_ms or 0) / 1000)
+        self._backup_shards = set(shards)
 
     async def run_sampler(self, services: Services) -> None:
         """Keep this worker's copy of the runtime state fresh for scrapes answered by other workers."""

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
 from f2f_cli.backends import Backends
-from f2f_cli.backup.worker import BackupLag, backup_lag
+from f2f_cli.backup.shard_lag import ShardedLag, backup_lag_by_shard
+from f2f_cli.backup.worker import BackupLag
 from f2f_cli.control.phase import new_instance_id
 from f2f_cli.control.runtime import PhaseRuntime, RedisStoreFactory
 from f2f_cli.control.specs import spec_of
@@ -121,12 +122,12 @@ class Services:
             await self.session_limit.close()
         await self.backends.close()
 
-    async def backup_lag(self) -> BackupLag:
-        """The backup stream's backlog in the phases that have one; nothing pending otherwise."""
+    async def backup_lag(self) -> BackupLag | ShardedLag:
+        """The backup streams' backlog (per shard too) in the phases that have one; nothing pending otherwise."""
         if not spec_of(self.runtime.phase).backup_stream:
             return BackupLag(pending=0, undelivered=0, oldest_age_ms=None, streams=0)
         store = self.backends.redis(backup_stream=True)
-        return await backup_lag(store.client, store.keys)
+        return await backup_lag_by_shard(store.client, store.keys)
 
     async def _backlog_total(self) -> int:
         """Backup-stream entries not yet in SQL: the runtime's estimate of what a Redis fault would lose."""

@@ -220,6 +220,10 @@ class BackupWorker:
         self._known = KnownCopies(self.options.known_sessions)
         self._prefetch: asyncio.Task[list[Entry]] | None = None
         self._rotate = 0
+        # Every stream that was a node stream while this worker ran: after a resharding moves a primary's
+        # first slot, writers whose slot map is older keep naming the former one, which the primary still
+        # serves; read it on without waiting for the index repair pass (up to ``sweep_interval``).
+        self._former_nodes: dict[str, None] = {}
         self._report_at = time.monotonic()
         self._report_entries = 0
         self._report_lags: list[int] = []
@@ -267,10 +271,11 @@ class BackupWorker:
             self._last_heartbeat = 0.0
             log.warning("worker %s: cannot record a heartbeat yet: %s", self.consumer, exc)
         backlog = await self._backlog()
+        # Says what it reads, as ``f2f worker --lag`` counts it (streams with entries), not every slot stream.
         log.info(
-            "worker %s started: %s, %d stream(s), batch %d, backlog %d entries",
-            self.consumer, "Redis Cluster (a stream per primary)" if self.keys.cluster else "one stream",
-            len(self.keys.backup_streams()), self.options.batch_size, backlog,
+            "worker %s started: %s, batch %d, backlog %d entries",
+            self.consumer, f"Redis Cluster, a stream per primary ({len(self._node_streams.streams(self.redis))} "
+            "primaries)" if self.keys.cluster else "one backup stream", self.options.batch_size, backlog,
         )  # fmt: skip
         backoff = 0.1
         while not stop.is_set():
@@ -364,7 +369,10 @@ class BackupWorker:
         (writes that fell back to their slot's stream, see ``redis.node_streams``; at most ``batch_size``, rotating)."""
         if time.monotonic() >= self._next_slice_at:
             await self._sweep_slice()
-        nodes = list(dict.fromkeys(self._node_streams.streams(self.redis).values()))
+        if self._node_streams.moved(self.redis):
+            await self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
+        self._former_nodes.update(dict.fromkeys(self._node_streams.streams(self.redis).values()))
+        nodes = list(self._former_nodes)
         slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
@@ -627,10 +635,3 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerStats:
             return await worker.run(stop)
         finally:
             await worker.close()
-
-
-async def read_lag(settings: Settings) -> BackupLag:
-    async with Backends.open(settings) as backends:
-        store = backends.redis()
-        return await backup_lag(store.client, store.keys)
-

@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from f2f_cli.bench import redis_admin as bench_redis
 from f2f_cli.bench.http import (
     BenchFailed,
     _prepare_database,
@@ -290,21 +291,6 @@ def _warm_pool(env: dict[str, str], count: int, batch_size: int, sessions: int, 
     return pool, ids
 
 
-async def _redis_version(settings: Settings) -> str | None:
-    """``redis_version`` of the server (any node of a Cluster): every URL form f2f takes."""
-    from f2f_cli.redis.client import create_redis
-
-    client = create_redis(settings, command_timeout=5)
-    try:
-        info: Any = await client.info("server")
-    finally:
-        await client.aclose()
-    if "redis_version" not in info:  # a Cluster answers per node
-        info = next(iter(info.values()), {})
-    version = info.get("redis_version")
-    return None if version is None else str(version)
-
-
 async def _poll_costs(env: dict[str, str]) -> tuple[float, float] | None:
     """Cluster: median ms of an indexed poll (SMEMBERS of the index) and of a length read of every slot stream."""
     from f2f_cli.backup.worker import _streams_with_entries
@@ -384,20 +370,6 @@ async def _stream_sample(env: dict[str, str], limit: int) -> list[dict[bytes, by
         return entries
     finally:
         await client.aclose()
-
-
-async def _delete_prefix(settings: Settings, prefix: str) -> int:
-    """Delete every key under ``prefix`` (every primary of a Cluster)."""
-    from f2f_cli.redis.client import create_redis, scan_keys
-
-    client = create_redis(settings, command_timeout=10)
-    removed = 0
-    try:
-        async for key in scan_keys(client, f"{prefix}:*", count=1000):
-            removed += int(await client.delete(key))
-    finally:
-        await client.aclose()
-    return removed
 
 
 def _ts(ms: int) -> str:
@@ -636,7 +608,7 @@ def _run(
                 say("preparing a dedicated database in phase redis")
                 _prepare_database(db_url, "redis")
                 _, postgres_version = _versions(dataclasses.replace(settings, redis_url=None), db_url)
-                redis_version = asyncio.run(_redis_version(settings))
+                redis_version = asyncio.run(bench_redis.redis_version(settings))
                 env = _env(settings, db_url, prefix, max_ingredients)
                 if drain:
                     say("starting f2f serve (one uvicorn worker)")
@@ -657,7 +629,7 @@ def _run(
                 cleanup["databases"] = 1
         finally:
             with contextlib.suppress(Exception):
-                cleanup["redis_keys"] = asyncio.run(_delete_prefix(settings, prefix))
+                cleanup["redis_keys"] = asyncio.run(bench_redis.delete_prefix(settings, prefix))
     for sc in scenarios:
         for run in sc.runs:
             if run.serve_failed:

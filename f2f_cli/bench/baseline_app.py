@@ -73,6 +73,18 @@ class _Pool:
             await conn.close()
 
 
+def _redis_client(url: str) -> Any:
+    """One Redis: redis-py's bare client, as before. A Cluster or a Sentinel group needs the client that
+    follows slots or the current master; f2f's own factory builds it the way ``f2f serve`` does."""
+    from redis.asyncio import Redis
+
+    from f2f_cli.redis.client import create_redis_for_url, parse_redis_url
+
+    if parse_redis_url(url).mode == "standalone":
+        return Redis.from_url(url)
+    return create_redis_for_url(url, connect_timeout=5, command_timeout=5)
+
+
 def create_app(phase: str, *, redis_url: str | None, database_url: str | None, prefix: str,
                pool_size: int = 10) -> Starlette:
     state: dict[str, Any] = {}
@@ -117,10 +129,8 @@ def create_app(phase: str, *, redis_url: str | None, database_url: str | None, p
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if phase == "redis":
-            from redis.asyncio import Redis
-
             assert redis_url is not None
-            state["redis"] = Redis.from_url(redis_url)
+            state["redis"] = _redis_client(redis_url)
         else:
             assert database_url is not None
             pool = _Pool()

@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from f2f_cli.bench import redis_admin
 from f2f_cli.bench.loadgen import LoadResult, run_python_client, run_wrk, wrk_version
 from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.stats import ratio
@@ -197,35 +198,10 @@ def _prepare_database(url: str, phase: str) -> None:
     asyncio.run(set_it())
 
 
-def _delete_keys(redis_url: str, prefix: str) -> int:
-    from redis import Redis
-
-    client = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
-    removed = 0
-    try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                removed += int(client.delete(*batch))
-                batch = []
-        if batch:
-            removed += int(client.delete(*batch))
-    finally:
-        client.close()
-    return removed
-
-
 def _versions(settings: Settings, database_url: str) -> tuple[str | None, str | None]:
     redis_version = postgres_version = None
     if settings.redis_url:
-        from redis import Redis
-
-        client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-        try:
-            redis_version = str(client.info("server").get("redis_version"))
-        finally:
-            client.close()
+        redis_version = asyncio.run(redis_admin.redis_version(settings))
     if not database_url.startswith("sqlite"):
         import psycopg
         from sqlalchemy.engine import make_url
@@ -314,7 +290,7 @@ def run_http_bench(
                 )
         finally:
             if settings.redis_url:
-                cleanup["redis_keys"] = _delete_keys(settings.redis_url, prefix)
+                cleanup["redis_keys"] = asyncio.run(redis_admin.delete_prefix(settings, prefix))
     if phase == "redis":
         notes.append("redis phase: every f2f write also appends its backup-stream entry (no f2f worker drains it "
                      "during the run); the baseline does not")

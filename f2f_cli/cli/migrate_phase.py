@@ -30,6 +30,7 @@ from f2f_cli.cli.common import (
     stdout,
     styled,
 )
+from f2f_cli.cli.lag_view import lag_json, shard_table
 from f2f_cli.cli.progress import CliProgress
 from f2f_cli.control.phase import Phase
 from f2f_cli.control.repair import repair_pass, repair_preview
@@ -217,6 +218,8 @@ def _render_status(st: Status, settings: Settings) -> None:
     redis_count = st.redis_sessions if st.redis_sessions is not None else f"- ({st.redis_error or 'not set'})"
     console.print(Text(f"sessions: SQL {st.sql_sessions}, Redis {redis_count}; backup backlog {backlog}; "
                        f"live workers {st.workers_live}"))
+    if st.backup_shards:
+        console.print(shard_table(st.backup_shards))
     if st.checkpoint_copied is not None:
         console.print(Text(f"backfill checkpoint: {st.checkpoint_copied} copied, up to {st.checkpoint_last_id} "
                            "('f2f migrate to dual --resume' continues from here)"))
@@ -262,6 +265,8 @@ def register(app: typer.Typer) -> None:
             data["instances"] = [{**asdict(i), "stale": stale} for i, stale in st.instances]
             if data["lease"] is not None:
                 data["lease"].pop("token")  # the holder's proof of ownership, not for display
+            if st.backup_shards is not None:
+                data["backup_shards"] = {name: lag_json(part) for name, part in st.backup_shards.items()}
             data["database"] = mask_url(settings.database_url)
             data["redis"] = mask_url(settings.redis_url)
             print_json(data)

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from f2f_cli.backup.worker import WorkerOptions, read_lag, run_worker
+from f2f_cli.backup.shard_lag import ONE_REDIS, read_sharded_lag
+from f2f_cli.backup.worker import WorkerOptions, run_worker
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stdout
+from f2f_cli.cli.lag_view import shard_table, sharded_json, summary
 from f2f_cli.errors import RedisNotConfigured
 from f2f_cli.logs import configure_logging
 
@@ -21,7 +23,9 @@ def worker(
         int, typer.Option(help="Take over entries another worker left pending this long (a dead worker).", min=1)
     ] = 30_000,
     consumer: Annotated[str | None, typer.Option(help="Consumer name (default: host-pid-random).")] = None,
-    lag: Annotated[bool, typer.Option("--lag", help="Print the backup backlog and exit.")] = False,
+    lag: Annotated[
+        bool, typer.Option("--lag", help="Print the backup backlog (per shard on a Cluster) and exit.")
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Drain the Redis backup stream into the SQL database (the redis phase's backup).
@@ -40,16 +44,13 @@ def worker(
     if not settings.redis_url:
         raise RedisNotConfigured("f2f worker drains the Redis backup stream")
     if lag:
-        backlog = asyncio.run(read_lag(settings))
+        backlog = asyncio.run(read_sharded_lag(settings))
         if json:
-            print_json({"pending": backlog.pending, "undelivered": backlog.undelivered, "total": backlog.total,
-                        "oldest_age_ms": backlog.oldest_age_ms, "streams": backlog.streams})  # fmt: skip
+            print_json(sharded_json(backlog))
         else:
-            age = "-" if backlog.oldest_age_ms is None else f"{backlog.oldest_age_ms} ms"
-            stdout().print(
-                f"backlog {backlog.total} (pending {backlog.pending}, undelivered {backlog.undelivered}), "
-                f"oldest {age}, streams {backlog.streams}"
-            )
+            stdout().print(summary(backlog.overall))
+            if set(backlog.shards) != {ONE_REDIS}:
+                stdout().print(shard_table(backlog.shards))
         return
     # A service, not a one-shot command: log at F2F_LOG_LEVEL (default info) in F2F_LOG_FORMAT. The CLI
     # set logging up quiet already, so a basicConfig here would be a no-op.

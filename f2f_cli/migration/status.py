@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from f2f_cli.backup.worker import backup_lag
+from f2f_cli.backup.shard_lag import backup_lag_by_shard
+from f2f_cli.backup.worker import BackupLag, backup_lag
 from f2f_cli.clock import utcnow
 from f2f_cli.control import lease as leases
 from f2f_cli.control import phase as control
@@ -70,6 +71,8 @@ class Status:
     advice: list[str] = field(default_factory=list)
     # A Redis Cluster's shards (primary, slots, ok / failing-over / lost); None when Redis is not a Cluster.
     shards: list[Shard] | None = None
+    # The backup lag per shard (primary name -> its backlog); None when Redis is not a Cluster.
+    backup_shards: dict[str, BackupLag] | None = None
 
 
 CONFLICT_REPORT = "f2f_failover_conflicts"
@@ -131,9 +134,12 @@ async def collect(
             status.shards = await shard_states(redis.client)
         try:
             status.redis_sessions = await redis.count()
-            lag = await backup_lag(redis.client, redis.keys)
+            sharded = await backup_lag_by_shard(redis.client, redis.keys)
+            lag = sharded.overall
             status.backup_backlog = lag.total
             status.backlog_age_s = None if lag.oldest_age_ms is None else lag.oldest_age_ms / 1000
+            if redis.keys.cluster:
+                status.backup_shards = sharded.shards
         except F2FError as exc:
             status.redis_error = exc.message
     await _incident(engine, status, now, cutoff, lease_stale_after)

@@ -24,6 +24,11 @@ from f2f_cli.redis.client import RedisClient
 from f2f_cli.redis.keys import RedisKeys
 
 
+def _owner(cache: dict[Any, Any], slot: int) -> str | None:
+    nodes = cache.get(slot)
+    return str(nodes[0].name) if nodes else None
+
+
 class NodeStreams:
     """The node streams of the client's current slot map, rebuilt when the map is replaced."""
 
@@ -52,15 +57,26 @@ class NodeStreams:
         """The node stream of the primary the client believes serves ``slot`` ('' if unknown)."""
         if not isinstance(client, RedisCluster):
             return ""
-        nodes = self._refresh(client).get(slot)
+        cache = self._refresh(client)
+        nodes = cache.get(slot)
         if not nodes:
             return ""
         first = self._first.get(nodes[0].name)
-        if first is None:  # a primary the map gained in place (MOVED): rebuild once
+        if first is None or _owner(cache, first) != nodes[0].name:
+            # A primary the map gained in place (MOVED), or a first slot that moved away in place (redis-py
+            # updates a MOVED slot without replacing the map): rebuild once.
             self._map = None
             self._refresh(client)
             first = self._first.get(nodes[0].name)
         return "" if first is None else self._keys.slot_stream(first)
+
+    def moved(self, client: RedisClient) -> bool:
+        """True when the client's map now gives a primary's first slot to another node (redis-py applied a
+        MOVED in place): the map is partly stale, and only a fresh CLUSTER SLOTS says the new first slots."""
+        if not isinstance(client, RedisCluster):
+            return False
+        cache = self._refresh(client)
+        return any(_owner(cache, first) != name for name, first in self._first.items())
 
     def streams(self, client: RedisClient) -> dict[str, str]:
         """Primary name -> its node stream, for every primary of the current map."""

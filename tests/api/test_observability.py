@@ -20,6 +20,8 @@ from f2f_cli.api import errors
 from f2f_cli.api.app import create_app
 from f2f_cli.api.metrics import Metrics
 from f2f_cli.api.middleware import SECURITY_HEADERS, Edge, EdgeMiddleware
+from f2f_cli.backup.shard_lag import ShardedLag
+from f2f_cli.backup.worker import BackupLag
 from f2f_cli.logs import AccessLog, ConsoleFormatter, JsonFormatter, redact
 from tests.conftest import make_settings
 
@@ -148,6 +150,29 @@ def test_backup_lag_and_recommender_hooks(app_client: TestClient) -> None:
     assert sample(text, "f2f_recommender_index_recipes") == 990
     assert sample(text, "f2f_recommender_index_build_seconds") == 0.25
     assert sample(text, "f2f_recommender_index_builds_total", source="sql") == 1
+
+
+def test_backup_lag_per_shard_follows_the_cluster_primaries(app_client: TestClient) -> None:
+    def part(pending: int, undelivered: int, age_ms: int | None) -> BackupLag:
+        return BackupLag(pending=pending, undelivered=undelivered, oldest_age_ms=age_ms, streams=1)
+
+    shards = {"10.0.0.1:7000": part(1, 9, 1200), "10.0.0.2:7000": part(0, 0, None)}
+
+    async def read_lag() -> ShardedLag:
+        return ShardedLag(overall=part(1, 9, 1200), shards=dict(shards))
+
+    metrics: Metrics = app_client.app.state.metrics  # type: ignore[attr-defined]
+    metrics.set_backup_lag_source(read_lag)
+    text = app_client.get("/metrics").text
+    assert sample(text, "f2f_backup_shard_backlog", shard="10.0.0.1:7000") == 10
+    assert sample(text, "f2f_backup_shard_oldest_age_seconds", shard="10.0.0.1:7000") == 1.2
+    assert sample(text, "f2f_backup_shard_backlog", shard="10.0.0.2:7000") == 0
+    assert sample(text, "f2f_backup_stream_undelivered") == 9
+    # A primary whose slots all moved away is no longer a shard: its series goes rather than freezing.
+    del shards["10.0.0.2:7000"]
+    text = app_client.get("/metrics").text
+    assert 'shard="10.0.0.2:7000"' not in text
+    assert sample(text, "f2f_backup_shard_backlog", shard="10.0.0.1:7000") == 10
 
 
 def test_request_id_is_echoed_or_generated(app_client: TestClient) -> None:

@@ -372,4 +372,6 @@ async def test_worker_logs_start_and_stop_at_info_by_default(pg_url: str, redis_
     text = err.decode()
     assert proc.returncode == 0, text
     assert "INFO" in text and "worker log-test started" in text and "backlog 0 entries" in text
+    # It names what it reads; `f2f worker --lag` counts the streams that hold entries: no number to disagree.
+    assert "started: one backup stream, batch" in text and "stream(s)" not in text
     assert "worker log-test stopping after 0 entries" in text

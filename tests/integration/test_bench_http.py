@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,9 @@ import redis
 from typer.testing import CliRunner
 
 from f2f_cli.cli.main import app
-from tests.conftest import PG_ADMIN_URL
+from f2f_cli.redis.client import create_redis, scan_keys
+from tests.conftest import PG_ADMIN_URL, make_settings
+from tests.integration.conftest import redis_url_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -92,3 +95,27 @@ def test_bad_phase_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, sqlite_url:
     result = CliRunner().invoke(app, ["bench", "http", "--phase", "dual"])
     assert result.exit_code == 2
     assert "--phase must be one of" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["cluster", "sentinel"])
+def test_redis_phase_on_every_url_form(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, mode: str, pg_url: str, redis_prefix: str
+) -> None:
+    # redis-py's parse_url knows neither redis+cluster:// nor redis+sentinel://: the bench, its baseline app
+    # and its clean-up go through f2f's own client factory, as f2f serve does.
+    url = redis_url_for(request, mode)
+    env = {"F2F_DATABASE_URL": pg_url, "F2F_REDIS_URL": url, "F2F_REDIS_KEY_PREFIX": redis_prefix}
+    report = _run(monkeypatch, env, "--phase", "redis", "--duration", "1", "--connections", "2", "--rounds", "1",
+                  "--warmup", "0", "--sessions", "3", "--ingredients", "2", "--loadgen", "python")
+    _check_report(report, "redis", 1)
+    assert report["machine"]["redis"]
+    assert report["cleanup"]["redis_keys"] >= 3
+    assert asyncio.run(_keys_anywhere(url, redis_prefix)) == []
+
+
+async def _keys_anywhere(url: str, prefix: str) -> list[bytes]:
+    client = create_redis(make_settings(F2F_REDIS_URL=url))
+    try:
+        return [key async for key in scan_keys(client, f"{prefix}*")]
+    finally:
+        await client.aclose()

@@ -109,6 +109,9 @@ def test_prometheus_rule_has_the_alerts_the_operators_need() -> None:
         assert f'namespace="{NAMESPACE}",job="{FULL}"' in r["expr"], r["alert"]
     by_name = {r["alert"]: r for r in rules}
     assert by_name["F2FBackupStreamLag"]["expr"].endswith("> 30")
+    # Per shard (a Redis primary), so one lagging primary fires though the others are drained.
+    assert "by (namespace, job, shard)" in by_name["F2FBackupStreamLag"]["expr"]
+    assert "$labels.shard" in by_name["F2FBackupStreamLag"]["annotations"]["summary"]
     assert by_name["F2FRedisCircuitOpen"]["expr"].count('state="open"') == 1
     assert "f2f_redis_failovers_total" in by_name["F2FRedisAutoFailover"]["expr"]
     assert "for" not in by_name["F2FRedisAutoFailover"]  # an event: fire at once
@@ -181,7 +184,7 @@ def test_every_metric_in_the_rules_is_exported(exported: set[str]) -> None:
             assert names, r["alert"]
             used |= names
     assert used - exported == set()
-    assert {"f2f_backup_stream_oldest_age_seconds", "f2f_redis_trusted", "f2f_redis_circuit_state",
+    assert {"f2f_backup_shard_oldest_age_seconds", "f2f_redis_trusted", "f2f_redis_circuit_state",
             "f2f_http_requests_total", "f2f_phase_epoch", "f2f_redis_failovers_total",
             "f2f_redis_shard_state"} <= used
 
@@ -218,7 +221,8 @@ def test_dashboard_covers_what_the_issue_lists() -> None:
         "store latency by backend": "sum by (backend, operation, le) (rate(f2f_store_operation_duration_seconds_bucket",
         "phase": "f2f_phase{",
         "epoch": "f2f_phase_epoch{",
-        "backup lag": "f2f_backup_stream_oldest_age_seconds",
+        "backup lag per shard": "max by (shard) (f2f_backup_shard_oldest_age_seconds",
+        "backup backlog per shard": "max by (shard) (f2f_backup_shard_backlog",
         "breaker": "f2f_redis_circuit_state",
         "sessions": "f2f_sessions{",
         "recommender": "f2f_recommender_index_recipes",
