@@ -172,12 +172,28 @@ class RedisClusterServers:
 
     def reshard(self, source: int, target: int, slots: int) -> None:
         """Move ``slots`` slots from one primary to another with ``redis-cli --cluster reshard`` (it takes the
-        source's lowest slots first, so the first one, where f2f keeps that primary's node stream, moves)."""
-        subprocess.run(
-            ["redis-cli", "--cluster", "reshard", f"{HOST}:{target}", "--cluster-from", self.node_id(source),
-             "--cluster-to", self.node_id(target), "--cluster-slots", str(slots), "--cluster-yes"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+        source's lowest slots first, so the first one, where f2f keeps that primary's node stream, moves).
+
+        redis-cli refuses to start while the nodes still disagree about the slot map (gossip after a previous
+        move takes a moment), so wait for ``--cluster check`` to pass first; a refusal is retried a few times
+        and, if it persists, raised with what redis-cli printed."""
+        command = ["redis-cli", "--cluster", "reshard", f"{HOST}:{target}", "--cluster-from", self.node_id(source),
+                   "--cluster-to", self.node_id(target), "--cluster-slots", str(slots), "--cluster-yes"]  # fmt: skip
+        output = ""
+        for _attempt in range(5):
+            _wait(self._config_agreed, "the nodes to agree about the slot map", timeout=60)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                return
+            output = (done.stdout + done.stderr)[-2000:]
+            time.sleep(1)
+        raise RuntimeError(f"redis-cli --cluster reshard kept failing:\n{output}")
+
+    def _config_agreed(self) -> bool:
+        port = self.primary_ports()[0]
+        check = subprocess.run(["redis-cli", "--cluster", "check", f"{HOST}:{port}"],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+        return check.returncode == 0
 
     def wait_state_ok(self, timeout: float = 60.0) -> float:
         """Wait until every live node reports ``cluster_state:ok``; the seconds it took."""
