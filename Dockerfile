@@ -43,6 +43,14 @@ RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.txt \
     && env -u PYTHONDONTWRITEBYTECODE /opt/venv/bin/python -c "import numpy, numpy.typing, scipy.sparse" \
     && rm -f /tmp/requirements.txt /tmp/stripped
 
+# Traces (README, "Traces"; the chart's `tracing` values): `--build-arg WITH_OTEL=true` adds the `otel` extra
+# at the versions the suite ran on (requirements/otel.txt: the runtime list plus OpenTelemetry). Without it
+# the image has no OpenTelemetry and f2f refuses OTEL_* settings that ask for traces (exit 2).
+ARG WITH_OTEL=false
+COPY requirements/otel.txt /tmp/otel.txt
+RUN if [ "$WITH_OTEL" = "true" ]; then /opt/venv/bin/pip install --require-hashes -r /tmp/otel.txt; fi \
+    && rm -f /tmp/otel.txt
+
 # Then f2f itself (.dockerignore lets in only pyproject.toml, README.md and the package sources), its
 # bytecode (built with the locked setuptools and wheel), and pip, setuptools and wheel go: nothing is
 # installed at run time.

@@ -32,7 +32,7 @@ import msgspec
 request_id_var: ContextVar[str | None] = ContextVar("f2f_request_id", default=None)
 
 # Fields an access line (or any record) may carry via ``extra=``; the JSON format emits them as keys.
-EXTRA_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "phase", "client")
+EXTRA_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "phase", "client", "trace_id")
 
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)@")
 _encoder = msgspec.json.Encoder()
@@ -141,6 +141,8 @@ class AccessLine(msgspec.Struct, omit_defaults=True):
     duration_ms: float
     phase: str
     client: str | None = None
+    # The request's trace (32 hex digits) when OTEL_* turns tracing on and the request was sampled.
+    trace_id: str | None = None
 
 
 class AccessLog:
@@ -184,6 +186,7 @@ class AccessLog:
         seconds: float,
         phase: str,
         client: str | None,
+        trace_id: str | None = None,
     ) -> None:
         if not self._logger.isEnabledFor(logging.INFO):
             return
@@ -195,11 +198,13 @@ class AccessLog:
             # Positional: the fields in AccessLine's order (keywords cost more on every request).
             line = _access_encoder.encode(AccessLine(
                 self._iso_ms(now), "info", ACCESS_LOGGER, message, request_id, method, route, status,
-                round(seconds * 1000, 2), phase, client,
+                round(seconds * 1000, 2), phase, client, trace_id,
             )).decode()
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             line = f"{stamp},{int(now * 1000) % 1000:03d} INFO    {ACCESS_LOGGER}: {message} [rid={request_id}]"
+            if trace_id is not None:
+                line = f"{line} [trace={trace_id}]"
         self._lines.append(line)
         if len(self._lines) >= self._batch:
             self.flush()

@@ -44,6 +44,8 @@ compile pyproject.toml --python-version 3.11 --all-extras -o "$out/dev.txt" ${ar
 pins=$(mktemp)
 sed -n 's/ \\$//; /^[A-Za-z0-9]/p' "$out/dev.txt" > "$pins"
 compile pyproject.toml --python-version 3.11 --no-annotate -c "$pins" -o "$out/runtime.txt"
+# The image's optional traces (docker build --build-arg WITH_OTEL=true): runtime plus the otel extra, same versions.
+compile pyproject.toml --python-version 3.11 --no-annotate --extra otel -c "$pins" -o "$out/otel.txt"
 # The image's build tools (pyproject.toml's [build-system]), for `pip install --no-build-isolation .`.
 python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
     | compile - --python-version 3.11 --no-annotate -c "$pins" -o "$out/build.txt"
@@ -55,7 +57,7 @@ echo "helm-sdkpy>=0.1.32" | compile - --no-deps --python-version 3.12 -o "$out/h
 
 if [ "$check" -eq 1 ]; then
     stale=0
-    for f in dev.txt runtime.txt build.txt helm-sdkpy.txt; do
+    for f in dev.txt runtime.txt otel.txt build.txt helm-sdkpy.txt; do
         if ! diff -q "requirements/$f" "$out/$f" >/dev/null; then
             echo "lock: requirements/$f no longer matches pyproject.toml:" >&2
             diff -u "requirements/$f" "$out/$f" | grep -E '^[-+][A-Za-z0-9]' | head -20 >&2 || true

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import Receive, Scope, Send
 
+from f2f_cli import tracing
 from f2f_cli.api import errors, openapi
 from f2f_cli.api.fastlane import SessionFastLane
 from f2f_cli.api.metrics import Metrics
@@ -100,6 +101,8 @@ def create_app(settings: Settings) -> F2FApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # Before the stores connect: the redis-py and psycopg instrumentations wrap new connections.
+        edge.tracing = tracing.start("serve")
         services = Services(
             settings, store_observer=metrics.observe_store, on_index_loaded=metrics.recommender_index_loaded
         )
@@ -112,7 +115,7 @@ def create_app(settings: Settings) -> F2FApp:
         # move it out of the collector's reach so full collections stay short on the request path.
         gc.collect()
         gc.freeze()
-        sampler = asyncio.create_task(metrics.run_sampler(services), name="f2f-metrics-sampler")
+        sampler = asyncio.create_task(tracing.untraced(metrics.run_sampler(services)), name="f2f-metrics-sampler")
         try:
             yield {}
         finally:
@@ -122,6 +125,9 @@ def create_app(settings: Settings) -> F2FApp:
             await services.stop()
             metrics.process_exiting()
             access_log.flush()
+            if edge.tracing is not None:
+                edge.tracing = None
+                tracing.shutdown()
 
     routes: list[BaseRoute] = [
         # The session routes first (the router tries routes in order and they carry the traffic); the

@@ -142,6 +142,9 @@ class SessionFastLane:
         rid = request_id.encode("latin-1")
         status = 500
         response_started = False
+        # Traced as EdgeMiddleware traces the Starlette routes: one server span, named at the end.
+        tracing = self._edge.tracing
+        span = tracing.begin_request(method, scope["headers"]) if tracing is not None else None
         try:
             extra: dict[str, str] | None = None
             try:
@@ -161,7 +164,8 @@ class SessionFastLane:
             status = 500
             await _respond(send, status, _encode(log_unexpected(method, route, exc)), rid, None)
         finally:
-            self._edge.finish(request_id, method, route, status, started, address)
+            self._edge.finish(request_id, method, route, status, started, address,
+                              span.end(route, status) if span is not None else None)
             request_id_var.reset(token)
 
     # -- the operations: the same handlers as the Starlette routes ----------------------------------

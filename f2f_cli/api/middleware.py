@@ -14,6 +14,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
@@ -25,6 +26,9 @@ from f2f_cli.api.clientip import Address, client_address
 from f2f_cli.api.metrics import Metrics
 from f2f_cli.logs import AccessLog, request_id_var
 from f2f_cli.settings import IPNetwork
+
+if TYPE_CHECKING:
+    from f2f_cli.otel import OtelTracing
 
 REQUEST_ID_HEADER = "x-request-id"
 CLIENT_ADDRESS_KEY = "f2f.client_address"
@@ -96,9 +100,12 @@ class Edge:
         self.phase = phase
         self.trusted_proxies = tuple(trusted_proxies)
         self.access_log = access_log
+        # Set by the app's lifespan when OTEL_* turns tracing on (f2f_cli/tracing.py); None costs one test.
+        self.tracing: OtelTracing | None = None
 
     def finish(
-        self, request_id: str, method: str, route: str, status: int, started: float, address: Address | None
+        self, request_id: str, method: str, route: str, status: int, started: float, address: Address | None,
+        trace_id: str | None = None,
     ) -> None:
         """Metrics and the access line of a request that has ended (``started``: ``perf_counter()``)."""
         elapsed = time.perf_counter() - started
@@ -110,7 +117,7 @@ class Edge:
             self.metrics.observe_request(method, route, status, elapsed)
         self.access_log.record(
             request_id, method, route, status, elapsed, self.phase(),
-            _address_text(address) if address is not None else None,
+            _address_text(address) if address is not None else None, trace_id,
         )
 
 
@@ -143,6 +150,8 @@ class EdgeMiddleware:
         status = 500
         response_started = False
         rid_header = (REQUEST_ID_BYTES, request_id.encode("latin-1"))
+        tracing = self.edge.tracing
+        span = tracing.begin_request(scope["method"], scope["headers"]) if tracing is not None else None
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -175,8 +184,9 @@ class EdgeMiddleware:
             response = await self.on_error(Request(scope), exc)
             await response(scope, receive, send_with_headers)
         finally:
-            self.edge.finish(request_id, scope["method"], route_template(scope, entry_root_path), status, started,
-                             address)
+            route = route_template(scope, entry_root_path)
+            self.edge.finish(request_id, scope["method"], route, status, started, address,
+                             span.end(route, status) if span is not None else None)
             request_id_var.reset(token)
 
 

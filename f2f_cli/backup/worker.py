@@ -45,6 +45,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli import tracing
 from f2f_cli.backends import Backends
 from f2f_cli.backup.apply import KnownCopies, PackedCopy, apply_packed
 from f2f_cli.clock import utcnow
@@ -210,6 +211,7 @@ class BackupWorker:
         self.stats = WorkerStats()
         self._ack = self.redis.register_script(ACK_DELETE)
         self._read_group = self.redis.register_script(READ_GROUP)
+        tracing.name_scripts({self._ack.sha: "ack_delete", self._read_group.sha: "read_group"})
         self._node_streams = NodeStreams(self.keys)
         self._started_at = utcnow()
         self._last_claim = -math.inf
@@ -488,6 +490,14 @@ class BackupWorker:
     # -- committing ---------------------------------------------------------------------------
 
     async def _commit(self, entries: Sequence[Entry]) -> None:
+        # One span per batch: its SQL transaction and its XACK/XDEL nest inside (f2f_cli/tracing.py).
+        with tracing.span("worker.batch", **{"f2f.worker.entries": len(entries)}) as span:
+            sessions_before = self.stats.sessions
+            await self._commit_batch(entries)
+            span.set_attribute("f2f.worker.sessions", self.stats.sessions - sessions_before)
+            span.set_attribute("f2f.worker.lag_ms", self.stats.last_lag_ms or 0)
+
+    async def _commit_batch(self, entries: Sequence[Entry]) -> None:
         copies = [PackedCopy.from_entry(fields) for _, _, fields in entries]
         began = time.perf_counter()
         async with self.engine.begin() as conn:

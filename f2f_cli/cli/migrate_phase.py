@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from f2f_cli import tracing
 from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
     DRY_RUN_HELP,
@@ -86,7 +87,8 @@ def _run(coro: Coroutine[Any, Any, Outcome]) -> Outcome:
                 loop.remove_signal_handler(sig)
 
     try:
-        return asyncio.run(main())
+        with tracing.running("migrate"):  # OTEL_* may turn it on: one trace per run (f2f_cli/tracing.py)
+            return asyncio.run(main())
     except asyncio.CancelledError:
         # Interrupted before the migrator had anything to restore (cli_errors reports it, exit 130).
         raise KeyboardInterrupt from None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from f2f_cli import tracing
 from f2f_cli.cli.common import cli_errors, load_settings, stdout
 from f2f_cli.db import migrate as schema
 from f2f_cli.errors import ConfigError, SchemaNotReady
@@ -82,6 +83,8 @@ def serve(
     from f2f_cli.api.protocol import F2FHttpProtocol, HttpLimits
 
     settings = load_settings(database=False)  # creates and migrates the embedded SQLite file
+    # Each worker process starts tracing in the app's lifespan; a bad OTEL_* or a missing extra stops here.
+    tracing.check()
     if settings.metrics_port == port:
         raise ConfigError(f"F2F_METRICS_PORT={port} is the API port: give /metrics a port of its own")
     if settings.redis_url:

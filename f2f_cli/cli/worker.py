@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from f2f_cli import tracing
 from f2f_cli.backup.shard_lag import ONE_REDIS, read_sharded_lag
 from f2f_cli.backup.worker import WorkerOptions, run_worker
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stdout
@@ -57,7 +58,8 @@ def worker(
     configure_logging(settings.log_format, settings.log_level)
     options = WorkerOptions(batch_size=batch_size, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
                             claim_interval=min(5.0, claim_idle_ms / 2000), consumer=consumer)  # fmt: skip
-    stats = asyncio.run(run_worker(settings, options))
+    with tracing.running("worker"):  # OTEL_* may turn it on: a span per batch (f2f_cli/tracing.py)
+        stats = asyncio.run(run_worker(settings, options))
     if json:
         print_json({"entries": stats.entries, "sessions": stats.sessions, "applied": stats.applied,
                     "ingredient_rows": stats.ingredient_rows, "reclaimed": stats.reclaimed, "batches": stats.batches,

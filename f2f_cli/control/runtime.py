@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli import tracing
 from f2f_cli.clock import utcnow
 from f2f_cli.control import faults
 from f2f_cli.control import phase as control
@@ -158,9 +159,9 @@ class PhaseRuntime:
             await self.refresh()
         except F2FError as exc:
             log.warning("cannot read the phase yet (%s); will retry every %.1fs", exc.message, self.poll_seconds)
-        self._tasks.append(asyncio.create_task(self._poll_loop(), name="f2f-phase-poll"))
+        self._tasks.append(asyncio.create_task(tracing.untraced(self._poll_loop()), name="f2f-phase-poll"))
         if self.engine.dialect.name == "postgresql":
-            self._tasks.append(asyncio.create_task(self._listen_loop(), name="f2f-phase-listen"))
+            self._tasks.append(asyncio.create_task(tracing.untraced(self._listen_loop()), name="f2f-phase-listen"))
 
     async def stop(self) -> None:
         if self._recovery is not None:

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from f2f_cli import tracing
 from f2f_cli.backends import Backends
 from f2f_cli.clock import utcnow
 from f2f_cli.control import lease
@@ -152,6 +153,15 @@ class Migrator:
         return await self._run("rollback", None)
 
     async def _run(self, command: str, target: Phase | None) -> Outcome:
+        # One trace per run, so a rollout reads as one: the steps below are its child spans.
+        with tracing.span(f"migrate {command}", **{"f2f.migrate.target": target.value if target else ""}) as span:
+            out = await self._run_traced(command, target)
+            span.set_attribute("f2f.migrate.done", out.done)
+            if out.writes_held_ms is not None:
+                span.set_attribute("f2f.migrate.writes_held_ms", out.writes_held_ms)
+            return out
+
+    async def _run_traced(self, command: str, target: Phase | None) -> Outcome:
         state = await control.get_control(self.engine)
         out = Outcome(command, state.phase.value, target.value if target else None, dry_run=self.dry_run)
         t: Transition | None = None
@@ -257,10 +267,12 @@ class Migrator:
             where = f"at session {cp.last_session_id} ({cp.copied} copied before)" if cp else "from the start"
             self._did(out, t, "resume", f"resuming the interrupted 'to dual' in dual-write, backfill {where}; {text}")
         self._begin(t, "backfill")
-        out.backfill = await backfill(
-            self.engine, self.redis, batch_size=self.batch_size, max_rate=self.max_rate,
-            resume=self.resume, progress=self.progress,
-        )
+        with tracing.span("migrate.backfill") as span:
+            out.backfill = await backfill(
+                self.engine, self.redis, batch_size=self.batch_size, max_rate=self.max_rate,
+                resume=self.resume, progress=self.progress,
+            )
+            span.set_attribute("f2f.migrate.copied", out.backfill.copied)
         b = out.backfill
         self._did(out, t, "backfill", f"{b.copied} copied, {b.skipped_newer} already current, "
                   f"{b.skipped_expired} expired, {b.rate:.0f} sessions/s"
@@ -335,6 +347,10 @@ class Migrator:
     # -- verify (also a command of its own) -----------------------------------------
 
     async def verify_stores(self, *, repair_now: bool) -> Outcome:
+        with tracing.span("migrate verify", **{"f2f.migrate.repair": repair_now}):
+            return await self._verify_stores(repair_now=repair_now)
+
+    async def _verify_stores(self, *, repair_now: bool) -> Outcome:
         state = await control.get_control(self.engine)
         out = Outcome("verify", state.phase.value, dry_run=self.dry_run)
         out.verify, pairs = await verify(self.engine, self.sql, self.redis, sample=self.verify_sample,
@@ -356,6 +372,10 @@ class Migrator:
     # -- the plan ---------------------------------------------------------------------
 
     async def plan(self, target: Phase) -> Outcome:
+        with tracing.span("migrate plan", **{"f2f.migrate.target": target.value}):
+            return await self._plan(target)
+
+    async def _plan(self, target: Phase) -> Outcome:
         """What the move to ``target`` would run from here: the same checks and steps as the real run."""
         state = await control.get_control(self.engine)
         out = Outcome(f"plan to {target}", state.phase.value, target.value, dry_run=True)
@@ -490,6 +510,17 @@ class Migrator:
     @contextlib.asynccontextmanager
     async def _cutover(self, out: Outcome, t: Transition) -> AsyncIterator[None]:
         """Hold writes fleet-wide; on any failure or interruption, return to ``t.source`` before leaving."""
+        # The hold as one span: what ran while writes waited (drain, repair, verify, open) nests inside it.
+        with tracing.span("migrate.cutover_hold") as span:
+            try:
+                async with self._holding(out, t):
+                    yield
+            finally:
+                if out.writes_held_ms is not None:
+                    span.set_attribute("f2f.migrate.writes_held_ms", out.writes_held_ms)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, out: Outcome, t: Transition) -> AsyncIterator[None]:
         source = t.source
         held_from = self._held_from = time.monotonic()
         self._guard(out)
@@ -546,6 +577,11 @@ class Migrator:
     async def _step_to(self, out: Outcome, t: Transition, key: str, *, expect: Phase, undo: Phase | None,
                        target: Phase | None = None) -> None:
         """Run step ``key``: set the phase it declares (compare-and-set from ``expect``) and converge."""
+        with tracing.span(f"migrate.step {key}"):
+            await self._set_and_converge(out, t, key, expect=expect, undo=undo, target=target)
+
+    async def _set_and_converge(self, out: Outcome, t: Transition, key: str, *, expect: Phase,
+                                undo: Phase | None, target: Phase | None) -> None:
         self._begin(t, key)
         target = target or t.step(key).sets
         assert target is not None, f"step {key!r} of '{t.command}' sets no phase"
@@ -593,8 +629,11 @@ class Migrator:
                 + (f", {v.repaired} repaired" if v.repaired else ""))
 
     async def _verify(self) -> VerifyReport:
-        report, _pairs = await verify(self.engine, self.sql, self.redis, sample=self.verify_sample,
-                                      batch_size=self.batch_size, progress=self.progress)
+        with tracing.span("migrate.verify") as span:
+            report, _pairs = await verify(self.engine, self.sql, self.redis, sample=self.verify_sample,
+                                          batch_size=self.batch_size, progress=self.progress)
+            span.set_attribute("f2f.migrate.compared", report.compared)
+            span.set_attribute("f2f.migrate.differences", report.differences)
         return report
 
     # -- outcome bookkeeping ---------------------------------------------------------------
@@ -632,11 +671,13 @@ class Migrator:
 
     async def _wait_drained(self) -> int:
         deadline = time.monotonic() + self.drain_timeout
-        while True:
-            backlog = await backup_backlog(self.redis)
-            if backlog == 0 or time.monotonic() >= deadline:
-                return backlog
-            await asyncio.sleep(0.2)
+        with tracing.span("migrate.drain") as span:
+            while True:
+                backlog = await backup_backlog(self.redis)
+                if backlog == 0 or time.monotonic() >= deadline:
+                    span.set_attribute("f2f.migrate.backlog", backlog)
+                    return backlog
+                await asyncio.sleep(0.2)
 
     async def _reverse_sync(self) -> int:
         """Copy every Redis session newer than SQL's copy into SQL (versions compared in bulk)."""

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from f2f_cli import tracing
 from f2f_cli.domain.ids import check_session_id, new_session_id
 from f2f_cli.domain.model import Mutation, Session, normalize_ingredient, normalize_ingredients
 from f2f_cli.errors import InvalidInput, SessionNotFound, StoreUnavailable, TooManyIngredients
@@ -80,6 +81,8 @@ class RedisSessionStore:
         self._read_script = client.register_script(READ)
         self._view_script = client.register_script(READ_VIEW)
         self._apply_script = client.register_script(APPLY_COPIES)
+        tracing.name_scripts({self._write_script.sha: "write", self._read_script.sha: "read",
+                              self._view_script.sha: "read_view", self._apply_script.sha: "apply_copies"})
         self._loaded_scripts: set[str] = set()
         self._node_streams = NodeStreams(self.keys)
 

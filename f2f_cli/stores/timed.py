@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from f2f_cli import tracing
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError
@@ -27,8 +28,17 @@ class TimedStore:
         self._inner = inner
         self._observe = observer
         self._backend_of = backend_of
+        # Whether OTEL_* turned tracing on before this store was made (the app starts it first).
+        self._traced = tracing.current() is not None
 
     async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        if self._traced:
+            # The store call as a child of the request span; the Redis commands and SQL statements nest in it.
+            with tracing.span(f"store.{operation}", **{"f2f.store.backend": self._backend_of()}):
+                return await self._measured(operation, call)
+        return await self._measured(operation, call)
+
+    async def _measured(self, operation: str, call: Awaitable[T]) -> T:
         # A plain try/finally: a @contextmanager generator cost more than the bookkeeping itself.
         backend = self._backend_of()
         started = time.perf_counter()

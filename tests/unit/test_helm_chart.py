@@ -521,14 +521,6 @@ def test_service_ingress_pdb_hpa_networkpolicy() -> None:
     assert not [d for d in standalone if d["kind"] == "NetworkPolicy"]
 
 
-def test_helm_test_calls_readyz() -> None:
-    docs = manifests(render(DEFAULTS_PLUS_DB))
-    pod = find(docs, "Pod", f"{FULL}-test-readyz")
-    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    (container,) = pod["spec"]["containers"]
-    assert container["command"][-1] == f"http://{FULL}.{NAMESPACE}.svc:80/readyz"
-
-
 def test_notes_render_for_every_setup() -> None:
     for _, values in RENDERABLE:
         text = notes(render(values))

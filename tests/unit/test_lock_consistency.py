@@ -32,7 +32,7 @@ def pins(path: Path) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["runtime.txt", "build.txt"])
+@pytest.mark.parametrize("name", ["runtime.txt", "otel.txt", "build.txt"])
 def test_the_image_pins_exactly_the_dev_lock_versions(name: str) -> None:
     dev = pins(REQUIREMENTS / "dev.txt")
     image = pins(REQUIREMENTS / name)

@@ -406,6 +406,7 @@ drain would hang on it), fail the render instead of reaching the cluster.
   value: {{ include "f2f.redis.url" $ctx | quote }}
 {{- end }}
 {{- end }}
+{{- include "f2f.tracingEnv" $ctx | nindent 0 }}
 {{- with $ctx.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
