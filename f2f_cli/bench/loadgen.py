@@ -178,5 +178,5 @@ def run_python_client(
     return LoadResult(
         requests=len(latencies), errors=counts[0], non_2xx=counts[1], seconds=seconds,
         requests_per_second=len(latencies) / seconds, p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99,
-        max_ms=float(ms.max()), mean_ms=float(ms.mean()),
+        max_ms=float(np.max(ms)), mean_ms=float(ms.mean()),
     )

@@ -35,7 +35,7 @@ def summarize(samples_ns: list[int], seconds: float, errors: int = 0) -> Latency
         p95_ms=p95,
         p99_ms=p99,
         mean_ms=float(ms.mean()),
-        max_ms=float(ms.max()),
+        max_ms=float(np.max(ms)),
     )
 
 

@@ -319,7 +319,7 @@ def build_index(
         names.append(n)
     pair_recipes = np.fromiter((r for r, _ in core_pairs), dtype=np.int64, count=len(core_pairs))
     rows = np.searchsorted(recipe_ids, pair_recipes)
-    unknown = rows.max(initial=0) >= len(recipe_ids) or not np.array_equal(recipe_ids[rows], pair_recipes)
+    unknown = np.max(rows, initial=0) >= len(recipe_ids) or not np.array_equal(recipe_ids[rows], pair_recipes)
     if len(core_pairs) and unknown:
         raise ValueError("a core ingredient row refers to an unknown recipe")
     cols = np.fromiter((column[n] for _, n in core_pairs), dtype=np.int64, count=len(core_pairs))
