@@ -501,7 +501,8 @@ class BackupWorker:
         copies = [PackedCopy.from_entry(fields) for _, _, fields in entries]
         began = time.perf_counter()
         async with self.engine.begin() as conn:
-            result = await apply_packed(conn, copies, self._known)
+            # PostgreSQL: COMMIT rides with the last statement (the context's own commit then sends nothing).
+            result = await apply_packed(conn, copies, self._known, commit=True)
         committed_ms = int(time.time() * 1000)
         committed = time.perf_counter()
         self._known.remember(result.chosen)

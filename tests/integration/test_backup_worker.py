@@ -296,6 +296,31 @@ async def test_ingredient_rows_are_rewritten_only_where_they_changed(pg_url: str
         await engine.dispose()
 
 
+async def test_names_that_need_quoting_in_an_array_literal_arrive_intact(pg_url: str) -> None:
+    """PostgreSQL: the batch travels as array literals; quotes, backslashes, braces, commas, a name spelled
+    NULL and spaces come back as written, with COMMIT sent in the last statement's round trip."""
+    engine = create_engine_for(make_settings(F2F_DATABASE_URL=pg_url))
+    t0 = utcnow().replace(microsecond=0)
+    odd = ('say "hi"', "back\\slash", "{braced}", "a,b", "NULL", " padded ", "두부 (국산)", '\\"', "'")
+    sids = ['Q"' + "1" * 30, "Q\\" + "2" * 30, "Q{3," + "3" * 28]
+
+    def copy(sid: str, v: int, names: tuple[str, ...]) -> PackedCopy:
+        items = tuple(Ingredient(n, t0 + timedelta(milliseconds=i)) for i, n in enumerate(names))
+        return PackedCopy.from_session(Session(sid, t0, t0 + timedelta(seconds=v), t0 + timedelta(hours=1), v, items))
+
+    known = KnownCopies()
+    try:
+        for v, names in ((1, odd[:5]), (2, odd), (3, odd[2:])):  # SQL-side diff, then the worker's own
+            async with engine.begin() as conn:
+                result = await apply_packed(conn, [copy(sid, v, names) for sid in sids], known, commit=True)
+            known.remember(result.chosen)
+            assert result.changed == set(sids)
+            assert {sid: sql_state(pg_url)[sid] for sid in sids} == {sid: (v, False, frozenset(names)) for sid in sids}
+        assert result.diffed_in_worker == len(sids)
+    finally:
+        await engine.dispose()
+
+
 def _ingredient_xmins(database_url: str, sid: str) -> dict[str, str]:
     engine = create_sync_engine_for(database_url)
     with engine.connect() as conn:
