@@ -44,6 +44,7 @@ import msgspec
 import numpy as np
 
 from f2f_cli.bench import redis_admin as bench_redis
+from f2f_cli.bench.host import Machine, describe_machine
 from f2f_cli.bench.http import (
     BenchFailed,
     _prepare_database,
@@ -53,7 +54,6 @@ from f2f_cli.bench.http import (
     server_process,
 )
 from f2f_cli.bench.loadgen import LoadResult, run_python_client, run_wrk, wrk_version
-from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.stats import ratio
 from f2f_cli.errors import ConfigError, StoreUnavailable
 from f2f_cli.settings import Settings

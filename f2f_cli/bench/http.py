@@ -36,8 +36,8 @@ from typing import Any
 import msgspec
 
 from f2f_cli.bench import redis_admin
+from f2f_cli.bench.host import Machine, describe_machine
 from f2f_cli.bench.loadgen import LoadResult, run_python_client, run_wrk, wrk_version
-from f2f_cli.bench.machine import Machine, describe_machine
 from f2f_cli.bench.stats import ratio
 from f2f_cli.errors import ConfigError, F2FError, StoreUnavailable
 from f2f_cli.settings import Settings

@@ -11,14 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from f2f_cli.bench.recommend import RecommendBenchResult, redis_snapshot_store, run_recommend_bench
-from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
+from f2f_cli.cli.common import JsonOpt, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
 from f2f_cli.errors import RedisNotConfigured
 
 if TYPE_CHECKING:
     from f2f_cli.bench.backup import BackupBenchResult
+    from f2f_cli.bench.host import Machine
     from f2f_cli.bench.http import HttpBenchResult
-    from f2f_cli.bench.machine import Machine
-    from f2f_cli.bench.sessions import SessionsBenchResult
+    from f2f_cli.bench.session_stores import SessionsBenchResult
     from f2f_cli.bench.stats import LatencyStats
 
 app = typer.Typer(
@@ -27,7 +27,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 PlotOpt = Annotated[
     Path | None, typer.Option("--plot", help="Also write a latency chart (.png or .svg; needs f2f\\[plot]).")
 ]
@@ -98,8 +97,6 @@ def _render(r: RecommendBenchResult) -> None:
     stdout().print(table)
 
 
-
-
 def _progress(json: bool) -> Callable[[str], None]:
     err = stderr()
     return (lambda _msg: None) if json else (lambda msg: err.print(f"{msg}…", style="dim"))
@@ -155,7 +152,7 @@ def sessions(
       f2f bench sessions --store all --ops 5000 --concurrency 8 --plot sessions.svg
     """
     from f2f_cli.bench.plot import check_plot_path, plot_latencies
-    from f2f_cli.bench.sessions import STORES, run_sessions_bench
+    from f2f_cli.bench.session_stores import STORES, run_sessions_bench
     from f2f_cli.cli.common import fail
     from f2f_cli.errors import EXIT_USAGE
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import msgspec
 import typer
@@ -30,6 +30,11 @@ R = TypeVar("R")
 JSON_HELP = "Print machine-readable JSON instead of tables."
 DRY_RUN_HELP = "Show what would change, change nothing."
 YES_HELP = "Do not ask for confirmation."
+
+# The options every command group spells the same way, defined once.
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 
 
 def stdout() -> Console:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from f2f_cli import __version__
-from f2f_cli.cli import bench, migrate, recipes, serve, sessions, smoke, worker
+from f2f_cli.cli import bench, migrate, recipes, serve, session_commands, smoke, worker
 from f2f_cli.cli.common import configure_cli_logging, hide_flag_types
 
 # Help rendering only (no I/O): flags show no '<bool>' value placeholder.
@@ -54,7 +54,7 @@ app.command("worker")(worker.worker)
 app.command("smoke")(smoke.smoke)
 app.add_typer(migrate.app, name="migrate")
 # Each group's own help (with its examples) is what 'f2f GROUP --help' shows.
-app.add_typer(sessions.app, name="sessions")
+app.add_typer(session_commands.app, name="sessions")
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(bench.app, name="bench")
 

@@ -9,9 +9,9 @@ from rich.table import Table
 
 from f2f_cli.cli import migrate_phase
 from f2f_cli.cli.common import (
-    DRY_RUN_HELP,
-    JSON_HELP,
-    YES_HELP,
+    DryRunOpt,
+    JsonOpt,
+    YesOpt,
     cli_errors,
     confirm,
     load_settings,
@@ -42,8 +42,6 @@ db_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 migrate_phase.register(app)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 @db_app.command("upgrade")
@@ -79,8 +77,8 @@ def db_upgrade(
 @cli_errors
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or 'base' for an empty schema.")] = "-1",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Downgrade the schema to REVISION: -N steps back (default -1), 'base', or a revision id.

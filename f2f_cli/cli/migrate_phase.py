@@ -19,9 +19,9 @@ from rich.text import Text
 from f2f_cli import tracing
 from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
-    DRY_RUN_HELP,
-    JSON_HELP,
-    YES_HELP,
+    DryRunOpt,
+    JsonOpt,
+    YesOpt,
     cli_errors,
     confirm,
     fail,
@@ -41,9 +41,6 @@ from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
 from f2f_cli.settings import Settings, mask_url
 
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Sessions per batch.")]
 RateOpt = Annotated[
     float | None, typer.Option("--max-rate", min=1, help="At most this many sessions/s (protects production).")

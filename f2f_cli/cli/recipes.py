@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
-    DRY_RUN_HELP,
-    JSON_HELP,
-    YES_HELP,
+    DryRunOpt,
+    JsonOpt,
+    YesOpt,
     cli_errors,
     fail,
     load_settings,
@@ -47,10 +47,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 
 
 def _confirm(yes: bool, question: str) -> None:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from f2f_cli.bench.sessions import OPS, PLAN, RAW_REDIS, RAW_SQL, STORES
+from f2f_cli.bench.session_stores import OPS, PLAN, RAW_REDIS, RAW_SQL, STORES
 from tests.cli.conftest import Invoke
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

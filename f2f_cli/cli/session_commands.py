@@ -15,10 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from f2f_cli.cli.common import (
-    DRY_RUN_HELP,
-    JSON_HELP,
-    YES_HELP,
     DashIdCommand,
+    DryRunOpt,
+    JsonOpt,
+    YesOpt,
     cli_errors,
     confirm,
     fail,
@@ -57,9 +57,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 StoreOpt = Annotated[
     str,
     typer.Option("--store", help="sql, redis, or auto (the store reads come from in the current phase)."),

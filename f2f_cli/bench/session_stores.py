@@ -41,7 +41,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli.backends import Backends
-from f2f_cli.bench.machine import Machine, describe_machine
+from f2f_cli.bench.host import Machine, describe_machine
 from f2f_cli.bench.plan_design import PlanJsonSessions, lost_concurrent_adds
 from f2f_cli.bench.stats import LatencyStats, ratio, summarize
 from f2f_cli.clock import utcnow
