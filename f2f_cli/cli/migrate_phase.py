@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from f2f_cli import tracing
@@ -25,6 +25,7 @@ from f2f_cli.cli.common import (
     cli_errors,
     confirm,
     fail,
+    id_column,
     load_settings,
     print_json,
     stderr,
@@ -57,6 +58,9 @@ TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds to wait for every instance to acknowledge a step.")
 ]
 
+
+# Phase steps 'f2f migrate status' shows unless --history says otherwise (one rollout step makes three or four).
+DEFAULT_HISTORY = 5
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -149,7 +153,7 @@ def _render(out: Outcome, *, json: bool) -> None:
         for step in out.steps:
             console.print(Text(f"  • {step}"))
         if out.verify is not None and out.verify.first:
-            table = Table("session", "difference", "SQL", "Redis", title="first differences")
+            table = Table(id_column("session"), "difference", "SQL", "Redis", title="first differences")
             for d in out.verify.first:
                 table.add_row(Text(d.session_id), Text(d.kind), Text(d.sql), Text(d.redis))
             console.print(table)
@@ -185,7 +189,7 @@ def _render_faults(st: Status) -> None:
                            f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))
 
 
-def _render_status(st: Status, settings: Settings) -> None:
+def _render_status(st: Status, settings: Settings, history: int = DEFAULT_HISTORY) -> None:
     c = st.control
     console = stdout()
     line = Text(f"phase {c.phase.value}", style="bold")
@@ -226,9 +230,12 @@ def _render_status(st: Status, settings: Settings) -> None:
         console.print(Text(f"backfill checkpoint: {st.checkpoint_copied} copied, up to {st.checkpoint_last_id} "
                            "('f2f migrate to dual --resume' continues from here)"))
     _render_faults(st)
-    if st.history:
-        table = Table("at", "actor", "action", "from", "to", "epoch", "writes held", "why", title="recent steps")
-        for h in st.history:
+    shown = st.history[:history]
+    if shown:
+        title = f"last {len(shown)} steps" + (" (--history N for more)" if len(st.history) > len(shown) else "")
+        table = Table(Column("at", no_wrap=True), "actor", Column("action", no_wrap=True), "from", "to", "epoch",
+                      Column("writes held", no_wrap=True), "why", title=title)
+        for h in shown:
             failed = h.action.endswith(("failed", "interrupted", "refused", "aborted", "lapsed"))
             table.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", Text(h.actor), Text(h.action), h.from_phase or "",
                           h.to_phase or "", str(h.epoch or ""),
@@ -247,10 +254,19 @@ SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
-    def status(json: JsonOpt = False) -> None:
-        """Phase, epoch, live instances, session counts per store, backup lag and recent steps.
+    def status(
+        json: JsonOpt = False,
+        history: Annotated[
+            int, typer.Option("--history", min=0, max=1000, help="How many of the last phase steps to show.")
+        ] = DEFAULT_HISTORY,
+    ) -> None:
+        """Phase, epoch, live instances, session counts per store, backup lag and the last phase steps.
 
-        Example: f2f migrate status --json
+        Examples:
+
+          f2f migrate status --history 20
+
+          f2f migrate status --json
         """
         settings = load_settings()
 
@@ -259,10 +275,13 @@ def register(app: typer.Typer) -> None:
                 redis = backends.redis() if backends.redis_configured else None
                 return await collect(backends.engine, backends.sql, redis,
                                      window=live_window(settings.phase_poll_seconds),
+                                     # One more than shown tells whether there are more; the advice reads the last.
+                                     history=max(history, 1) + 1,
                                      lease_stale_after=timedelta(seconds=settings.migrate_lease_seconds))
 
         st = asyncio.run(gather())
         if json:
+            st.history = st.history[:history]
             data = asdict(st)
             data["instances"] = [{**asdict(i), "stale": stale} for i, stale in st.instances]
             if data["lease"] is not None:
@@ -273,7 +292,7 @@ def register(app: typer.Typer) -> None:
             data["redis"] = mask_url(settings.redis_url)
             print_json(data)
             return
-        _render_status(st, settings)
+        _render_status(st, settings, history)
 
     @app.command("plan")
     @cli_errors
