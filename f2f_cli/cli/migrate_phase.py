@@ -27,6 +27,7 @@ from f2f_cli.cli.common import (
     fail,
     id_column,
     load_settings,
+    plural,
     print_json,
     stderr,
     stdout,
@@ -40,6 +41,7 @@ from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, RedisNotConfigured
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
+from f2f_cli.migration.verify import VerifyReport
 from f2f_cli.settings import Settings, mask_url
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -152,6 +154,8 @@ def _render(out: Outcome, *, json: bool) -> None:
                                "returns by itself (F2F_CUTOVER_DEADLINE_SECONDS)"))
         for step in out.steps:
             console.print(Text(f"  • {step}"))
+        if out.verify is not None:
+            console.print(Text(_verify_summary(out.verify)))
         if out.verify is not None and out.verify.first:
             table = Table(id_column("session"), "difference", "SQL", "Redis", title="first differences")
             for d in out.verify.first:
@@ -164,6 +168,16 @@ def _render(out: Outcome, *, json: bool) -> None:
         raise typer.Exit(130 if out.interrupted else EXIT_FAILURE)
     if not out.done and not out.dry_run:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _verify_summary(report: VerifyReport) -> str:
+    """What verify compared and found, on stdout (the progress line on stderr is gone once it ends)."""
+    how = " (a sample)" if report.sampled else ""
+    found = "stores equal" if report.clean else (
+        f"{plural(report.differences, 'difference')}: "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(report.by_kind.items())))
+    repaired = f"; {report.repaired} repaired" if report.repaired else ""
+    return f"  compared {plural(report.compared, 'session')} between SQL and Redis{how}: {found}{repaired}"
 
 
 def _render_faults(st: Status) -> None:

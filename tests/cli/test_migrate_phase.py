@@ -82,6 +82,9 @@ def test_status_plan_to_dual_verify_rollback(invoke: Invoke, pg_url: str, redis_
     assert "already" in r.output
     r = invoke("migrate", "verify", "--sample", "10", env=env)
     assert r.exit_code == 0, r.output
+    assert "compared 10 sessions between SQL and Redis (a sample): stores equal" in r.stdout
+    r = invoke("migrate", "verify", env=env)
+    assert r.exit_code == 0 and "compared 40 sessions between SQL and Redis: stores equal" in r.stdout, r.output
     r = invoke("migrate", "to", "redis", "--yes", env=env)
     assert r.exit_code == 1  # no worker heartbeat
     assert "worker" in r.output
