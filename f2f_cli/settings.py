@@ -317,6 +317,56 @@ class Settings:
         return sync_database_url(self.database_url)
 
 
+# F2F_* names f2f reads besides the Settings fields: serve's flags and the bench's baseline app.
+OTHER_VARIABLES = ("F2F_HOST", "F2F_PORT", "F2F_WORKERS", "F2F_BENCH_PHASE")
+# Read by the test suite and the scripts, never by f2f: not misspellings either.
+TOOL_VARIABLES = ("F2F_TEST_POSTGRES_URL", "F2F_TEST_REDIS_URL", "F2F_BENCH_POSTGRES_URL", "F2F_CONTAINER_IMAGE_TOOL")
+
+
+@dataclass(frozen=True)
+class UnknownVariable:
+    """An F2F_* name no part of f2f reads (most likely a misspelling), where it was set, the closest known name."""
+
+    name: str
+    source: str  # "the environment" or the .env file
+    closest: str | None
+
+    def message(self) -> str:
+        hint = f"; did you mean {self.closest}?" if self.closest else ""
+        return f"{self.name} (set in {self.source}) is not an f2f setting and is ignored{hint}"
+
+
+def unknown_variables(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> list[UnknownVariable]:
+    """Every F2F_* name in the environment and in ``.env`` that f2f does not read, with the closest known name."""
+    import difflib
+
+    known = (*Settings.known_variables(), *OTHER_VARIABLES)
+    accepted = {*known, *TOOL_VARIABLES}
+    found: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        found.update(dict.fromkeys(dotenv_values(env_file), str(env_file)))
+    found.update(dict.fromkeys(os.environ if environ is None else environ, "the environment"))
+    out = []
+    for name, source in sorted(found.items()):
+        if name.startswith("F2F_") and name not in accepted:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            out.append(UnknownVariable(name, source, close[0] if close else None))
+    return out
+
+
+def warn_unknown_variables() -> None:
+    """One WARNING per unknown F2F_* name (call once, at the start of a command)."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    for unknown in unknown_variables():
+        log.warning("%s", unknown.message())
+
+
 def get_settings() -> Settings:
     """The process settings, read from the environment now (never cached at import)."""
     return Settings.from_env()

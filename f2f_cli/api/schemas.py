@@ -92,6 +92,9 @@ class RecommendationsOut(msgspec.Struct):
     considered: int
     known: list[str]
     unknown: list[str]
+    catalog_size: int
+    # Set when the catalog is empty (nothing seeded or imported yet): a sentence a client can show.
+    hint: str | None = None
 
 
 class IngredientSuggestionsOut(msgspec.Struct):
@@ -105,4 +108,6 @@ def recommendations_out(session_id: str, result: Recommendations) -> Recommendat
         considered=result.considered,
         known=list(result.known),
         unknown=list(result.unknown),
+        catalog_size=result.catalog_size,
+        hint=result.hint,
     )

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import msgspec
 import typer
 from rich.console import Console
+from rich.table import Column
 from rich.text import Text
 from typer.core import TyperCommand, TyperOption
 
@@ -37,8 +38,29 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 
 
+# Without a terminal (a pipe, a file, ``kubectl exec`` without ``-t``) Rich would assume 80 columns and cut
+# table cells to fit. Tables take only the width they need, so a wide page costs nothing and cuts nothing.
+PIPE_WIDTH = 4096
+
+
+def output_width(stream: Any = None) -> int | None:
+    """Columns for a console on ``stream`` (default stdout): the terminal's own, or PIPE_WIDTH without one."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        tty = False
+    return None if tty else PIPE_WIDTH
+
+
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+    return Console(highlight=False, soft_wrap=True, markup=False, emoji=False, width=output_width())
+
+
+def id_column(header: str, width: int = 32) -> Column:
+    """A table column of ids (session ids are 32 characters): never wrapped, never cut to fit a narrow terminal,
+    so an id can always be pasted into the next command."""
+    return Column(header, no_wrap=True, min_width=width, overflow="ignore")
 
 
 def stderr() -> Console:

@@ -9,6 +9,7 @@ import typer
 from f2f_cli import __version__
 from f2f_cli.cli import bench, migrate, recipes, serve, session_commands, smoke, worker
 from f2f_cli.cli.common import configure_cli_logging, hide_flag_types
+from f2f_cli.settings import warn_unknown_variables
 
 # Help rendering only (no I/O): flags show no '<bool>' value placeholder.
 hide_flag_types()
@@ -47,6 +48,7 @@ def root(
 ) -> None:
     """Fridge2Fork backend and operations toolkit."""
     configure_cli_logging()
+    warn_unknown_variables()  # a misspelt F2F_* name would otherwise be ignored without a word
 
 
 app.command("serve")(serve.serve)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from f2f_cli import tracing
@@ -25,7 +25,9 @@ from f2f_cli.cli.common import (
     cli_errors,
     confirm,
     fail,
+    id_column,
     load_settings,
+    plural,
     print_json,
     stderr,
     stdout,
@@ -39,6 +41,7 @@ from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, RedisNotConfigured
 from f2f_cli.migration.convergence import live_window
 from f2f_cli.migration.machine import Migrator, Outcome
 from f2f_cli.migration.status import Status, collect
+from f2f_cli.migration.verify import VerifyReport
 from f2f_cli.settings import Settings, mask_url
 
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Sessions per batch.")]
@@ -54,6 +57,9 @@ TimeoutOpt = Annotated[
     float, typer.Option("--timeout", min=1, help="Seconds to wait for every instance to acknowledge a step.")
 ]
 
+
+# Phase steps 'f2f migrate status' shows unless --history says otherwise (one rollout step makes three or four).
+DEFAULT_HISTORY = 5
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -145,8 +151,10 @@ def _render(out: Outcome, *, json: bool) -> None:
                                "returns by itself (F2F_CUTOVER_DEADLINE_SECONDS)"))
         for step in out.steps:
             console.print(Text(f"  • {step}"))
+        if out.verify is not None:
+            console.print(Text(_verify_summary(out.verify)))
         if out.verify is not None and out.verify.first:
-            table = Table("session", "difference", "SQL", "Redis", title="first differences")
+            table = Table(id_column("session"), "difference", "SQL", "Redis", title="first differences")
             for d in out.verify.first:
                 table.add_row(Text(d.session_id), Text(d.kind), Text(d.sql), Text(d.redis))
             console.print(table)
@@ -157,6 +165,16 @@ def _render(out: Outcome, *, json: bool) -> None:
         raise typer.Exit(130 if out.interrupted else EXIT_FAILURE)
     if not out.done and not out.dry_run:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _verify_summary(report: VerifyReport) -> str:
+    """What verify compared and found, on stdout (the progress line on stderr is gone once it ends)."""
+    how = " (a sample)" if report.sampled else ""
+    found = "stores equal" if report.clean else (
+        f"{plural(report.differences, 'difference')}: "
+        + ", ".join(f"{kind} {n}" for kind, n in sorted(report.by_kind.items())))
+    repaired = f"; {report.repaired} repaired" if report.repaired else ""
+    return f"  compared {plural(report.compared, 'session')} between SQL and Redis{how}: {found}{repaired}"
 
 
 def _render_faults(st: Status) -> None:
@@ -182,7 +200,7 @@ def _render_faults(st: Status) -> None:
                            f"{f.conflict_report} or 'f2f migrate status --json'", style="yellow"))
 
 
-def _render_status(st: Status, settings: Settings) -> None:
+def _render_status(st: Status, settings: Settings, history: int = DEFAULT_HISTORY) -> None:
     c = st.control
     console = stdout()
     line = Text(f"phase {c.phase.value}", style="bold")
@@ -223,9 +241,12 @@ def _render_status(st: Status, settings: Settings) -> None:
         console.print(Text(f"backfill checkpoint: {st.checkpoint_copied} copied, up to {st.checkpoint_last_id} "
                            "('f2f migrate to dual --resume' continues from here)"))
     _render_faults(st)
-    if st.history:
-        table = Table("at", "actor", "action", "from", "to", "epoch", "writes held", "why", title="recent steps")
-        for h in st.history:
+    shown = st.history[:history]
+    if shown:
+        title = f"last {len(shown)} steps" + (" (--history N for more)" if len(st.history) > len(shown) else "")
+        table = Table(Column("at", no_wrap=True), "actor", Column("action", no_wrap=True), "from", "to", "epoch",
+                      Column("writes held", no_wrap=True), "why", title=title)
+        for h in shown:
             failed = h.action.endswith(("failed", "interrupted", "refused", "aborted", "lapsed"))
             table.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", Text(h.actor), Text(h.action), h.from_phase or "",
                           h.to_phase or "", str(h.epoch or ""),
@@ -244,10 +265,19 @@ SQLITE_PHASE_NOTE = ("on SQLite the 'postgres' phase means: sessions live in the
 def register(app: typer.Typer) -> None:
     @app.command("status")
     @cli_errors
-    def status(json: JsonOpt = False) -> None:
-        """Phase, epoch, live instances, session counts per store, backup lag and recent steps.
+    def status(
+        json: JsonOpt = False,
+        history: Annotated[
+            int, typer.Option("--history", min=0, max=1000, help="How many of the last phase steps to show.")
+        ] = DEFAULT_HISTORY,
+    ) -> None:
+        """Phase, epoch, live instances, session counts per store, backup lag and the last phase steps.
 
-        Example: f2f migrate status --json
+        Examples:
+
+          f2f migrate status --history 20
+
+          f2f migrate status --json
         """
         settings = load_settings()
 
@@ -256,10 +286,13 @@ def register(app: typer.Typer) -> None:
                 redis = backends.redis() if backends.redis_configured else None
                 return await collect(backends.engine, backends.sql, redis,
                                      window=live_window(settings.phase_poll_seconds),
+                                     # One more than shown tells whether there are more; the advice reads the last.
+                                     history=max(history, 1) + 1,
                                      lease_stale_after=timedelta(seconds=settings.migrate_lease_seconds))
 
         st = asyncio.run(gather())
         if json:
+            st.history = st.history[:history]
             data = asdict(st)
             data["instances"] = [{**asdict(i), "stale": stale} for i, stale in st.instances]
             if data["lease"] is not None:
@@ -270,7 +303,7 @@ def register(app: typer.Typer) -> None:
             data["redis"] = mask_url(settings.redis_url)
             print_json(data)
             return
-        _render_status(st, settings)
+        _render_status(st, settings, history)
 
     @app.command("plan")
     @cli_errors

@@ -247,6 +247,8 @@ def recommend(
 ) -> None:
     """Rank recipes for a fridge: what they lack against how much of the fridge they use.
 
+    An empty catalog (nothing seeded or imported yet) exits 1 and says what to run.
+
     "missing" groups them (ready, 1, 2, …); "covers" is the share of the recipe the fridge holds and
     "uses" the share of the fridge the recipe uses, both weighted by rarity. A recipe's place is
     missing − min(4 × uses, matched − 1): a big dish the fridge was bought for leads, small ready ones follow.
@@ -264,6 +266,10 @@ def recommend(
         fridge, limit=limit, max_missing=max_missing, category=category))
     if json:
         print_json(result)
+    if result.hint is not None:
+        # An empty catalog is a setup problem, not an answer: say what to run, exit 1 (scripts notice).
+        raise fail(result.hint, EXIT_FAILURE)
+    if json:
         return
     out = stdout()
     if result.unknown:

@@ -22,6 +22,7 @@ from f2f_cli.cli.common import (
     cli_errors,
     confirm,
     fail,
+    id_column,
     load_settings,
     plural,
     print_json,
@@ -144,7 +145,7 @@ async def _stream_tables(rows: AsyncIterator[SessionRow], which: str) -> int:
     chunk: list[SessionRow] = []
 
     def flush(first: bool) -> None:
-        table = Table("session id", "created", "updated", "expires in", "ingredients", "version",
+        table = Table(id_column("session id"), "created", "updated", "expires in", "ingredients", "version",
                       show_header=first, title=f"sessions ({which})" if first else None, box=None)
         for r in chunk:
             table.add_row(r.session_id, _when(r.created_at), _when(r.updated_at), format_duration(r.ttl_seconds),

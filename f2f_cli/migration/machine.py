@@ -206,6 +206,10 @@ class Migrator:
             out.done = True
             out.steps.append(f"already in {target}: nothing to do")
             return None
+        if command == "rollback" and state.phase is Phase.POSTGRES:  # like 'to dual' twice: done, not refused
+            out.done = True
+            out.steps.append("phase is postgres: nothing to roll back")
+            return None
         t = transitions.find(command, state.phase)
         if t is None:
             raise self._refuse(out, self._no_move(command, state.phase))

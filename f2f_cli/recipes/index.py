@@ -73,11 +73,24 @@ class Recommendation(msgspec.Struct, frozen=True):
     missing: tuple[str, ...]
 
 
+# Said wherever recommendations come back empty because no recipe is loaded (CLI message, API field).
+EMPTY_CATALOG_HINT = (
+    "the recipe catalog is empty: load the built-in one with 'f2f recipes seed' "
+    "(or your own with 'f2f recipes import FILE')"
+)
+
+
 class Recommendations(msgspec.Struct, frozen=True):
     items: tuple[Recommendation, ...]
     considered: int  # recipes with at least one matched core ingredient before filters on missing/category
     known: tuple[str, ...]  # fridge items that matched an ingredient of the catalog
     unknown: tuple[str, ...]  # fridge items no recipe uses as a core ingredient
+    catalog_size: int = 0  # recipes in the catalog (0: nothing seeded or imported yet)
+
+    @property
+    def hint(self) -> str | None:
+        """What to do when the answer is empty because the catalog is (EMPTY_CATALOG_HINT), else None."""
+        return EMPTY_CATALOG_HINT if self.catalog_size == 0 else None
 
 
 class _Meta(msgspec.Struct):
@@ -163,7 +176,7 @@ class RecipeIndex:
     ) -> Recommendations:
         cols, known, unknown = self.columns_for(fridge)
         if not cols or limit <= 0 or self.size == 0:
-            return Recommendations((), 0, tuple(known), tuple(unknown))
+            return Recommendations((), 0, tuple(known), tuple(unknown), self.size)
         fridge_mass = float(self.idf[cols].sum())
         weights = np.column_stack([np.ones(len(cols)), self.idf[cols]])
         both = np.asarray(self.by_column[:, cols] @ weights)
@@ -179,7 +192,7 @@ class RecipeIndex:
             mask &= self.category_codes == code
         candidates = np.flatnonzero(mask)
         if candidates.size == 0:
-            return Recommendations((), considered, tuple(known), tuple(unknown))
+            return Recommendations((), considered, tuple(known), tuple(unknown), self.size)
         found = matched[candidates]
         credit = np.minimum(covered[candidates] * (FRIDGE_WEIGHT / fridge_mass), found - 1.0)
         place: FloatArray = (self.core_count[candidates] - found) - credit
@@ -202,7 +215,7 @@ class RecipeIndex:
                 matched=tuple(self.ingredient_names[c] for c in ranked if c in chosen),
                 missing=tuple(self.ingredient_names[c] for c in ranked if c not in chosen),
             ))
-        return Recommendations(tuple(items), considered, tuple(known), tuple(unknown))
+        return Recommendations(tuple(items), considered, tuple(known), tuple(unknown), self.size)
 
     def _top_dishes(
         self, candidates: IntArray, place: FloatArray, missing: IntArray, matched: IntArray, covered: FloatArray,

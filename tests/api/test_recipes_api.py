@@ -98,6 +98,19 @@ def test_recipe_search_pages_and_detail(api: TestClient) -> None:
     assert api.get("/v1/recipes", params={"size": 1000}).status_code == 422
 
 
+def test_recommendations_say_how_big_the_catalog_is(api: TestClient) -> None:
+    body = api.get(f"/v1/sessions/{fridge(api, '두부')}/recommendations").json()
+    assert body["catalog_size"] >= 500 and body["hint"] is None
+
+
+def test_an_empty_catalog_answers_with_a_hint(sql_url: str) -> None:
+    app = create_app(make_settings(F2F_DATABASE_URL=sql_url, F2F_COOKIE_SECURE="false"))
+    with TestClient(app) as empty:
+        body = empty.get(f"/v1/sessions/{fridge(empty, '두부', '계란')}/recommendations").json()
+    assert body["items"] == [] and body["catalog_size"] == 0
+    assert "f2f recipes seed" in body["hint"]
+
+
 def test_ingredient_autocomplete(api: TestClient) -> None:
     items = api.get("/v1/ingredients", params={"search": "ㄷㅂ"}).json()["items"]
     assert items[0]["name"] == "두부"

@@ -43,6 +43,14 @@ def _phase(pg_url: str) -> str:
     return str(phase)
 
 
+def _history_count(pg_url: str) -> int:
+    engine = create_sync_engine_for(pg_url)
+    with engine.connect() as conn:
+        count = conn.exec_driver_sql("SELECT count(*) FROM f2f_phase_history").scalar_one()
+    engine.dispose()
+    return int(count)
+
+
 def test_status_plan_to_dual_verify_rollback(invoke: Invoke, pg_url: str, redis_url: str, redis_prefix: str) -> None:
     env = _env(pg_url, redis_url, redis_prefix)
     _seed(pg_url, 40)
@@ -74,6 +82,9 @@ def test_status_plan_to_dual_verify_rollback(invoke: Invoke, pg_url: str, redis_
     assert "already" in r.output
     r = invoke("migrate", "verify", "--sample", "10", env=env)
     assert r.exit_code == 0, r.output
+    assert "compared 10 sessions between SQL and Redis (a sample): stores equal" in r.stdout
+    r = invoke("migrate", "verify", env=env)
+    assert r.exit_code == 0 and "compared 40 sessions between SQL and Redis: stores equal" in r.stdout, r.output
     r = invoke("migrate", "to", "redis", "--yes", env=env)
     assert r.exit_code == 1  # no worker heartbeat
     assert "worker" in r.output
@@ -82,9 +93,12 @@ def test_status_plan_to_dual_verify_rollback(invoke: Invoke, pg_url: str, redis_
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["redis_keys_left"] == 40
     assert _phase(pg_url) == "postgres"
-    r = invoke("migrate", "rollback", "--yes", env=env)
-    assert r.exit_code == 1
+    history = _history_count(pg_url)
+    r = invoke("migrate", "rollback", "--yes", env=env)  # in postgres: like 'to dual' twice, done, nothing recorded
+    assert r.exit_code == 0, r.output
     assert "nothing to roll back" in r.output
+    assert json.loads(invoke("migrate", "rollback", "--yes", "--json", env=env).output)["done"] is True
+    assert _history_count(pg_url) == history and _phase(pg_url) == "postgres"
 
 
 def test_refusals_exit_1_with_one_line_and_change_nothing(invoke: Invoke, pg_url: str) -> None:

@@ -84,6 +84,17 @@ def test_list_show_recommend_ingredients(run) -> None:  # type: ignore[no-untype
     assert run("recipes", "ingredients").exit_code == 0
 
 
+def test_recommend_on_an_empty_catalog_says_what_to_run(run) -> None:  # type: ignore[no-untyped-def]
+    empty = run("recipes", "recommend", "-i", "두부,계란,대파")
+    assert empty.exit_code == 1
+    assert "catalog is empty" in empty.stderr and "f2f recipes seed" in empty.stderr
+    as_json = run("recipes", "recommend", "-i", "두부", "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["catalog_size"] == 0
+    assert run("recipes", "import", str(FIXTURES / "cookrcp01_simple.json")).exit_code == 0
+    nothing = run("recipes", "recommend", "-i", "우주먼지")
+    assert nothing.exit_code == 0 and "no recipe uses" in nothing.stdout and "seed" not in nothing.stderr
+
+
 def test_import_reports_what_it_merged(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert run("recipes", "import", str(FIXTURES / "cookrcp01_simple.json")).exit_code == 0
     rows = json.loads((FIXTURES / "cookrcp01_simple.json").read_text(encoding="utf-8"))

@@ -35,3 +35,11 @@ def test_invalid_setting_is_one_clean_line(invoke: Invoke) -> None:
     assert r.exit_code == 2
     assert "F2F_MAX_INGREDIENTS" in r.output
     assert "Traceback" not in r.output
+
+
+def test_a_misspelt_setting_warns_once_with_the_closest_name(invoke: Invoke) -> None:
+    r = invoke("migrate", "db", "history", env={"F2F_SESSON_TTL_SECONDS": "60"})
+    assert r.exit_code == 0
+    warning = "F2F_SESSON_TTL_SECONDS (set in the environment) is not an f2f setting and is ignored; " \
+              "did you mean F2F_SESSION_TTL_SECONDS?"
+    assert r.stderr.count(warning) == 1, r.stderr

@@ -339,6 +339,12 @@ def test_checksums_roll_pods_when_configuration_changes() -> None:
     assert secret["checksum/config"] == base["checksum/config"]
 
 
+def test_seeding_the_catalog_can_be_turned_off() -> None:
+    docs = manifests(render(deep_merge(DEFAULTS_PLUS_DB, {"migrations": {"seedRecipes": False}})))
+    (container,) = find(docs, "Job", f"{FULL}-migrate")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] + container["args"] == ["f2f", "migrate", "db", "upgrade"]
+
+
 def test_migration_job_is_a_pre_install_hook_with_its_configuration_available() -> None:
     docs = manifests(render(DEFAULTS_PLUS_DB))
     job = find(docs, "Job", f"{FULL}-migrate")
@@ -348,7 +354,8 @@ def test_migration_job_is_a_pre_install_hook_with_its_configuration_available() 
     assert job["spec"]["backoffLimit"] >= 1
     assert job["spec"]["activeDeadlineSeconds"] > 0
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] + container["args"] == ["f2f", "migrate", "db", "upgrade"]
+    # The schema first, then the built-in catalog (migrations.seedRecipes, on by default).
+    assert container["command"] + container["args"] == ["sh", "-c", "f2f migrate db upgrade && f2f recipes seed"]
     # The regular ConfigMap/Secret do not exist yet at pre-install: the Job reads hook-time copies
     # created before it (lower weight).
     db = env_value(container["env"], "F2F_DATABASE_URL")["secretKeyRef"]

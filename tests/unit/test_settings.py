@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from f2f_cli.settings import (
     Settings,
     mask_url,
     normalize_database_url,
+    unknown_variables,
 )
 
 
@@ -160,3 +162,21 @@ def test_failover_seconds_default_and_off() -> None:
 def test_shard_hold_default_and_off() -> None:
     assert Settings.from_env({}, env_file=None).redis_shard_hold_seconds == 5.0
     assert Settings.from_env({"F2F_REDIS_SHARD_HOLD_SECONDS": "0"}, env_file=None).redis_shard_hold_seconds == 0.0
+
+
+def test_unknown_f2f_names_are_found_with_the_closest_known_one(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("F2F_SESSION_TTL=60\nF2F_MAX_INGREDIENTS=50\nOTHER=1\n")
+    found = unknown_variables(
+        {"F2F_SESSON_TTL_SECONDS": "60", "F2F_REDIS_URL": "redis://127.0.0.1:6379/0", "F2F_PORT": "9000",
+         "F2F_TEST_REDIS_URL": "redis://127.0.0.1:6379/0", "F2F_ZZZ": "1", "HOME": "/root"},
+        env_file=env_file,
+    )
+    assert [(u.name, u.source, u.closest) for u in found] == [
+        ("F2F_SESSION_TTL", str(env_file), "F2F_SESSION_TTL_SECONDS"),
+        ("F2F_SESSON_TTL_SECONDS", "the environment", "F2F_SESSION_TTL_SECONDS"),
+        ("F2F_ZZZ", "the environment", None),
+    ]
+    assert found[1].message() == ("F2F_SESSON_TTL_SECONDS (set in the environment) is not an f2f setting and is "
+                                  "ignored; did you mean F2F_SESSION_TTL_SECONDS?")
+    assert unknown_variables({name: "1" for name in Settings.known_variables()}, env_file=None) == []
