@@ -128,3 +128,13 @@ def test_joiners_between_visible_characters_are_kept_in_names_and_searches(clien
         assert client.get(path, params={"search": "두\u200d부"}).status_code == 200
         assert client.get(path, params={"search": "\u200d"}).status_code == 200
         assert client.get(path, params={"search": "두\u200b"}).status_code == 422
+
+
+def test_an_empty_add_changes_nothing(client: TestClient) -> None:
+    url = f"/v1/sessions/{_sid(client)}/ingredients"
+    before = client.post(url, json={"ingredients": ["두부"]}).json()
+    after = client.post(url, json={"ingredients": []})
+    assert after.status_code == 200
+    assert {k: after.json()[k] for k in ("version", "expires_at", "updated_at")} == {
+        k: before[k] for k in ("version", "expires_at", "updated_at")}
+    assert after.json()["added"] == []
