@@ -20,7 +20,7 @@ from f2f_cli.api.schemas import (
     RecommendationsOut,
     SessionOut,
 )
-from f2f_cli.domain.model import is_dropped_before_checks
+from f2f_cli.domain.model import JOINERS, is_dropped_before_checks
 from f2f_cli.recipes.queries import RecipeDetail, RecipePage
 
 MAX_SEARCH_LENGTH = 100
@@ -99,6 +99,7 @@ def _character_classes() -> tuple[str, str, str]:
             skipped.append(ch)
         track("visible", visible, ok and not dropped, cp)
         track("lead", lead, ok and not dropped and not unicodedata.category(ch).startswith("M"), cp)
+    skipped.extend(JOINERS)  # format characters, yet allowed anywhere: kept between visible ones, else removed
     spaces = "".join(_class_item(ord(c), ord(c)) for c in skipped)
     return (
         "".join(_class_item(lo, hi) for lo, hi in visible),
@@ -116,8 +117,9 @@ def ingredient_name_schema(max_length: int) -> dict[str, Any]:
         "maxLength": max_length,
         "pattern": f"^[{spaces}]*[{lead}](?:[{visible}]|[{spaces}])*$",
         "description": "An ingredient name: at least one visible character, no control, format or unassigned "
-        "character. f2f stores it NFC-normalised and trimmed, inner whitespace collapsed, and compares names "
-        "exactly: letter case is kept and matters (\"Tofu\" and \"tofu\" are two names; the Korean "
+        "character except the zero-width joiner and non-joiner (U+200D, U+200C: kept between two visible "
+        "characters, removed elsewhere). f2f stores it NFC-normalised and trimmed, inner whitespace collapsed, "
+        "and compares names exactly: letter case is kept and matters (\"Tofu\" and \"tofu\" are two names; the Korean "
         "catalog has no case).",
     }
 
@@ -129,7 +131,8 @@ def search_text_schema(max_length: int) -> dict[str, Any]:
         "type": "string",
         "maxLength": max_length,
         "pattern": f"^[{spaces}]*(?:[{visible}][{spaces}]*)*$",
-        "description": "Trimmed, inner whitespace collapsed; no control, format or unassigned character.",
+        "description": "Trimmed, inner whitespace collapsed; no control, format or unassigned character except "
+        "the zero-width joiner and non-joiner (U+200D, U+200C).",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,9 +11,9 @@ from f2f_cli.api.ratelimit import SessionCreationLimit, session_creation_limit
 from f2f_cli.backends import Backends
 from f2f_cli.backup.shard_lag import ShardedLag, backup_lag_by_shard
 from f2f_cli.backup.worker import BackupLag
-from f2f_cli.control.phase import new_instance_id
+from f2f_cli.control.phase import Phase, new_instance_id
 from f2f_cli.control.runtime import PhaseRuntime, RedisStoreFactory
-from f2f_cli.control.specs import spec_of
+from f2f_cli.control.specs import Authority, ReadFrom, spec_of
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError
 from f2f_cli.recipes.recommender import IndexLoaded, Recommender
@@ -22,6 +23,8 @@ from f2f_cli.stores.timed import StoreObserver, TimedStore
 if TYPE_CHECKING:
     from f2f_cli.redis.client import RedisClient
     from f2f_cli.stores.redis import RedisSessionStore
+
+log = logging.getLogger(__name__)
 
 
 def redis_store_factory(backends: Backends) -> RedisStoreFactory | None:
@@ -103,6 +106,7 @@ class Services:
         shared_limit = self.backends.redis_configured and settings.sessions_per_minute > 0
         limit_redis = self.backends.redis_client() if shared_limit else None
         self.session_limit: SessionCreationLimit | None = session_creation_limit(settings, limit_redis)
+        self._warned_phase: Phase | None = None
 
     @property
     def phase(self) -> str:
@@ -115,6 +119,25 @@ class Services:
     async def start(self) -> None:
         await self.sql_store.open()  # the psycopg pool of the request path starts connecting now
         await self.runtime.start()
+        self.redis_missing()  # the phase is known now: a pod without its Redis secret says so at once
+
+    def redis_missing(self) -> str | None:
+        """Why this instance is degraded when the phase uses Redis and F2F_REDIS_URL is not set, else None.
+
+        Logged as a WARNING once per phase. Readiness stays 200 ("degraded"): every pod of a Deployment has
+        the same environment, so failing readiness would take the whole API down for a copy the phase can
+        do without (in dual, reads and writes are served from SQL)."""
+        spec = self.runtime.spec
+        uses_redis = spec.needs_redis or spec.copies_to_redis or spec.backup_stream or spec.reads is not ReadFrom.SQL
+        if self.backends.redis_configured or not uses_redis:
+            return None
+        reason = (f"phase {spec.phase} uses Redis but F2F_REDIS_URL is not set: "
+                  + ("sessions are served from the SQL database only and Redis is not kept up to date"
+                     if spec.authority is not Authority.REDIS else "writes fail until it is set"))
+        if self._warned_phase != spec.phase:
+            self._warned_phase = spec.phase
+            log.warning("%s (set F2F_REDIS_URL, e.g. from the chart's Redis Secret)", reason)
+        return reason
 
     async def stop(self) -> None:
         await self.runtime.stop()
@@ -144,7 +167,10 @@ class Services:
             checks["sql"] = await _check(self.sql_store)
         if spec.needs_redis:
             checks["redis"] = await _check(self.runtime.backup_store())
-        ok = [v == "ok" for v in checks.values()]
+        missing = self.redis_missing()
+        if missing is not None:
+            checks["redis"] = "not configured: F2F_REDIS_URL is not set"
+        ok = [v == "ok" for k, v in checks.items() if not (missing and k == "redis")]
         return (any(ok) if spec.ready_on_either else all(ok)), checks
 
 

@@ -7,7 +7,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -100,7 +100,6 @@ def serve(
                 "run 'f2f migrate db upgrade' first"
             )
     level = (log_level or settings.log_level).lower()
-    stdout().print(f"f2f serving on http://{host}:{port}{settings.api_prefix} (phase runtime starting)")
     with metrics_directory(workers):
         config = uvicorn.Config(
             "f2f_cli.api.app:app_from_environment",
@@ -122,10 +121,20 @@ def serve(
             ws="none",
             timeout_keep_alive=settings.keep_alive_seconds,
         )
-        run_server(config, settings.metrics_port)
+        run_server(config, settings.metrics_port,
+                   announce=lambda: stdout().print(announcement(host, port, settings.api_prefix)))
 
 
-def run_server(config: Config, metrics_port: int | None) -> None:
+def announcement(host: str, port: int, api_prefix: str) -> str:
+    """The line printed once the port is bound: a URL that answers (``/healthz``), reachable from this host."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"[{local}]" if ":" in local else local
+    where = f" (listening on {host or 'every address'})" if local != host else ""
+    return (f"f2f serving on http://{shown}:{port}{where}: health http://{shown}:{port}/healthz, "
+            f"API under {api_prefix or '/'}")
+
+
+def run_server(config: Config, metrics_port: int | None, announce: Callable[[], None] | None = None) -> None:
     """What ``uvicorn.run`` does, with a second listening socket for ``F2F_METRICS_PORT``: every worker
     accepts on both, and the app tells them apart by the local port (``MetricsPortSplit``)."""
     from uvicorn import Server
@@ -138,6 +147,8 @@ def run_server(config: Config, metrics_port: int | None) -> None:
             sockets.append(config.bind_socket())
         finally:
             config.port = api_port
+    if announce is not None:
+        announce()  # only now: a busy port has already ended the process (exit 3) without a false "serving"
     server = Server(config=config)
     try:
         if config.workers > 1:

@@ -63,9 +63,29 @@ def sort_ingredients(items: Iterable[Ingredient]) -> tuple[Ingredient, ...]:
 # "두부" with U+FE0F, U+E0100 or U+034F appended is the same ingredient as "두부".
 _IGNORABLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f"
                         "\uffa0\U000e0100-\U000e01ef]")
+# The zero-width joiner and non-joiner (format characters): they shape what is around them (emoji
+# sequences such as 👩‍🍳, Indic and Persian spellings), so one between two visible characters is kept; one
+# anywhere else joins nothing and is removed like the ignorables above.
+JOINERS = "\u200c\u200d"
 # Blank symbols that render as a space without being whitespace: treated as whitespace.
 _BLANKS = re.compile("[\u2800]")
 _VISIBLE = ("L", "N", "P", "S")
+
+
+def _shows(ch: str) -> bool:
+    return bool(ch) and unicodedata.category(ch)[0] in "LNPSM"
+
+
+def keep_inner_joiners(text: str) -> str:
+    """``text`` with every ZWJ/ZWNJ removed that does not stand between two visible characters."""
+    if "\u200c" not in text and "\u200d" not in text:
+        return text
+    out = []
+    for i, ch in enumerate(text):
+        if ch in JOINERS and not (i > 0 and _shows(text[i - 1]) and _shows(text[i + 1:i + 2])):
+            continue
+        out.append(ch)
+    return "".join(out)
 
 
 def is_dropped_before_checks(ch: str) -> bool:
@@ -74,20 +94,20 @@ def is_dropped_before_checks(ch: str) -> bool:
 
 
 def normalize_ingredient(raw: object, max_length: int) -> str:
-    """NFC, invisible characters removed, trimmed, inner whitespace collapsed; reject empty, control,
-    invisible-only or over-long names."""
+    """NFC, invisible characters removed (a ZWJ/ZWNJ only when it joins nothing), trimmed, inner whitespace
+    collapsed; reject empty, control, invisible-only or over-long names."""
     if not isinstance(raw, str):
         raise InvalidIngredient("each ingredient must be a string")
     text = unicodedata.normalize("NFC", raw)
     if not text.isascii():
-        text = _BLANKS.sub(" ", _IGNORABLE.sub("", text))
+        text = keep_inner_joiners(_BLANKS.sub(" ", _IGNORABLE.sub("", text)))
     name = _SPACES.sub(" ", text).strip()
     if not name:
         raise InvalidIngredient("ingredient names must not be empty")
     if len(name) > max_length:
         raise InvalidIngredient(f"ingredient names are limited to {max_length} characters")
     if not name.isascii():
-        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") and c not in JOINERS for c in name):
             raise InvalidIngredient("ingredient names must not contain control or unassigned characters")
         if unicodedata.category(name[0])[0] == "M" or not any(
             unicodedata.category(c)[0] in _VISIBLE for c in name

@@ -198,11 +198,25 @@ def _simple_row(row: Mapping[str, Any], source: str) -> RecipeRecord:
     )
 
 
+# Every top-level shape an import reads, named in full whenever a file has none of them.
+SHAPES = ('a COOKRCP01 response {"COOKRCP01": {"row": [...]}}, '
+          'a JSON list [{"id", "title", "ingredients", "steps", "image"}, ...], '
+          'or {"recipes": [that list]}')
+
+
+def _wrong_shape(found: object, fmt: Format | None = None) -> InvalidInput:
+    kind = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(found), "a number")
+    keys = f" with keys {', '.join(sorted(map(str, found))[:5])}" if isinstance(found, dict) and found else ""
+    told = f" (--format {fmt})" if fmt else ""
+    return InvalidInput(f"the file is {kind}{keys}{told}; expected {SHAPES}")
+
+
 def _rows(data: object, fmt: Format) -> list[object]:
     if fmt == "cookrcp01":
         body = data.get("COOKRCP01") if isinstance(data, dict) else None
         if not isinstance(body, dict):
-            raise InvalidInput('expected the COOKRCP01 response shape {"COOKRCP01": {"row": [...]}}')
+            raise _wrong_shape(data, fmt)
         rows = body.get("row")
         if rows is None:
             result = body.get("RESULT")
@@ -215,7 +229,7 @@ def _rows(data: object, fmt: Format) -> list[object]:
     if isinstance(data, dict) and isinstance(data.get("recipes"), list):
         return list(data["recipes"])
     if not isinstance(data, list):
-        raise InvalidInput("expected a JSON list of {id, title, ingredients, steps, image} objects")
+        raise _wrong_shape(data)
     return data
 
 

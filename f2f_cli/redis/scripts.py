@@ -154,6 +154,10 @@ end
 local meta = redis.call('HMGET', key, ' v', ' c', ' d')
 if not meta[1] or meta[3] then return {0} end
 local created = tonumber(meta[2])
+if op == 'a' and #ARGV < 8 then
+  -- No name to add: nothing changes (no new version, the expiry stays, no backup entry), as in every store.
+  return {1, render(redis.call('HGETALL', key), redis.call('PEXPIRETIME', key)), changed, 0}
+end
 if op == 'a' then
   local seen = {}
   local args = {}

@@ -84,6 +84,8 @@ class MemorySessionStore:
 
     async def add_ingredients(self, session_id: str, raw_names: Sequence[str]) -> Mutation:
         names = normalize_ingredients(raw_names, self.max_ingredient_length)  # the rules every store applies
+        if not names:  # nothing asked, nothing changes: no new version, the expiry stays
+            return Mutation(session=await self.get(session_id), changed=())
 
         def add(items: dict[str, Ingredient], now: datetime) -> tuple[str, ...]:
             added = [n for n in dict.fromkeys(names) if n not in items]

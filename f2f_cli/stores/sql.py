@@ -193,6 +193,8 @@ class SqlSessionStore:
     async def add_ingredients(self, session_id: str, raw_names: Sequence[str]) -> Mutation:
         check_session_id(session_id)
         names = normalize_ingredients(raw_names, self.max_ingredient_length)
+        if not names:  # nothing asked, nothing changes: no new version, the expiry stays (as every store)
+            return Mutation(session=await self.get(session_id), changed=())
         if self._hot is not None:
             return await self._hot_write("a", session_id, names)
 

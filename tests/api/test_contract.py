@@ -97,6 +97,7 @@ def test_the_document_states_what_the_server_enforces(client: TestClient) -> Non
 @pytest.mark.parametrize("name", [
     "두부", "두부\ufe0f", "\ufe0f두부", "\u2800두부", " 두부 ", "Tofu\u0301", "두부\U000e0100",
     "\u3164", "\u115f", "\u1160", "\uffa0", "\u2800", "\u034f", "\u17b4", "\u0301", "\u0301두부", "\u034f\u0301a",
+    "👩\u200d🍳", "\u200d두부", "두부\u200c", "\u200d", "\u200c\u200d", "\u200d\u0301a", "a\u200c\u200db", "क्\u200dष",
 ])
 def test_the_name_schema_accepts_exactly_what_the_server_keeps(name: str) -> None:
     """Schemathesis reads the pattern: a name the server refuses must not match it, nor the reverse."""
@@ -113,3 +114,27 @@ def test_the_name_schema_accepts_exactly_what_the_server_keeps(name: str) -> Non
     except InvalidIngredient:
         kept = False
     assert bool(pattern.match(name)) is kept
+
+
+def test_joiners_between_visible_characters_are_kept_in_names_and_searches(client: TestClient) -> None:
+    url = f"/v1/sessions/{_sid(client)}/ingredients"
+    chef, persian = "👩\u200d🍳", "می\u200cخواهم"
+    r = client.post(url, json={"ingredients": [chef, persian, "\u200d두부\u200d", "두 \u200d부"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == [chef, persian, "두부", "두 부"]
+    assert client.post(url, json={"ingredients": ["\u200d"]}).status_code == 422  # joins nothing: empty
+    assert client.post(url, json={"ingredients": ["두부\u200b"]}).status_code == 422  # other format characters: no
+    for path in ("/v1/ingredients", "/v1/recipes"):
+        assert client.get(path, params={"search": "두\u200d부"}).status_code == 200
+        assert client.get(path, params={"search": "\u200d"}).status_code == 200
+        assert client.get(path, params={"search": "두\u200b"}).status_code == 422
+
+
+def test_an_empty_add_changes_nothing(client: TestClient) -> None:
+    url = f"/v1/sessions/{_sid(client)}/ingredients"
+    before = client.post(url, json={"ingredients": ["두부"]}).json()
+    after = client.post(url, json={"ingredients": []})
+    assert after.status_code == 200
+    assert {k: after.json()[k] for k in ("version", "expires_at", "updated_at")} == {
+        k: before[k] for k in ("version", "expires_at", "updated_at")}
+    assert after.json()["added"] == []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timedelta
 
 import pytest
 from starlette.testclient import TestClient
 
 from f2f_cli.api.app import create_app
+from f2f_cli.control.phase import Phase, set_phase
+from f2f_cli.db.engine import create_engine_for
 from f2f_cli.domain.ids import new_session_id
 from f2f_cli.stores import pg_hot
 from tests.clock import ShiftedClock
@@ -236,3 +240,28 @@ def test_custom_api_prefix(sqlite_url: str) -> None:
         assert c.post("/api/v2/sessions").status_code == 201
         assert c.post("/v1/sessions").status_code == 404
         assert "/api/v2/sessions" in c.get("/openapi.json").json()["paths"]
+
+
+def test_a_phase_that_uses_redis_without_its_url_is_degraded_and_warns(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def to_dual() -> None:
+        engine = create_engine_for(make_settings(F2F_DATABASE_URL=sqlite_url))
+        try:
+            await set_phase(engine, Phase.DUAL, actor="test", action="to dual")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(to_dual())
+    caplog.set_level(logging.WARNING, logger="f2f_cli.api.services")
+    with TestClient(create_app(make_settings(F2F_DATABASE_URL=sqlite_url))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 200  # every pod has the same environment: failing them all helps nobody
+        assert r.json() == {"status": "degraded", "phase": "dual",
+                            "checks": {"sql": "ok", "redis": "not configured: F2F_REDIS_URL is not set"}}
+        assert c.get("/readyz").json()["status"] == "degraded"
+        # Requests are still served, from SQL.
+        sid = c.post("/v1/sessions").json()["session_id"]
+        assert c.post(f"/v1/sessions/{sid}/ingredients", json={"ingredients": ["두부"]}).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "phase dual uses Redis but F2F_REDIS_URL is not set" in w]) == 1, warnings

@@ -56,6 +56,20 @@ async def test_unknown_session_is_not_found(make_store: MakeStore) -> None:
         await store.delete(new_session_id())
 
 
+async def test_adding_no_ingredient_changes_nothing(make_store: MakeStore) -> None:
+    store = await make_store()
+    sid = (await store.create()).session_id
+    before = (await store.add_ingredients(sid, ["두부"])).session
+    m = await store.add_ingredients(sid, [])
+    assert m.changed == ()
+    assert (m.session.version, m.session.expires_at, m.session.names) == (before.version, before.expires_at, {"두부"})
+    after = await store.get(sid)
+    assert (after.version, after.expires_at, after.updated_at) == (before.version, before.expires_at, before.updated_at)
+    assert (await store.add_ingredients(sid, ["계란"])).session.version == before.version + 1
+    with pytest.raises(SessionNotFound):
+        await store.add_ingredients(new_session_id(), [])
+
+
 async def test_every_write_bumps_version_and_reports_changes(make_store: MakeStore) -> None:
     store = await make_store()
     sid = (await store.create()).session_id

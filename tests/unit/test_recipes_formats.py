@@ -47,7 +47,8 @@ def test_format_is_detected() -> None:
     [
         ("{not json", "is not valid JSON"),
         ('{"COOKRCP01": {"RESULT": {"CODE": "INFO-200", "MSG": "해당하는 데이터가 없습니다."}}}', "INFO-200"),
-        ('{"something": 1}', "expected a JSON list"),
+        ('{"something": 1}', "the file is an object with keys something; expected"),
+        ('"recipes"', "the file is a string; expected"),
     ],
 )
 def test_malformed_files_are_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
@@ -56,10 +57,14 @@ def test_malformed_files_are_one_clear_error(tmp_path: Path, content: str, messa
     with pytest.raises(InvalidInput) as info:
         parse_file(path)
     assert message in info.value.message and "\n" not in info.value.message
+    if "expected" in message:  # a file of no known shape: all three are named
+        for shape in ('{"COOKRCP01": {"row": [...]}}', '[{"id", "title", "ingredients", "steps", "image"}, ...]',
+                      '{"recipes": [that list]}'):
+            assert shape in info.value.message
 
 
 def test_cookrcp01_flag_on_a_simple_file(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="COOKRCP01 response shape"):
+    with pytest.raises(InvalidInput, match=r"the file is a list \(--format cookrcp01\); expected a COOKRCP01 response"):
         parse_file(FIXTURES / "cookrcp01_simple.json", "cookrcp01")
 
 

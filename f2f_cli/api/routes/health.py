@@ -27,10 +27,10 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
     ready, checks = await services.readiness()
-    return JSONResponse(
-        HealthOut(status="ready" if ready else "unavailable", checks=checks, phase=services.phase),
-        status_code=200 if ready else 503,
-    )
+    # "degraded": ready (200), but the phase uses Redis and F2F_REDIS_URL is not set (Services.redis_missing).
+    status = "unavailable" if not ready else "degraded" if services.redis_missing() else "ready"
+    return JSONResponse(HealthOut(status=status, checks=checks, phase=services.phase),
+                        status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

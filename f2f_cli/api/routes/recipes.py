@@ -16,6 +16,7 @@ from f2f_cli.api.routes.sessions import session_id_of
 from f2f_cli.api.routing import resource
 from f2f_cli.api.schemas import IngredientSuggestionsOut, recommendations_out
 from f2f_cli.api.services import Services
+from f2f_cli.domain.model import JOINERS, keep_inner_joiners
 from f2f_cli.errors import InvalidInput
 from f2f_cli.recipes.queries import MAX_PAGE_SIZE, RecipeNotFound, get_recipe, list_recipes
 
@@ -65,8 +66,10 @@ def _text_param(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name) or ""
     if len(raw) > MAX_SEARCH_LENGTH:  # as sent: the limit the OpenAPI document states
         raise InvalidInput(f"'{name}' is limited to {MAX_SEARCH_LENGTH} characters")
-    value = _SPACES.sub(" ", raw).strip()
-    if not value.isprintable() and any(unicodedata.category(c) in FORBIDDEN_CATEGORIES for c in value):
+    value = _SPACES.sub(" ", keep_inner_joiners(raw)).strip()  # ZWJ/ZWNJ as in ingredient names
+    if not value.isprintable() and any(
+        unicodedata.category(c) in FORBIDDEN_CATEGORIES and c not in JOINERS for c in value
+    ):
         raise InvalidInput(f"'{name}' must not contain control, format or unassigned characters")
     return value or None
 
