@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
-
 from pathlib import Path
 
 from sqlalchemy import insert
