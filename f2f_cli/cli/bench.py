@@ -149,7 +149,7 @@ def sessions(
 
     Example:
 
-      f2f bench sessions --store all --ops 5000 --concurrency 8 --plot sessions.svg
+      f2f bench sessions --store all --ops 5000 --concurrency 8 --plot s.svg
     """
     from f2f_cli.bench.plot import check_plot_path, plot_latencies
     from f2f_cli.bench.session_stores import STORES, run_sessions_bench
@@ -345,7 +345,7 @@ def backup(
 
       f2f bench backup --ingredients 10,90 --workers 1,2,4 --rate 3000
 
-      F2F_REDIS_URL=redis+cluster://127.0.0.1:7100 f2f bench backup --mode lag --rate 1000 --json
+      F2F_REDIS_URL=redis+cluster://127.0.0.1:7100 f2f bench backup --mode lag
     """
     from f2f_cli.bench.backup import run_backup_bench
     from f2f_cli.cli.common import fail

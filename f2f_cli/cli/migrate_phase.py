@@ -359,9 +359,11 @@ def register(app: typer.Typer) -> None:
 
           f2f migrate to dual --yes --max-rate 5000
 
-          f2f migrate to dual --resume --yes      # after a crash or Ctrl-C during the backfill
+          # after a crash or Ctrl-C during the backfill:
+          f2f migrate to dual --resume --yes
 
-          f2f migrate to dual --resume --take-over --yes   # the run that crashed still holds the lease
+          # the run that crashed still holds the lease:
+          f2f migrate to dual --resume --take-over --yes
 
           f2f migrate to redis --yes
         """
@@ -396,7 +398,8 @@ def register(app: typer.Typer) -> None:
 
         Examples:
 
-          f2f migrate rollback --dry-run     # the checks it runs before holding any write
+          # the checks it runs before holding any write:
+          f2f migrate rollback --dry-run
 
           f2f migrate rollback --yes
         """

@@ -76,7 +76,7 @@ def serve(
 
       f2f serve
 
-      F2F_DATABASE_URL=postgresql://app@db/f2f f2f serve --host 0.0.0.0 --workers 4
+      F2F_DATABASE_URL=postgresql://db/f2f f2f serve --host 0.0.0.0 --workers 4
     """
     import uvicorn
 

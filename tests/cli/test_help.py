@@ -75,3 +75,33 @@ def test_help_in_a_real_process() -> None:
                        text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
     assert r.returncode == 0
     assert "Example" in r.stdout and "--dry-run" in r.stdout and "<bool>" not in r.stdout
+
+
+def _examples(help_text: str) -> list[str]:
+    """The example command lines of a help text (``f2f …``, maybe after ``F2F_…=…`` or ``Example:``)."""
+    found = []
+    for line in help_text.splitlines():
+        line = line.strip().removeprefix("Examples:").removeprefix("Example:").strip()
+        if line.startswith(("f2f ", "F2F_")) and "f2f" in line:
+            found.append(" ".join(line.split()))
+    return found
+
+
+def test_examples_are_found() -> None:
+    assert _examples("Do it.\n\nExamples:\n\n  f2f a b\n\n  F2F_X=1 f2f c\n\nExample: f2f d --e") == [
+        "f2f a b", "F2F_X=1 f2f c", "f2f d --e"]
+
+
+@pytest.mark.parametrize(("path", "command"), TREE, ids=COMMANDS)
+def test_help_examples_never_wrap_at_80_columns(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, path: tuple[str, ...], command: object,
+) -> None:
+    """A wrapped example cannot be pasted: at 80 columns each one stays on one line of the help."""
+    monkeypatch.setenv("COLUMNS", "80")
+    examples = _examples(getattr(command, "help", None) or "")
+    r = invoke(*path, "--help")
+    assert r.exit_code == 0, r.output
+    assert max(map(len, r.output.splitlines()), default=0) <= 80
+    lines = [" ".join(line.strip(" │|").split()) for line in r.output.splitlines()]
+    for example in examples:
+        assert any(example in line for line in lines), f"'f2f {' '.join(path)} --help' wraps: {example}"
