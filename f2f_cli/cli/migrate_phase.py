@@ -254,7 +254,7 @@ def _render_status(st: Status, settings: Settings, history: int = DEFAULT_HISTOR
                           Text(h.reason or ""), style="yellow" if failed else "")
         console.print(table)
     for item in st.advice:
-        console.print(Text(f"next: {item}", style="bold"))
+        console.print(Text(f"next: {item.text}", style="bold" if item.incident else ""))
 
 
 # The phases are named after the production path (PostgreSQL → Redis); say once what the first means on SQLite.
@@ -297,6 +297,9 @@ def register(app: typer.Typer) -> None:
             data["instances"] = [{**asdict(i), "stale": stale} for i, stale in st.instances]
             if data["lease"] is not None:
                 data["lease"].pop("token")  # the holder's proof of ownership, not for display
+            # `advice` stays the printed lines (what scripts read before); `next` adds each row's code and kind.
+            data["advice"] = [row.text for row in st.advice]
+            data["next"] = [asdict(row) for row in st.advice]
             if st.backup_shards is not None:
                 data["backup_shards"] = {name: lag_json(part) for name, part in st.backup_shards.items()}
             data["database"] = mask_url(settings.database_url)

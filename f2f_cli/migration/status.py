@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from f2f_cli.control import lease as leases
 from f2f_cli.control import phase as control
 from f2f_cli.control.faults import Conflict, conflict_report
 from f2f_cli.control.lease import Lease
-from f2f_cli.control.phase import Control, Instance, Phase
+from f2f_cli.control.phase import Control, Instance, Phase, RedisState
 from f2f_cli.control.specs import Authority, spec_of
 from f2f_cli.db.errors import translate_db_errors
 from f2f_cli.db.schema import f2f_instances, f2f_phase_history
@@ -68,7 +69,7 @@ class Status:
     workers_live: int = 0
     instances_aged_out: int = 0
     redis_copy: str = ""
-    advice: list[str] = field(default_factory=list)
+    advice: list[Advice] = field(default_factory=list)
     # A Redis Cluster's shards (primary, slots, ok / failing-over / lost); None when Redis is not a Cluster.
     shards: list[Shard] | None = None
     # The backup lag per shard (primary name -> its backlog); None when Redis is not a Cluster.
@@ -181,60 +182,148 @@ async def _incident(engine: AsyncEngine, st: Status, now: datetime, cutoff: date
     st.advice = advice(st, now)
 
 
-def advice(st: Status, now: datetime) -> list[str]:
-    """What the operator should do next, most urgent first."""
-    c = st.control
-    out: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """One 'next:' line of ``f2f migrate status``; the table and ``--json`` print the same rows."""
+
+    code: str  # stable name for scripts, e.g. 'writes-held', 'routine-dual'
+    text: str
+    incident: bool  # True: something needs the operator now; False: the routine next step of a healthy state
+
+
+# A rule reads the status and returns its lines: none when its condition does not hold.
+Rule = Callable[[Status, datetime], list[str]]
+
+
+def _take_over(st: Status) -> str:
+    return " --take-over" if st.lease_stale else ""
+
+
+def _lease_stale(st: Status, now: datetime) -> list[str]:
     lease = st.lease
-    take_over = " --take-over" if st.lease_stale else ""
-    if lease is not None and st.lease_stale:
-        out.append(f"the migrator lease is held by {lease.holder} ('{lease.command}', step {lease.step}) with no "
-                   f"heartbeat for {lease.silent_for(now):.0f}s: that run is gone; the next 'f2f migrate' "
-                   "needs --take-over")
-    elif lease is not None:
-        out.append(f"'f2f migrate {lease.command}' is running on {lease.holder} (step {lease.step}); wait for it")
-    if c.phase is Phase.CUTOVER:
-        direction = f"{c.cutover_from or '?'} → {c.cutover_to or '?'}"
-        if st.cutover_lapsed:
-            out.append(f"WRITES HELD since {c.changed_at:%H:%M:%S}Z by {c.changed_by} (cut-over {direction}); its "
-                       f"deadline passed: the next instance poll returns the fleet to {c.cutover_from}, or run "
-                       f"'f2f migrate rollback{take_over}'")
-        else:
-            until = f"{c.hold_deadline:%H:%M:%S}Z" if c.hold_deadline else "no deadline (written by an older f2f)"
-            out.append(f"WRITES HELD since {c.changed_at:%H:%M:%S}Z by {c.changed_by} (cut-over {direction}); "
-                       f"deadline {until}, after which the fleet returns to {c.cutover_from or 'its origin'} by "
-                       f"itself; to return now: 'f2f migrate rollback{take_over}'")
-    if c.phase is Phase.DUAL_WRITE and (lease is None or st.lease_stale):
-        where = (f"checkpoint: {st.checkpoint_copied} sessions copied, up to {st.checkpoint_last_id}"
-                 if st.checkpoint_copied is not None else "no checkpoint: the backfill starts over")
-        out.append(f"an interrupted 'to dual' left dual-write ({where}): run 'f2f migrate to dual --resume{take_over}'"
-                   f" to finish it, or 'f2f migrate rollback{take_over}' to return to postgres")
+    if lease is None or not st.lease_stale:
+        return []
+    return [f"the migrator lease is held by {lease.holder} ('{lease.command}', step {lease.step}) with no heartbeat "
+           f"for {lease.silent_for(now):.0f}s: that run is gone; the next 'f2f migrate' needs --take-over"]
+
+
+def _lease_running(st: Status, now: datetime) -> list[str]:
+    lease = st.lease
+    if lease is None or st.lease_stale:
+        return []
+    return [f"'f2f migrate {lease.command}' is running on {lease.holder} (step {lease.step}); wait for it"]
+
+
+def _writes_held(st: Status, now: datetime) -> list[str]:
+    c = st.control
+    if c.phase is not Phase.CUTOVER:
+        return []
+    held = (f"WRITES HELD since {c.changed_at:%H:%M:%S}Z by {c.changed_by} "
+            f"(cut-over {c.cutover_from or '?'} → {c.cutover_to or '?'})")
+    if st.cutover_lapsed:
+        return [f"{held}; its deadline passed: the next instance poll returns the fleet to {c.cutover_from}, or run "
+               f"'f2f migrate rollback{_take_over(st)}'"]
+    until = f"{c.hold_deadline:%H:%M:%S}Z" if c.hold_deadline else "no deadline (written by an older f2f)"
+    return [f"{held}; deadline {until}, after which the fleet returns to {c.cutover_from or 'its origin'} by "
+           f"itself; to return now: 'f2f migrate rollback{_take_over(st)}'"]
+
+
+def _backfill_interrupted(st: Status, now: datetime) -> list[str]:
+    if st.control.phase is not Phase.DUAL_WRITE or (st.lease is not None and not st.lease_stale):
+        return []
+    where = (f"checkpoint: {st.checkpoint_copied} sessions copied, up to {st.checkpoint_last_id}"
+             if st.checkpoint_copied is not None else "no checkpoint: the backfill starts over")
+    return [f"an interrupted 'to dual' left dual-write ({where}): run 'f2f migrate to dual --resume"
+           f"{_take_over(st)}' to finish it, or 'f2f migrate rollback{_take_over(st)}' to return to postgres"]
+
+
+def _last_attempt(st: Status, now: datetime) -> list[str]:
+    """The last history row when it did not end well, unless a lease, a hold or dual-write explains it already."""
     last = st.history[0] if st.history else None
-    if out:
-        pass  # the advice above already covers the last attempt
-    elif last is not None and lease is None and c.phase is not Phase.CUTOVER:
-        if last.action.endswith(("interrupted", "failed")):
-            why = f": {last.reason}" if last.reason else ""
-            out.append(f"the last attempt ({last.action}, by {last.actor}) did not finish{why}; no write is "
-                       "held; 'f2f migrate plan' shows the next move")
-        elif last.action == "cutover lapsed":
-            out.append(f"a cut-over lapsed (its migrator stopped renewing it) and the fleet returned to {c.phase} by "
-                       "itself; no write is held; 'f2f migrate plan' shows the next move")
-    elif last is not None and st.lease_stale and last.action == "cutover lapsed":
-        out.append(f"a cut-over lapsed and the fleet returned to {c.phase} by itself; no write is held")
-    draining_matters = spec_of(c.phase).authority is Authority.REDIS or bool(st.backup_backlog)
-    if spec_of(c.phase).backup_stream and draining_matters and st.workers_live == 0:
-        age = f", oldest {st.backlog_age_s:.0f}s old" if st.backlog_age_s is not None else ""
-        out.append(f"no live 'f2f worker': the backup is not drained (backlog {st.backup_backlog}{age}); start one")
-    for shard in st.shards or []:
-        if shard.state is ShardState.FAILING_OVER:
-            out.append(f"Redis Cluster shard {shard.primary} ({shard.slots} slots) is failing over: its primary is "
-                       "down and the Cluster is promoting a replica; its sessions are read from the SQL backup and "
-                       "their writes held meanwhile (503 past F2F_REDIS_SHARD_HOLD_SECONDS)")
-        elif shard.state is ShardState.LOST:
-            out.append(f"Redis Cluster shard {shard.primary} ({shard.slots} slots) is LOST (primary and replicas "
-                       "down): its sessions are read from the SQL backup, their writes fail; start the node again "
-                       "(empty is fine: the fleet restores it from the backup) or give its slots to another primary")
-    if spec_of(c.phase).repairs_redis and not c.redis_trusted:
-        out.append("Redis copy untrusted: instances repair it in the background, or run 'f2f migrate repair'")
-    return out
+    if last is None or st.lease is not None or st.control.phase in (Phase.CUTOVER, Phase.DUAL_WRITE):
+        return []
+    if last.action.endswith(("interrupted", "failed")):
+        why = f": {last.reason}" if last.reason else ""
+        return [f"the last attempt ({last.action}, by {last.actor}) did not finish{why}; no write is held; "
+               "'f2f migrate plan' shows the next move"]
+    if last.action == "cutover lapsed":
+        return [f"a cut-over lapsed (its migrator stopped renewing it) and the fleet returned to {st.control.phase} "
+               "by itself; no write is held; 'f2f migrate plan' shows the next move"]
+    return []
+
+
+def _no_worker(st: Status, now: datetime) -> list[str]:
+    spec = spec_of(st.control.phase)
+    draining_matters = spec.authority is Authority.REDIS or bool(st.backup_backlog)
+    if not spec.backup_stream or not draining_matters or st.workers_live:
+        return []
+    age = f", oldest {st.backlog_age_s:.0f}s old" if st.backlog_age_s is not None else ""
+    return [f"no live 'f2f worker': the backup is not drained (backlog {st.backup_backlog}{age}); start one"]
+
+
+SHARD_ADVICE = {
+    ShardState.FAILING_OVER: "is failing over: its primary is down and the Cluster is promoting a replica; its "
+                             "sessions are read from the SQL backup and their writes held meanwhile (503 past "
+                             "F2F_REDIS_SHARD_HOLD_SECONDS)",
+    ShardState.LOST: "is LOST (primary and replicas down): its sessions are read from the SQL backup, their writes "
+                     "fail; start the node again (empty is fine: the fleet restores it from the backup) or give its "
+                     "slots to another primary",
+}
+
+
+def _shards(st: Status, now: datetime) -> list[str]:
+    return [f"Redis Cluster shard {s.primary} ({s.slots} slots) {SHARD_ADVICE[s.state]}"
+            for s in st.shards or [] if s.state in SHARD_ADVICE]
+
+
+def _untrusted(st: Status, now: datetime) -> list[str]:
+    if not spec_of(st.control.phase).repairs_redis or st.control.redis_trusted:
+        return []
+    return ["Redis copy untrusted: instances repair it in the background, or run 'f2f migrate repair'"]
+
+
+def _redis_fault_state(st: Status, now: datetime) -> list[str]:
+    f = st.faults
+    if f is None or f.redis_state == RedisState.OK:
+        return []
+    if f.redis_state == RedisState.FAILED_OVER:
+        return ["the fleet failed over to SQL (Redis unreachable): nothing to run while Redis is down; once it "
+               "answers, one instance reconciles the backup stream by itself, then Redis is refilled; fail back "
+               "with 'f2f migrate to redis' when the state is ok again"]
+    progress = f" ({f.restore_done or 0}/{f.restore_total} sessions)" if f.restore_total is not None else ""
+    return [f"Redis is being restored from SQL by one instance{progress}: nothing to run; reads and writes are "
+           "served meanwhile"]
+
+
+# Incidents, most urgent first: each rule is one condition and its line.
+INCIDENT_RULES: tuple[tuple[str, Rule], ...] = (
+    ("lease-stale", _lease_stale),
+    ("lease-running", _lease_running),
+    ("writes-held", _writes_held),
+    ("backfill-interrupted", _backfill_interrupted),
+    ("last-attempt", _last_attempt),
+    ("no-worker", _no_worker),
+    ("shard", _shards),
+    ("redis-fault", _redis_fault_state),
+    ("redis-untrusted", _untrusted),
+)
+
+# With no incident, what an operator of a healthy fleet does next in each phase (the phases of a cut-over and of an
+# interrupted 'to dual' always have an incident row above).
+ROUTINE: dict[Phase, str] = {
+    Phase.POSTGRES: "sessions live in SQL only; to start the move to Redis: 'f2f migrate plan to dual' shows the "
+                    "steps, then 'f2f migrate to dual --yes'",
+    Phase.DUAL_WRITE: "'f2f migrate to dual --resume' finishes the backfill",
+    Phase.DUAL: "reads come from Redis, SQL stays the authority; 'f2f migrate verify' compares the stores; when "
+                "they agree and an 'f2f worker' runs: 'f2f migrate to redis --yes' (or 'f2f migrate rollback --yes' "
+                "back to postgres)",
+    Phase.CUTOVER: "writes are held until the cut-over opens its next phase",
+    Phase.REDIS: "Redis is the authority and 'f2f worker' keeps SQL as the backup; watch its lag with 'f2f worker "
+                 "--lag' (or this status); 'f2f migrate rollback --yes' returns to dual",
+}
+
+
+def advice(st: Status, now: datetime) -> list[Advice]:
+    """What the operator should do next: the incidents, most urgent first, or the phase's routine step."""
+    rows = [Advice(code, text, True) for code, rule in INCIDENT_RULES for text in rule(st, now)]
+    return rows or [Advice(f"routine-{st.control.phase}", ROUTINE[st.control.phase], False)]
