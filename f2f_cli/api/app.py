@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,13 +38,35 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await error_response(404, "not_found", "no such endpoint")(scope, receive, send)
 
 
+log = logging.getLogger(__name__)
+
+# The middleware whose work the fast lane does itself (api/fastlane.py). A middleware added to the app that is not
+# one of these would be skipped for the lane's routes, so the lane then turns itself off.
+LANE_KNOWS: frozenset[object] = frozenset({EdgeMiddleware, MetricsPortSplit, CORSMiddleware})
+
+
 class F2FApp(Starlette):
     """Starlette, with the session endpoints that carry the traffic served first by the fast lane."""
 
     fast_lane: SessionFastLane | None = None
+    _lane_checked = False
+
+    def unknown_middleware(self) -> list[str]:
+        """The app's middleware the fast lane does not know, by name (empty: the lane may serve)."""
+        return [getattr(m.cls, "__qualname__", repr(m.cls)) for m in self.user_middleware if m.cls not in LANE_KNOWS]
+
+    def _check_lane(self) -> SessionFastLane | None:
+        # Once, at the first request: middleware can be added after create_app until the stack is built.
+        self._lane_checked = True
+        unknown = self.unknown_middleware()
+        if unknown and self.fast_lane is not None:
+            log.warning("fast lane off: the app's middleware %s is unknown to it and would be skipped on the "
+                        "session routes; every request takes the Starlette path", ", ".join(unknown))
+            self.fast_lane = None
+        return self.fast_lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lane = self.fast_lane
+        lane = self.fast_lane if self._lane_checked else self._check_lane()
         if lane is not None and scope["type"] == "http" and await lane(scope, receive, send):
             return
         await super().__call__(scope, receive, send)

@@ -13,6 +13,9 @@ Anything else about a request sends it the Starlette way, where the same handler
 another path or method (``HEAD``, ``OPTIONS``, ``DELETE``), a request with an ``Origin`` when CORS
 is configured, the metrics port, a ``root_path``. The ``current`` alias (the session the
 ``X-Session-ID`` header or the cookie names) is resolved by the same function either way.
+
+A middleware added to the app that this lane does not know of (``LANE_KNOWS`` in ``api/app.py``) would be
+skipped on these routes, so the app turns the lane off at its first call and logs a WARNING saying which.
 """
 
 from __future__ import annotations

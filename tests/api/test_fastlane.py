@@ -187,3 +187,48 @@ def test_the_current_alias_names_the_header_session_then_the_cookie_session(app:
         added = client.post("/v1/sessions/current/ingredients", json={"ingredients": ["두부"]})
         assert added.json()["session_id"] == second and added.json()["added"] == ["두부"]
         assert client.get(f"/v1/sessions/{first}").json()["ingredients"] == []
+
+
+class _Stamp:
+    """A middleware the fast lane does not know: it stamps every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def stamped(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-stamp", b"1")]}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
+def test_an_unknown_middleware_turns_the_fast_lane_off(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Added after create_app, it would be skipped on the lane's routes: the lane steps aside, logged once."""
+    app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, **SETTINGS))
+    app.add_middleware(_Stamp)
+    assert app.unknown_middleware() == ["_Stamp"]
+    with caplog.at_level(logging.WARNING, logger="f2f_cli.api.app"), TestClient(app) as client:
+        sid = client.post("/v1/sessions").json()["session_id"]
+        for r in (client.get(f"/v1/sessions/{sid}"),
+                  client.post(f"/v1/sessions/{sid}/ingredients", json={"ingredients": ["두부"]})):
+            assert r.status_code in (200, 201) and r.headers["x-stamp"] == "1"
+    assert app.fast_lane is None
+    warnings = [r.getMessage() for r in caplog.records if "fast lane off" in r.getMessage()]
+    assert len(warnings) == 1 and "_Stamp" in warnings[0]
+
+
+def test_the_app_s_own_middleware_keeps_the_fast_lane(sqlite_url: str) -> None:
+    """CORS and the metrics port split are known: the lane stays on and serves."""
+    app = create_app(make_settings(F2F_DATABASE_URL=sqlite_url, F2F_CORS_ORIGINS="https://app.example",
+                                   F2F_METRICS_PORT="9464", **SETTINGS))
+    assert app.unknown_middleware() == []
+    lane = app.fast_lane
+    assert lane is not None
+    counting = _Counting(lane)
+    with TestClient(app) as client:
+        app.fast_lane = counting  # type: ignore[assignment]
+        sid = client.post("/v1/sessions").json()["session_id"]
+        assert client.get(f"/v1/sessions/{sid}").status_code == 200
+    assert counting.served == 1
