@@ -16,8 +16,9 @@ Options for the Sentinel and Cluster forms: ``ssl_cert_reqs``, ``ssl_ca_certs``,
 accepts the same TLS options.
 
 Timeouts are explicit: ``settings.redis_connect_timeout`` bounds opening a
-connection and ``settings.redis_command_timeout`` every command, and no retry is
-made, so a dead or blackholed Redis costs a request at most connect + command
+connection and ``settings.redis_command_timeout`` every command, and the only retry
+is one on a refused or dropped connection (a restarted Redis leaves dead connections in
+the pool), so a dead or blackholed Redis costs a request about connect + command
 timeout (~1 s with the 500 ms defaults, chosen from measurement: see ``settings``).
 hiredis parses replies when installed (it is a dependency: ``redis[hiredis]``).
 """
