@@ -8,6 +8,7 @@ instances see the same fault at once exactly one records it (and counts it).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from f2f_cli.clock import utcnow
 from f2f_cli.control.phase import Control, Phase, RedisState, read_control
@@ -51,6 +53,29 @@ async def _notify(conn: AsyncConnection, epoch: int) -> None:
         await conn.exec_driver_sql(f"NOTIFY f2f_control, '{int(epoch)}'")
 
 
+Extra = Callable[[AsyncConnection], Awaitable[None]]
+
+
+async def _change_state(engine: AsyncEngine, *, where: list[ColumnElement[bool]], values: dict[str, Any], actor: str,
+                        action: str, detail: dict[str, Any], also: Extra | None = None) -> Control | None:
+    """One compare-and-set of ``f2f_control`` with its history row and NOTIFY, in one transaction.
+
+    ``where`` is the state this instance saw; when another instance moved it first nothing is written and the
+    answer is None. ``also`` runs in the same transaction after the update (e.g. clearing the fence table)."""
+    with translate_db_errors():
+        async with engine.begin() as conn:
+            before = await read_control(conn)
+            changed = await conn.execute(update(f2f_control).where(f2f_control.c.id == 1, *where).values(**values))
+            if not changed.rowcount:
+                return None
+            if also is not None:
+                await also(conn)
+            after = await read_control(conn)
+            await _history(conn, actor=actor, action=action, before=before, after=after, detail=detail)
+            await _notify(conn, after.epoch)
+            return after
+
+
 async def establish_generation(engine: AsyncEngine, value: str) -> str | None:
     """Record ``value`` as the generation marker unless one is recorded already; return the recorded one."""
     with translate_db_errors():
@@ -68,27 +93,17 @@ async def enter_recovering(
     actor: str, rpo_upper: int | None = None,
 ) -> bool:
     """Redis lost data: the fleet recovers. False when another instance recorded this loss first."""
-    now = utcnow()
-    with translate_db_errors():
-        async with engine.begin() as conn:
-            before = await read_control(conn)
-            changed = await conn.execute(
-                update(f2f_control)
-                .where(f2f_control.c.id == 1, f2f_control.c.redis_state == RedisState.OK.value,
-                       f2f_control.c.redis_generation == expected_generation,
-                       f2f_control.c.phase == Phase.REDIS.value)
-                .values(redis_state=RedisState.RECOVERING.value, redis_state_since=now, rpo_estimate=rpo_estimate,
-                        restore_done=0, restore_total=None, redis_trusted=False)
-            )
-            if not changed.rowcount:
-                return False
-            after = await read_control(conn)
-            await _history(conn, actor=actor, action="redis-data-loss", before=before, after=after, detail={
-                "rpo_estimate": rpo_estimate, "rpo_upper_bound": rpo_upper, "expected_marker": expected_generation,
-                "markers_found": found,
-            })
-            await _notify(conn, after.epoch)
-            return True
+    after = await _change_state(
+        engine,
+        where=[f2f_control.c.redis_state == RedisState.OK.value, f2f_control.c.redis_generation == expected_generation,
+               f2f_control.c.phase == Phase.REDIS.value],
+        values={"redis_state": RedisState.RECOVERING.value, "redis_state_since": utcnow(),
+                "rpo_estimate": rpo_estimate, "restore_done": 0, "restore_total": None, "redis_trusted": False},
+        actor=actor, action="redis-data-loss",
+        detail={"rpo_estimate": rpo_estimate, "rpo_upper_bound": rpo_upper, "expected_marker": expected_generation,
+                "markers_found": found},
+    )
+    return after is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,27 +135,21 @@ async def auto_failover(engine: AsyncEngine, *, expect_epoch: int, rpo_estimate:
     """Move the fleet from ``redis`` to SQL authority in one update (phase dual, Redis untrusted,
     epoch + 1); None when the phase moved meanwhile (another instance failed over first)."""
     now = utcnow()
-    with translate_db_errors():
-        async with engine.begin() as conn:
-            before = await read_control(conn)
-            changed = await conn.execute(
-                update(f2f_control)
-                .where(f2f_control.c.id == 1, f2f_control.c.phase == Phase.REDIS.value,
-                       f2f_control.c.epoch == expect_epoch)
-                .values(phase=Phase.DUAL.value, epoch=expect_epoch + 1, changed_at=now, changed_by=actor[:200],
-                        redis_trusted=False, redis_state=RedisState.FAILED_OVER.value, redis_state_since=now,
-                        rpo_estimate=rpo_estimate, restore_done=None, restore_total=None)
-            )
-            if not changed.rowcount:
-                return None
-            await conn.execute(delete(f2f_failover_fence))
-            after = await read_control(conn)
-            await _history(conn, actor=actor, action="auto-failover", before=before, after=after, detail={
-                "rpo_estimate": rpo_estimate, "rpo_upper_bound": rpo_upper, "live_serve_instances": votes.live,
-                "unreachable": votes.unreachable,
-            })
-            await _notify(conn, after.epoch)
-            return after
+
+    async def clear_fence(conn: AsyncConnection) -> None:
+        await conn.execute(delete(f2f_failover_fence))
+
+    return await _change_state(
+        engine,
+        where=[f2f_control.c.phase == Phase.REDIS.value, f2f_control.c.epoch == expect_epoch],
+        values={"phase": Phase.DUAL.value, "epoch": expect_epoch + 1, "changed_at": now, "changed_by": actor[:200],
+                "redis_trusted": False, "redis_state": RedisState.FAILED_OVER.value, "redis_state_since": now,
+                "rpo_estimate": rpo_estimate, "restore_done": None, "restore_total": None},
+        actor=actor, action="auto-failover",
+        detail={"rpo_estimate": rpo_estimate, "rpo_upper_bound": rpo_upper, "live_serve_instances": votes.live,
+                "unreachable": votes.unreachable},
+        also=clear_fence,
+    )
 
 
 async def fence(engine: AsyncEngine, session_id: str) -> None:
@@ -183,30 +192,26 @@ async def reconciled(engine: AsyncEngine, *, conflicts: list[Conflict], stream_a
     """The returning Redis is reconciled: record the conflicts and start the restore (failed-over →
     recovering, Redis still untrusted). False when the state moved meanwhile."""
     now = utcnow()
-    with translate_db_errors():
-        async with engine.begin() as conn:
-            before = await read_control(conn)
-            changed = await conn.execute(
-                update(f2f_control)
-                .where(f2f_control.c.id == 1, f2f_control.c.redis_state == RedisState.FAILED_OVER.value)
-                .values(redis_state=RedisState.RECOVERING.value, restore_done=0, restore_total=None)
-            )
-            if not changed.rowcount:
-                return False
-            if conflicts:
-                await conn.execute(insert(f2f_failover_conflicts), [
-                    {"found_at": now, "session_id": c.session_id, "redis_version": c.redis_version,
-                     "sql_version": c.sql_version, "lost": json.dumps(c.lost, ensure_ascii=False)}
-                    for c in conflicts
-                ])
-            await conn.execute(delete(f2f_failover_fence))
-            after = await read_control(conn)
-            await _history(conn, actor=actor, action="failover-reconciled", before=before, after=after, detail={
-                "stream_entries_applied": stream_applied, "conflicts": len(conflicts),
-                "report": "f2f_failover_conflicts" if conflicts else None,
-            })
-            await _notify(conn, after.epoch)
-            return True
+
+    async def record(conn: AsyncConnection) -> None:
+        if conflicts:
+            await conn.execute(insert(f2f_failover_conflicts), [
+                {"found_at": now, "session_id": c.session_id, "redis_version": c.redis_version,
+                 "sql_version": c.sql_version, "lost": json.dumps(c.lost, ensure_ascii=False)}
+                for c in conflicts
+            ])
+        await conn.execute(delete(f2f_failover_fence))
+
+    after = await _change_state(
+        engine,
+        where=[f2f_control.c.redis_state == RedisState.FAILED_OVER.value],
+        values={"redis_state": RedisState.RECOVERING.value, "restore_done": 0, "restore_total": None},
+        actor=actor, action="failover-reconciled",
+        detail={"stream_entries_applied": stream_applied, "conflicts": len(conflicts),
+                "report": "f2f_failover_conflicts" if conflicts else None},
+        also=record,
+    )
+    return after is not None
 
 
 async def restore_progress(engine: AsyncEngine, done: int, total: int | None) -> None:
