@@ -6,14 +6,17 @@ stream (one on standalone/Sentinel, one per hash slot on a Cluster, see
 
 1. every ``claim_interval``: XAUTOCLAIM entries another consumer left pending
    longer than ``claim_idle_ms`` (a worker that died mid-batch);
-2. XREADGROUP a batch of new entries (BLOCK on a single stream; on a Cluster one
-   pipelined read of each primary's node stream plus the few fallback slot
-   streams the backup index names, see ``redis.node_streams``, then a short idle sleep
-   when nothing came);
+2. XREADGROUP a batch of new entries (BLOCK on a single stream; on a Cluster a
+   read of each primary's node stream plus the few fallback slot streams the
+   backup index names, see ``redis.node_streams``, each its own task on its own
+   primary: a primary that is slow or failing over holds back no other's
+   entries; then a short idle sleep when nothing came);
 3. apply the batch to SQL in one transaction: coalesced to the newest copy per
    session, set-based and version-guarded (``backup.apply``). **While it
    commits, the next batch is already being read** (pipelined);
-4. only after the commit: XACK + XDEL the entries in one script per stream.
+4. only after the commit: XACK + XDEL the entries in one script per stream (on a
+   Cluster concurrently per stream; an acknowledgement that fails is retried
+   with the next batch's).
 
 Because committed entries are deleted, a stream holds exactly the entries no
 worker has committed yet: its length is the backlog (``backup_lag``). Several
@@ -221,6 +224,15 @@ class BackupWorker:
         self._retry: list[Entry] = []
         self._known = KnownCopies(self.options.known_sessions)
         self._prefetch: asyncio.Task[list[Entry]] | None = None
+        # Cluster: the reads and claims in flight, one per (kind, stream), and the streams whose last one
+        # failed (monotonic time they may be tried again, current pause): see _read_cluster.
+        self._jobs: dict[tuple[str, str], asyncio.Task[list[Entry]]] = {}
+        self._paused: dict[str, tuple[float, float]] = {}
+        self._index_slots: list[int] = []
+        # How long a poll waits for one primary (a read, an acknowledgement, the index) before going on without it.
+        self._bound = max(self.options.block_ms / 1000, 1.0)
+        self._unacked: dict[str, list[str]] = defaultdict(list)  # committed, acknowledgement failed: retried
+        self._acking: set[asyncio.Task[None]] = set()
         self._rotate = 0
         # Every stream that was a node stream while this worker ran: after a resharding moves a primary's
         # first slot, writers whose slot map is older keep naming the former one, which the primary still
@@ -321,6 +333,10 @@ class BackupWorker:
         if self._prefetch is not None:
             task, self._prefetch = self._prefetch, None
             entries += await task
+        if self._jobs:  # Cluster: reads still out (a slow primary) get one bounded wait, then are cancelled
+            nodes = set(self._node_streams.streams(self.redis).values())
+            entries += await self._collect(list(self._jobs.values()), nodes, quiet=True)
+            await self._cancel_jobs()
         if entries:
             try:
                 await self._commit(entries)
@@ -342,8 +358,11 @@ class BackupWorker:
                 return entries
         if time.monotonic() - self._last_claim >= self.options.claim_interval:
             self._last_claim = time.monotonic()
-            entries = await self._reclaim()
-            self.stats.reclaimed += len(entries)
+            if self.keys.cluster:  # claimed per stream like the reads (counted where collected)
+                entries = await self._read_cluster(claim=True)
+            else:
+                entries = await self._reclaim()
+                self.stats.reclaimed += len(entries)
             if entries:
                 return entries
         return await self._read()
@@ -370,52 +389,136 @@ class BackupWorker:
         """Cluster: every primary's node stream, then the slot streams the index says may hold entries
         (writes that fell back to their slot's stream, see ``redis.node_streams``; at most ``batch_size``, rotating)."""
         if time.monotonic() >= self._next_slice_at:
-            await self._sweep_slice()
+            try:  # reads every primary: bounded, so that a slow one does not stall the poll
+                await asyncio.wait_for(self._sweep_slice(), self._bound)
+            except REDIS_FAILURES as exc:  # the next round of the pass looks again
+                log.debug("worker %s: index repair step failed: %s", self.consumer, exc)
         if self._node_streams.moved(self.redis):
             await self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
         self._former_nodes.update(dict.fromkeys(self._node_streams.streams(self.redis).values()))
         nodes = list(self._former_nodes)
-        slots = sorted(int(m) for m in await self.redis.smembers(self.keys.backup_index))
+        try:
+            # Bounded: the index lives on one primary, which must not stall the others' reads.
+            members = await asyncio.wait_for(self.redis.smembers(self.keys.backup_index), self._bound)
+            self._index_slots = sorted(int(m) for m in members)
+        except REDIS_FAILURES as exc:  # (OSError: TimeoutError too)
+            if not self._index_slots and not nodes:
+                raise
+            log.debug("worker %s: backup index unreadable (%s); using the last one read", self.consumer, exc)
+        slots = self._index_slots
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
             slots = (slots[self._rotate :] + slots[: self._rotate])[: self.options.batch_size]
         known = set(nodes)
         return nodes + [s for s in (self.keys.slot_stream(slot) for slot in slots) if s not in known]
 
-    async def _read_cluster(self) -> list[Entry]:
+    async def _read_cluster(self, *, claim: bool = False) -> list[Entry]:
+        """Cluster: read (``claim``: XAUTOCLAIM) each stream in a task of its own, on its primary's connection.
+
+        The poll waits up to ``block_ms`` (at least 1 s) for the tasks it started, then returns what has come. A primary
+        that is slow or failing over holds back no other primary's entries: its task stays in flight and
+        a later poll collects it when it answers (its entries are pending on this worker meanwhile); after a
+        failure its stream is tried again after a growing pause and is not waited for until it answers.
+        The poll fails (the loop backs off) only when nothing answered and something failed."""
         streams = await self._indexed_streams()
-        if not streams:
-            return []
-        nodes = set(self._node_streams.streams(self.redis).values())
-        per_stream = max(1, self.options.batch_size // len(streams))
-        replies: list[Any] = []
-        for attempt in range(2):
-            pipe = self.redis.pipeline(transaction=False)
-            for stream in streams:
-                pipe.execute_command("EVALSHA", self._read_group.sha, 1, stream, BACKUP_GROUP, self.consumer,
-                                     per_stream)  # fmt: skip
-            replies = await pipe.execute(raise_on_error=False)
-            if attempt or not any(isinstance(r, BaseException) and _is_noscript(r) for r in replies):
-                break
-            await self.redis.script_load(READ_GROUP)  # a restarted Redis forgot it
+        per_stream = max(1, self.options.batch_size // max(1, len(streams)))
+        fresh = self._start_jobs("claim" if claim else "read", streams, per_stream)
+        return await self._collect(fresh, set(self._node_streams.streams(self.redis).values()))
+
+    def _start_jobs(self, kind: str, streams: Sequence[str], count: int) -> list[asyncio.Task[list[Entry]]]:
+        """Start a read or claim on every stream without one in flight; return those the poll waits for."""
+        now = time.monotonic()
+        wait: list[asyncio.Task[list[Entry]]] = []
+        for stream in streams:
+            if (kind, stream) in self._jobs or self._paused.get(stream, (0.0, 0.0))[0] > now:
+                continue
+            work = self._read_stream(stream, count) if kind == "read" else self._claim_stream(stream, count)
+            job = self._jobs[(kind, stream)] = asyncio.create_task(work)
+            if stream not in self._paused:
+                wait.append(job)
+        return wait
+
+    async def _collect(self, wait: Sequence[asyncio.Task[list[Entry]]], nodes: set[str], *,
+                       quiet: bool = False) -> list[Entry]:  # fmt: skip
+        if wait:
+            await asyncio.wait(wait, timeout=self._bound)
         entries: list[Entry] = []
         idle: list[str] = []
         lost: list[str] = []
-        for stream, reply in zip(streams, replies, strict=True):
-            if isinstance(reply, BaseException):
-                if not _is_nogroup(reply):
-                    raise reply
-                lost.append(stream)
+        failure: BaseException | None = None
+        answered = False
+        for key, job in list(self._jobs.items()):
+            if not job.done():
                 continue
-            got = _flatten(reply)
-            entries.extend(got)
-            if not got and stream not in nodes:
-                idle.append(stream)
+            del self._jobs[key]
+            kind, stream = key
+            if job.cancelled():
+                continue
+            exc = job.exception()
+            if exc is None:
+                answered = True
+                got = job.result()
+                entries.extend(got)
+                if stream in self._paused:
+                    del self._paused[stream]
+                    log.info("worker %s: stream %s answers again", self.consumer, stream)
+                if kind == "claim":
+                    self.stats.reclaimed += len(got)
+                elif not got and stream not in nodes:
+                    idle.append(stream)
+            elif _is_nogroup(exc):
+                answered = True
+                lost.append(stream)
+            elif isinstance(exc, REDIS_FAILURES):
+                failure = exc
+                self._pause(stream, exc, quiet=quiet)
+            else:
+                raise exc
         if lost:
             await self._recreate_group(lost)
         if idle:
-            await self._forget(idle)
+            try:
+                await asyncio.wait_for(self._forget(idle), self._bound)
+            except REDIS_FAILURES as exc:  # the index repair pass finds it later
+                log.debug("worker %s: could not trim the backup index: %s", self.consumer, exc)
+        if failure is not None and not answered and not quiet:
+            raise failure
         return entries
+
+    def _pause(self, stream: str, exc: BaseException, *, quiet: bool) -> None:
+        _, pause = self._paused.get(stream, (0.0, 0.05))
+        pause = min(pause * 2, 5.0)
+        self._paused[stream] = (time.monotonic() + pause, pause)
+        self.stats.errors += 1
+        if not quiet:
+            log.warning("worker %s: stream %s: %s; the other streams go on, this one again in %.1fs",
+                        self.consumer, stream, exc, pause)  # fmt: skip
+
+    async def _read_stream(self, stream: str, count: int) -> list[Entry]:
+        # EVALSHA is routed by its declared key (a bare XREADGROUP costs redis-py a COMMAND GETKEYS round trip);
+        # the Script object loads the script again where a restarted primary forgot it.
+        return _flatten(await self._read_group(keys=[stream], args=[BACKUP_GROUP, self.consumer, count]))
+
+    async def _claim_stream(self, stream: str, count: int) -> list[Entry]:
+        reply: Any = await self.redis.xautoclaim(stream, BACKUP_GROUP, self.consumer,
+                                                 min_idle_time=self.options.claim_idle_ms, start_id="0-0",
+                                                 count=count)  # fmt: skip
+        entries = [(stream, _as_text(eid), fields) for eid, fields in reply[1] if fields]
+        if len(reply) > 2 and reply[2]:  # entries deleted after delivery: only their pending record remains
+            await self.redis.xack(stream, BACKUP_GROUP, *reply[2])
+        if entries:
+            log.info("worker %s reclaimed %d entries another worker left pending on %s", self.consumer,
+                     len(entries), stream)  # fmt: skip
+        return entries
+
+    async def _cancel_jobs(self) -> None:
+        jobs, self._jobs = list(self._jobs.values()), {}
+        acks, self._acking = list(self._acking), set()
+        for job in (*jobs, *acks):
+            job.cancel()
+        for job in (*jobs, *acks):
+            with contextlib.suppress(BaseException):
+                await job
 
     async def _forget(self, streams: Sequence[str]) -> None:
         """Drop idle streams from the index, then put back any that gained an entry meanwhile.
@@ -454,14 +557,9 @@ class BackupWorker:
             await self.redis.sadd(self.keys.backup_index, *(self.keys.backup_slot_of_stream(s) for s, _ in present))
 
     async def _reclaim(self) -> list[Entry]:
+        """One Redis: claim what another consumer left pending (a Cluster claims per stream, see _claim_stream)."""
         opts = self.options
-        if self.keys.cluster:
-            candidates = await self._indexed_streams()
-        else:
-            candidates = list(self.keys.backup_streams())
-        if not candidates:
-            return []
-        # One pipelined round for every candidate stream (on a Cluster there may be hundreds).
+        candidates = list(self.keys.backup_streams())
         per_stream = max(1, opts.batch_size // len(candidates))
         pipe = self.redis.pipeline(transaction=False)
         for stream in candidates:
@@ -526,21 +624,30 @@ class BackupWorker:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for stream, eid, _ in entries:
             by_stream[stream].append(eid)
-        if len(by_stream) == 1:
+        if not self.keys.cluster:
             ((stream, ids),) = by_stream.items()
             await self._ack(keys=[stream], args=[BACKUP_GROUP, *ids])  # reloads the script on NOSCRIPT
             return
-        for attempt in range(2):
-            pipe = self.redis.pipeline(transaction=False)
-            for stream, ids in by_stream.items():
-                pipe.execute_command("EVALSHA", self._ack.sha, 1, stream, BACKUP_GROUP, *ids)
-            try:
-                await pipe.execute()
-                return
-            except ResponseError as exc:
-                if attempt or not _is_noscript(exc):
-                    raise
-                await self.redis.script_load(ACK_DELETE)  # a restarted Redis forgot it
+        # Cluster: one task per stream (so per primary), waited for up to block_ms (at least 1 s); one that fails or is
+        # still out then is not waited for: its ids are acknowledged with a later batch (until then they
+        # stay pending, and a replay of a committed copy is a no-op).
+        for stream, ids in self._unacked.items():
+            by_stream[stream][:0] = ids
+        self._unacked.clear()
+        jobs = [asyncio.create_task(self._ack_stream(stream, ids)) for stream, ids in by_stream.items()]
+        self._acking.update(jobs)
+        for job in jobs:
+            job.add_done_callback(self._acking.discard)
+        await asyncio.wait(jobs, timeout=self._bound)
+
+    async def _ack_stream(self, stream: str, ids: list[str]) -> None:
+        try:
+            await self._ack(keys=[stream], args=[BACKUP_GROUP, *ids])  # reloads the script on NOSCRIPT
+        except REDIS_FAILURES as exc:
+            self._unacked[stream].extend(ids)
+            self.stats.errors += 1
+            log.warning("worker %s: acknowledging %d entries on %s failed (%s); retried with the next batch",
+                        self.consumer, len(ids), stream, exc)  # fmt: skip
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -562,20 +669,26 @@ class BackupWorker:
         opts = self.options
         if elapsed < opts.catchup_report_seconds:
             return
-        backlog = await self._backlog()
-        catching_up = backlog > 4 * opts.batch_size
+        backlog: int | None = None
+        try:
+            backlog = await asyncio.wait_for(self._backlog(), self._bound)
+        except REDIS_FAILURES:
+            if not self.keys.cluster:
+                raise  # (on a Cluster a primary that does not answer must not stop the loop for a log line)
+        catching_up = backlog is not None and backlog > 4 * opts.batch_size
         if not catching_up and elapsed < opts.report_seconds:
             return
         rate = self._report_entries / elapsed
         lag = f"{statistics.median(self._report_lags):.0f} ms median, {max(self._report_lags)} ms max" \
             if self._report_lags else "-"  # fmt: skip
-        if catching_up:
+        if catching_up and backlog is not None:
             eta = f", about {backlog / rate:.0f} s to go" if rate > 0 else ""
             log.info("worker %s catching up: %d entries left, %.0f entries/s%s; batch lag %s",
                      self.consumer, backlog, rate, eta, lag)  # fmt: skip
         else:
-            log.info("worker %s: %d entries in %.0f s (%.0f/s), backlog %d, batch lag %s",
-                     self.consumer, self._report_entries, elapsed, rate, backlog, lag)  # fmt: skip
+            log.info("worker %s: %d entries in %.0f s (%.0f/s), backlog %s, batch lag %s",
+                     self.consumer, self._report_entries, elapsed, rate, "unknown" if backlog is None else backlog,
+                     lag)  # fmt: skip
         self._report_at = now
         self._report_entries = 0
         self._report_lags = []
@@ -598,6 +711,7 @@ class BackupWorker:
             with contextlib.suppress(BaseException):
                 await self._prefetch
             self._prefetch = None
+        await self._cancel_jobs()
         try:
             await control.remove_instance(self.engine, self.instance_id)
         except StoreUnavailable as exc:  # the row then ages out by last_seen

@@ -8,11 +8,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from f2f_cli.backends import Backends
 from f2f_cli.backup.worker import SWEEP_SLICE, BackupWorker, WorkerOptions, backup_lag
+from f2f_cli.redis.client import REDIS_FAILURES
 from f2f_cli.redis.keys import BACKUP_GROUP
 from f2f_cli.redis.node_streams import NodeStreams
 from f2f_cli.stores.redis import RedisSessionStore
@@ -144,6 +146,70 @@ async def test_cluster_writes_go_to_one_stream_per_primary_and_stale_maps_fall_b
         assert sql_state(pg_url)[stale] == (4, False, frozenset({"계란", "양파", "대파"}))
         assert (await backup_lag(store.client, keys)).total == 0
     finally:
+        await worker.close()
+        await backends.close()
+        await store.close()
+
+
+async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
+    pg_url: str, redis_prefix: str, redis_cluster_factory: Callable[..., RedisClusterServers]
+) -> None:
+    """Each primary's stream is read in a task of its own: while one primary answers nothing (SIGSTOP), the
+    entries of the others are committed and acknowledged; once it answers again, its own follow."""
+    cluster = redis_cluster_factory()  # our own: one of its primaries is paused
+    settings = make_settings(
+        F2F_REDIS_URL=cluster.url, F2F_REDIS_KEY_PREFIX=redis_prefix, F2F_DATABASE_URL=pg_url,
+        F2F_REDIS_COMMAND_TIMEOUT="2", F2F_REDIS_CONNECT_TIMEOUT="2",
+    )  # fmt: skip
+    store = RedisSessionStore.from_settings(settings, backup_stream=True)
+    backends = Backends.open(settings)
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=100, block_ms=100, claim_idle_ms=500,
+                                                     claim_interval=0.5))  # fmt: skip
+    hung = cluster.node(cluster.primary_ports()[0])
+    try:
+        await worker.prepare()
+        ids = [(await store.create()).session_id for _ in range(30)]
+        client: Any = store.client
+        port_of = {sid: client.nodes_manager.get_node_from_slot(store.keys.backup_slot(sid)).port for sid in ids}
+        healthy = [sid for sid in ids if port_of[sid] != hung.port]
+        on_hung = [sid for sid in ids if port_of[sid] == hung.port]
+        assert healthy and on_hung
+        while await worker.run_once():
+            pass
+        assert set(ids) <= set(sql_state(pg_url))
+
+        hung.pause()
+        for sid in healthy:
+            await store.add_ingredients(sid, ["두부"])
+        calls = 0
+        while any(sql_state(pg_url)[sid][2] != {"두부"} for sid in healthy):
+            calls += 1
+            assert calls < 50, "the healthy primaries' entries were not committed while one primary hung"
+            with contextlib.suppress(*REDIS_FAILURES):  # (none expected: a poll fails only when nothing answers)
+                await worker.run_once()
+        assert all(sql_state(pg_url)[sid][2] == {"두부"} for sid in healthy)
+        healthy_streams = {NodeStreams(store.keys).for_slot(client, store.keys.backup_slot(sid)) for sid in healthy}
+        hung_stream = NodeStreams(store.keys).for_slot(client, store.keys.backup_slot(on_hung[0]))
+        assert hung_stream not in healthy_streams
+
+        async def acknowledged() -> bool:
+            await worker.run_once()
+            lengths = [int(await client.xlen(s)) for s in healthy_streams]  # (the hung primary is not asked)
+            return sum(lengths) == 0
+
+        await _eventually(acknowledged, "the healthy primaries' entries to be acknowledged")
+        hung.resume()
+        for sid in on_hung:
+            await store.add_ingredients(sid, ["대파"])
+
+        async def drained() -> bool:
+            await worker.run_once()
+            return await _drained(store)
+
+        await _eventually(drained, "every entry to be backed up once the primary answers", limit=60)
+        assert sql_state(pg_url) == await redis_state(store)
+    finally:
+        hung.resume()
         await worker.close()
         await backends.close()
         await store.close()
