@@ -152,8 +152,10 @@ def machine_for(target: Target, run: Callable[[Coroutine[Any, Any, Any]], Any]) 
                 return  # refused atomically: nothing changed
             mutation = run(target.store.add_ingredients(sid, names))
             assert set(mutation.changed) == wanted - held
-            self.model[sid] = (frozenset(wanted), version + 1)
-            assert mutation.session.version == version + 1
+            # An empty list is no write (every store): same version, same expiry.
+            bumped = version + 1 if names else version
+            self.model[sid] = (frozenset(wanted), bumped)
+            assert mutation.session.version == bumped
 
         @rule(sid=sessions, name=NAMES)
         def remove(self, sid: str, name: str) -> None:
