@@ -147,6 +147,7 @@ class F2FHttpProtocol(HttpToolsProtocol):
         self._ended_scope: object | None = None
         self._chunked = False  # the current request's body is chunked
         self._stalled = 0  # bytes of chunk framing or trailers read since the parser last made progress
+        self._chunks_seen = 0  # body callbacks so far: tells whether a read made progress past the head
         self._upgrade_head: bytes | None = None  # an Upgrade request's head without Upgrade, to parse again
         self._running: RequestResponseCycle | None = None  # the request being answered
         self._full = False  # the pipeline cap was reached: answer what was read, then close
@@ -292,6 +293,8 @@ class F2FHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        began_in_head = self._in_head
+        chunks_seen = self._chunks_seen
         if self._in_head:
             self._head_seen = True
             self._raw_head += len(data)
@@ -311,7 +314,12 @@ class F2FHttpProtocol(HttpToolsProtocol):
             if self._raw_head > self.limits.max_header_bytes:
                 # The head is still incomplete and already too big: stop buffering it.
                 self._head_too_large()
-        elif self._stalled > self.limits.max_header_bytes:
+            return
+        if began_in_head and self._chunked and self._chunks_seen == chunks_seen:
+            # The head ended in this read and no chunk has parsed since: the rest of the read is one chunk-size
+            # line so far (an endless extension sent right behind the head), counted like the later reads.
+            self._stalled = len(data) - self._read_used
+        if self._stalled > self.limits.max_header_bytes:
             log.info("chunk-size line or trailers over %d bytes: 400, connection closed",
                      self.limits.max_header_bytes)
             self._reject(400, "invalid_request",
@@ -436,11 +444,13 @@ class F2FHttpProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._read_used += len(body)
         self._stalled = 0
+        self._chunks_seen += 1
         super().on_body(body)
 
     def on_chunk_header(self) -> None:
         self._read_used += _CHUNK_FRAMING
         self._stalled = 0
+        self._chunks_seen += 1
 
     def on_message_complete(self) -> None:
         if self._upgrade_head is not None:

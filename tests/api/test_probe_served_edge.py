@@ -166,8 +166,6 @@ def test_look_alike_names_are_one_ingredient(served: tuple[str, Path]) -> None:
     assert _ingredients(base, sid) == ["두부"]
 
 
-@pytest.mark.xfail(reason="flaky on the served path: sometimes 408 (body deadline) before the 400; the unit test "
-                   "test_endless_chunk_extensions_are_refused_at_the_head_limit holds the rule", strict=False)
 def test_endless_chunk_extensions_are_refused(served: tuple[str, Path]) -> None:
     base, _ = served
     sid = _session(base)

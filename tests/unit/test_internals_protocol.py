@@ -491,6 +491,20 @@ async def test_endless_chunk_extensions_are_refused_at_the_head_limit() -> None:
     assert statuses(fine) == [200] and fine.replies()[0].json()["body"] == "abc" + "d" * 3000
 
 
+async def test_an_endless_chunk_extension_in_the_read_that_ends_the_head_counts() -> None:
+    # The served test's flake: the kernel handed the head and most of the extension over in one read, the
+    # rest stayed under the limit, and the body deadline (408) answered instead of the 400.
+    head = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e="
+    conn = Conn()
+    conn.send(head + b"a" * 5000)
+    await conn.settle()
+    assert statuses(conn) == [400] and conn.transport.closing
+    short = Conn()  # under the limit, then the chunk arrives: served
+    short.send(head + b"a" * 100, b"\r\nhello\r\n0\r\n\r\n")
+    await short.settle()
+    assert statuses(short) == [200] and short.replies()[0].json()["body"] == "hello"
+
+
 # -- slow readers --------------------------------------------------------------------------------------
 
 
