@@ -130,10 +130,21 @@ def test_requests_past_the_pipeline_cap_are_not_read(served: tuple[str, Path]) -
 # -- 3. a client leaving with pipelined requests is not an error ---------------------------------------
 
 
-def test_leaving_with_pipelined_requests_logs_no_error(served: tuple[str, Path]) -> None:
-    base, log = served
+@pytest.fixture(scope="module")
+def roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server that reads up to 1,000 pipelined requests ahead (the setting's top): enough queued answers for a
+    client that leaves to find many of them unsent, as in the probe."""
+    workdir = tmp_path_factory.mktemp("roomy")
+    env = {"F2F_SESSIONS_PER_MINUTE": "0", "F2F_MAX_PIPELINED_REQUESTS": "1000"}
+    with f2f_server(env, cwd=workdir, log_level="info") as base:
+        yield base, next(workdir.glob("f2f-serve-*.log"))
+
+
+@pytest.mark.parametrize("server", ["served", "roomy"])
+def test_leaving_with_pipelined_requests_logs_no_error(server: str, request: pytest.FixtureRequest) -> None:
+    base, log = request.getfixturevalue(server)
     for _ in range(5):
-        with _slow_reader(base, 50):
+        with _slow_reader(base, 150):
             time.sleep(0.3)
     time.sleep(1.5)
     text = log.read_text()
