@@ -6,10 +6,11 @@ writes during a cut-over, and acknowledges a new epoch in its heartbeat only
 after the writes it started under the previous phase have finished, so that
 ``f2f migrate`` may rely on "every live instance has seen epoch N" (invariant 4).
 
-It also carries the fleet through Redis faults (docs/ARCHITECTURE.md, "Redis faults"): on each
-poll, as the phase spec asks, it checks or keeps the generation marker, votes on Redis
-reachability and fails the fleet over when a majority cannot reach Redis, and starts the
-background recovery (reconcile, restore) that one instance of the fleet runs at a time.
+It composes one class per duty: ``control.switch.StoreSwitch`` (the store switch and its drain),
+``control.heartbeat.Heartbeat`` (the acknowledged phase and epoch) and
+``control.redis_duties.RedisFaultDuties`` (the generation marker, failover and recovery through
+Redis faults, docs/ARCHITECTURE.md "Redis faults"). What stays here is the poll, the phase it
+adopts, the cut-over hold and the repair of an untrusted Redis copy.
 """
 
 from __future__ import annotations
@@ -17,33 +18,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 
-from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from f2f_cli import tracing
 from f2f_cli.clock import utcnow
-from f2f_cli.control import faults
 from f2f_cli.control import phase as control
+from f2f_cli.control.heartbeat import Heartbeat
 from f2f_cli.control.phase import Control, Phase, RedisState
-from f2f_cli.control.recovery import recover
+from f2f_cli.control.redis_duties import BacklogSource, FaultEvents, RedisFaultDuties
 from f2f_cli.control.repair import repair_pass
-from f2f_cli.control.specs import Authority, Marker, PhaseSpec, ReadFrom, spec_of
+from f2f_cli.control.specs import Authority, PhaseSpec, ReadFrom, spec_of
+from f2f_cli.control.switch import StoreSwitch
 from f2f_cli.domain.model import Mutation, Session
 from f2f_cli.domain.store import SessionStore
 from f2f_cli.errors import F2FError, WritesHeld
-from f2f_cli.redis.marker import markers_match, read_reachable_markers, write_markers
-from f2f_cli.redis.shards import Shard, ShardState, shard_states
+from f2f_cli.redis.shards import Shard
 from f2f_cli.stores.backed import BackedRedisStore
 from f2f_cli.stores.breaker import CircuitBreaker
 from f2f_cli.stores.dual import DualEvents, DualSessionStore
 from f2f_cli.stores.redis import RedisSessionStore
 from f2f_cli.stores.sql import SqlSessionStore
 from f2f_cli.stores.unavailable import UnavailableStore
+
+__all__ = ["HOLD_TIMEOUT_SECONDS", "BacklogSource", "FaultEvents", "PhaseRuntime", "PhaseStore", "RedisStoreFactory"]
 
 log = logging.getLogger("f2f.runtime")
 
@@ -55,30 +55,6 @@ HOLD_TIMEOUT_SECONDS = 5.0
 RedisStoreFactory = Callable[[bool], SessionStore]
 
 NO_REDIS = UnavailableStore("redis", "this phase needs Redis but F2F_REDIS_URL is not set")
-
-
-# The backlog of the backup stream(s) (entries no worker has committed yet): the RPO estimate.
-BacklogSource = Callable[[], Awaitable[int]]
-# An unexplained miss checks the marker at most this often (so a miss costs at most one more round trip).
-MISS_CHECK_SECONDS = 1.0
-BACKLOG_SAMPLE_SECONDS = 5.0
-BACKLOG_WINDOW_SECONDS = 10.0
-# A Cluster none of whose shards answered for this long (or two polls) is down as a whole: no shard holds.
-WHOLE_REDIS_SILENT_SECONDS = 2.0
-SHARD_SAMPLE_SECONDS = 1.0
-
-
-class FaultEvents:
-    """Counters the metrics endpoint reads (``f2f_redis_data_loss_total`` and friends)."""
-
-    def __init__(self) -> None:
-        self.data_loss = 0
-        self.failovers = 0
-        self.rehydrated = 0
-        self.restores = 0
-        # Writes held for a Cluster shard that was down: landed, answered 503 when the hold ran out.
-        self.shard_holds_landed = 0
-        self.shard_holds_failed = 0
 
 
 class PhaseRuntime:
@@ -104,52 +80,72 @@ class PhaseRuntime:
         self.instance_id = instance_id
         self.kind = kind
         self.hold_timeout = hold_timeout
-        self.drain_timeout = drain_timeout
         self.breaker = CircuitBreaker()
         self.dual_events = DualEvents()
-        self.started_at = utcnow()
-        self._started_mono = time.monotonic()
         self.phase = Phase.POSTGRES
         self.epoch = 0
-        # The epoch reported in heartbeats: raised only once the writes of earlier epochs are done.
-        self.acknowledged_epoch = 0
-        self.acknowledged_phase = Phase.POSTGRES
         self.redis_trusted = True
         self.redis_state = RedisState.OK
-        self.generation: str | None = None
-        self.failover_seconds = failover_seconds
-        self.shard_hold = shard_hold_seconds
-        self.fault_events = FaultEvents()
-        self.last_backlog: int | None = None
-        self.backlog_peak: int | None = None
-        self.restore_progress: tuple[int, int] | None = None
-        # A Cluster's shards and their states, as of this instance's last poll in the redis phase.
-        self.shards: list[Shard] = []
-        self._backlog_source = backlog_source
-        # The restore pipelines thousands of copies per call: it needs a longer command timeout than requests.
-        self._recovery_store = recovery_store
-        self._backlog_at = float("-inf")
-        self._backlog_samples: list[tuple[float, int]] = []
-        self._redis_ok_mono = self._started_mono  # start counts as contact: a new pod waits F before voting
-        self._redis_ok_at: datetime | None = None
-        self._miss_checked_at = float("-inf")
-        self._miss_check: asyncio.Task[bool] | None = None
-        self._fenced: set[str] = set()
-        self._recovery: asyncio.Task[None] | None = None
         self.last_poll_ok: datetime | None = None
         self._redis_factory = redis_factory
         self._cache: SessionStore | None = None
         self._backup: SessionStore | None = None
-        self._store: SessionStore = sql
-        self._generation = 0
-        self._inflight: dict[int, int] = {}
-        self._drained = asyncio.Condition()
-        self._changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._repairing = False
         self._refresh_lock = asyncio.Lock()
+        self.switch = StoreSwitch(sql, drain_timeout=drain_timeout)
+        self.redis = RedisFaultDuties(
+            engine, sql, instance_id=instance_id, poll_seconds=poll_seconds, failover_seconds=failover_seconds,
+            shard_hold_seconds=shard_hold_seconds, backlog_source=backlog_source, recovery_store=recovery_store,
+            marker_store=self._marker_store, spec=lambda: self.spec, reread_control=self._reread_control,
+            wake=self._wake.set,
+        )
+        self.heartbeat = Heartbeat(engine, instance_id, kind, redis_contact=self.redis.contact_at)
         self.facade = PhaseStore(self)
+
+    # -- what the duties hold, under the names callers (metrics, tests) read -----------------
+
+    @property
+    def drain_timeout(self) -> float:
+        return self.switch.drain_timeout
+
+    @property
+    def started_at(self) -> datetime:
+        return self.heartbeat.started_at
+
+    @property
+    def acknowledged_epoch(self) -> int:
+        return self.heartbeat.acknowledged_epoch
+
+    @property
+    def acknowledged_phase(self) -> Phase:
+        return self.heartbeat.acknowledged_phase
+
+    @property
+    def redis_generation(self) -> str | None:
+        """The fleet's Redis generation marker (not the store switch's ``switch.switch_number``)."""
+        return self.redis.redis_generation
+
+    @property
+    def fault_events(self) -> FaultEvents:
+        return self.redis.fault_events
+
+    @property
+    def shards(self) -> list[Shard]:
+        return self.redis.shards
+
+    @property
+    def last_backlog(self) -> int | None:
+        return self.redis.last_backlog
+
+    @property
+    def backlog_peak(self) -> int | None:
+        return self.redis.backlog_peak
+
+    @property
+    def restore_progress(self) -> tuple[int, int] | None:
+        return self.redis.restore_progress
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -164,8 +160,8 @@ class PhaseRuntime:
             self._tasks.append(asyncio.create_task(tracing.untraced(self._listen_loop()), name="f2f-phase-listen"))
 
     async def stop(self) -> None:
-        if self._recovery is not None:
-            self._tasks.append(self._recovery)
+        if self.redis.recovery is not None:
+            self._tasks.append(self.redis.recovery)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -177,7 +173,7 @@ class PhaseRuntime:
     # -- the current store -------------------------------------------------------
 
     def store(self) -> SessionStore:
-        return self._store
+        return self.switch.store
 
     def cache(self) -> SessionStore:
         if self._cache is None:
@@ -188,6 +184,10 @@ class PhaseRuntime:
         if self._backup is None:
             self._backup = self._redis_factory(True) if self._redis_factory else NO_REDIS
         return self._backup
+
+    def _marker_store(self) -> RedisSessionStore | None:
+        store = self.cache()
+        return store if isinstance(store, RedisSessionStore) else None
 
     @property
     def spec(self) -> PhaseSpec:
@@ -200,7 +200,7 @@ class PhaseRuntime:
             backup = self.backup_store()
             if not isinstance(backup, RedisSessionStore):
                 return backup
-            return BackedRedisStore(backup, self.sql, self, reads_sql_on_error=spec.reads_sql_on_redis_error)
+            return BackedRedisStore(backup, self.sql, self.redis, reads_sql_on_error=spec.reads_sql_on_redis_error)
         if not spec.copies_to_redis:
             return self.sql
         return DualSessionStore(
@@ -231,9 +231,9 @@ class PhaseRuntime:
             if state.epoch != self.epoch:
                 await self._switch(state.phase, state.epoch)
             else:
-                await self._heartbeat()
+                await self.heartbeat.beat()
         spec = self.spec
-        await self._fault_duties(spec, state)
+        await self.redis.poll_duties(spec, state)
         if not state.redis_trusted and spec.repairs_redis and self.breaker.allow():
             await self._repair()
 
@@ -241,15 +241,18 @@ class PhaseRuntime:
         """Take the fleet's Redis fields; a new Redis state changes the store at once (same phase, same
         authority: no writes need draining)."""
         self.redis_trusted = state.redis_trusted
-        self.generation = state.redis_generation
+        self.redis.redis_generation = state.redis_generation
         if state.redis_state is not self.redis_state:
             log.warning("Redis state %s (phase %s)", state.redis_state, state.phase)
             self.redis_state = state.redis_state
-            self._fenced.clear()
+            self.redis.fenced.clear()
             if state.epoch == self.epoch:
-                self._store = self._store_for(self.phase, self.redis_state)
+                self.switch.replace(self._store_for(self.phase, self.redis_state))
         if state.restore_total is not None:
-            self.restore_progress = (state.restore_done or 0, state.restore_total)
+            self.redis.restore_progress = (state.restore_done or 0, state.restore_total)
+
+    async def _reread_control(self) -> None:
+        self._adopt(await control.get_control(self.engine))
 
     async def _end_lapsed_cutover(self, state: control.Control) -> control.Control:
         """The migrator stopped renewing its cut-over (killed, lost pod): return the fleet to where it came from.
@@ -265,37 +268,12 @@ class PhaseRuntime:
         return await control.get_control(self.engine)
 
     async def _switch(self, new_phase: Phase, epoch: int) -> None:
-        previous = self._generation
-        self._store = self._store_for(new_phase, self.redis_state)
+        store = self._store_for(new_phase, self.redis_state)
+        # The phase is set before the switch wakes held writes: they re-read it to see the hold is over.
         self.phase, self.epoch = new_phase, epoch
-        self._generation += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
         log.info("phase %s (epoch %d)", new_phase, epoch)
-        await self._wait_drained(previous)
-        self.acknowledged_phase, self.acknowledged_epoch = new_phase, epoch
-        await self._heartbeat()
-
-    async def _wait_drained(self, generation: int) -> None:
-        async def drained() -> None:
-            async with self._drained:
-                await self._drained.wait_for(lambda: self._inflight.get(generation, 0) == 0)
-
-        try:
-            await asyncio.wait_for(drained(), self.drain_timeout)
-        except TimeoutError:
-            log.warning("writes of the previous phase still running after %.0fs", self.drain_timeout)
-
-    async def _heartbeat(self) -> None:
-        await control.heartbeat(
-            self.engine,
-            self.instance_id,
-            self.kind,
-            self.acknowledged_phase.value,
-            self.acknowledged_epoch,
-            self.started_at,
-            redis_ok_at=self._contact_at(),
-        )
+        await self.switch.switch_to(store)
+        await self.heartbeat.acknowledge(new_phase, epoch)
 
     async def _repair(self) -> None:
         if self._repairing:
@@ -343,234 +321,6 @@ class PhaseRuntime:
                 log.debug("LISTEN connection lost: %s", exc)
             await asyncio.sleep(max(self.poll_seconds, 1.0))
 
-    # -- Redis faults: the store's hooks (``stores.backed.FaultHooks``) ---------------------
-
-    def rehydrating(self) -> bool:
-        return self.spec.rehydrates
-
-    def redis_reached(self) -> None:
-        self._redis_ok_mono = time.monotonic()
-        self._redis_ok_at = None  # computed lazily at the next heartbeat (no clock read per request)
-
-    def redis_failed(self) -> None:
-        """Nothing to do now: the vote looks at the last success, not at failures."""
-
-    def rehydrated(self) -> None:
-        self.fault_events.rehydrated += 1
-
-    def shard_hold_seconds(self) -> float:
-        """Hold writes for a down shard only on a Cluster that answered lately (a request to another shard or
-        the poll's marker check): when all of Redis is gone the fleet-wide failover is the answer."""
-        store = self._marker_store()
-        if self.shard_hold <= 0 or store is None or not store.keys.cluster:
-            return 0.0
-        if time.monotonic() - self._redis_ok_mono > max(WHOLE_REDIS_SILENT_SECONDS, 2 * self.poll_seconds):
-            return 0.0
-        return self.shard_hold
-
-    def write_held(self, seconds: float, ok: bool) -> None:
-        if ok:
-            self.fault_events.shard_holds_landed += 1
-        else:
-            self.fault_events.shard_holds_failed += 1
-
-    async def explain_miss(self) -> bool:
-        """A miss Redis cannot explain: did Redis lose data? Checks the marker at most once per
-        ``MISS_CHECK_SECONDS``; concurrent misses share that one check."""
-        if self.spec.marker is not Marker.CHECK:
-            return self.spec.rehydrates
-        if self._miss_check is None:
-            if time.monotonic() - self._miss_checked_at < MISS_CHECK_SECONDS:
-                return False
-            self._miss_check = asyncio.ensure_future(self._check_marker(on_miss=True))
-            self._miss_check.add_done_callback(self._miss_check_done)
-        try:
-            return await asyncio.shield(self._miss_check)
-        except F2FError:
-            return True  # the loss could not be recorded: still answer this miss from the backup
-
-    def _miss_check_done(self, task: asyncio.Task[bool]) -> None:
-        if self._miss_check is task:
-            self._miss_check = None
-        if not task.cancelled():
-            task.exception()  # retrieved: a failed check is logged by its caller, never "never retrieved"
-
-    # -- Redis faults: the poll's duties -------------------------------------------------
-
-    def _marker_store(self) -> RedisSessionStore | None:
-        store = self.cache()
-        return store if isinstance(store, RedisSessionStore) else None
-
-    async def _fault_duties(self, spec: PhaseSpec, state: Control) -> None:
-        if spec.marker is Marker.CHECK:
-            await self._sample_backlog()
-            await self._sample_shards()
-            await self._check_marker()
-        elif spec.marker is Marker.KEEP:
-            await self._keep_marker()
-        if spec.fails_over:
-            await self._maybe_fail_over(state)
-        if spec.restores_redis or spec.reconciles:
-            self._start_recovery()
-
-    def _contact_at(self) -> datetime | None:
-        if self._redis_ok_at is None and self._redis_ok_mono > self._started_mono:
-            self._redis_ok_at = utcnow() - timedelta(seconds=time.monotonic() - self._redis_ok_mono)
-        return self._redis_ok_at
-
-    async def _sample_backlog(self) -> None:
-        """Sample the backup-stream backlog (each poll; on a Cluster, whose streams are many, every
-        ``BACKLOG_SAMPLE_SECONDS``). The RPO estimate is the last sample; the largest of the last
-        ``BACKLOG_WINDOW_SECONDS`` goes beside it in the history as an upper bound (the backlog swings
-        between polls)."""
-        store = self._marker_store()
-        every = BACKLOG_SAMPLE_SECONDS if store is not None and store.keys.cluster else 0.0
-        now = time.monotonic()
-        if self._backlog_source is None or now - self._backlog_at < every:
-            return
-        self._backlog_at = now
-        try:
-            sample = await self._backlog_source()
-        except Exception as exc:  # Redis down: keep what was seen before it went
-            log.debug("backlog sample failed: %s", exc)
-            return
-        self._backlog_samples = [(t, n) for t, n in self._backlog_samples if now - t <= BACKLOG_WINDOW_SECONDS]
-        self._backlog_samples.append((now, sample))
-        self.last_backlog = sample
-        self.backlog_peak = max(n for _, n in self._backlog_samples)
-
-    async def _sample_shards(self) -> None:
-        """On a Cluster: each shard's state (``redis.shards``) for ``/metrics``; a change is logged."""
-        store = self._marker_store()
-        if store is None or not store.keys.cluster:
-            return
-        try:
-            # Bounded: with every node hung it would ask each in turn, and the poll must still vote.
-            async with asyncio.timeout(SHARD_SAMPLE_SECONDS):
-                shards = await shard_states(store.client) or []
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
-            log.debug("shard states: Redis unreachable (%s)", exc)
-            return
-        before = {s.primary: s.state for s in self.shards}
-        for shard in shards:
-            if shard.state is not ShardState.OK and before.get(shard.primary) is not shard.state:
-                log.warning("Redis Cluster shard %s (%d slots) is %s", shard.primary, shard.slots, shard.state)
-        self.shards = shards
-
-    async def _read_markers(self, store: RedisSessionStore) -> list[str | None] | None:
-        try:
-            found, unreachable = await read_reachable_markers(store.client, store.keys)
-        except (RedisError, RedisClusterException, OSError) as exc:
-            log.debug("marker check: Redis unreachable (%s)", exc)
-            return None
-        # One shard down is not Redis down: the fleet-wide failover votes only when no primary answers. The
-        # markers of the shards that did not answer are checked once they do (promoted, or back empty).
-        self.redis_reached()
-        if unreachable:
-            log.debug("marker check: %d Cluster shard(s) did not answer", unreachable)
-        return found
-
-    async def _check_marker(self, *, on_miss: bool = False) -> bool:
-        """True when Redis lost data: the fleet is (now) recovering and misses are served from SQL.
-
-        Only a check that reached Redis and found the marker in place holds off the next miss check for
-        ``MISS_CHECK_SECONDS``: right after a restart the first check may still fail to connect."""
-        store = self._marker_store()
-        if store is None:
-            return False
-        found = await self._read_markers(store)
-        if found is None:
-            # Redis answered the miss but not the check (a restart's stale connections): unknown, so a miss
-            # is answered from the backup, which holds the session if Redis lost it and nothing otherwise.
-            return on_miss
-        expected = self.generation
-        if on_miss and expected is not None and markers_match(found, expected):
-            self._miss_checked_at = time.monotonic()
-        if expected is None:
-            await self._establish(store, found)
-            return False
-        if markers_match(found, expected):
-            return False
-        if await faults.enter_recovering(self.engine, expected_generation=expected, found=found,
-                                         rpo_estimate=self.last_backlog, rpo_upper=self.backlog_peak,
-                                         actor=self.instance_id):
-            self.fault_events.data_loss += 1
-            log.warning("Redis lost data (marker %s expected, found %s); recovering from the SQL backup, "
-                        "estimated RPO %s writes", expected, found, self.last_backlog)
-        self._adopt(await control.get_control(self.engine))
-        self._wake.set()
-        return self.spec.rehydrates
-
-    async def _keep_marker(self) -> None:
-        """Redis is a copy of SQL here: write the marker where it is missing."""
-        store = self._marker_store()
-        if store is None:
-            return
-        found = await self._read_markers(store)
-        if found is None:
-            return
-        if self.generation is None:
-            await self._establish(store, found)
-        elif not markers_match(found, self.generation):
-            with contextlib.suppress(RedisError, OSError):
-                await write_markers(store.client, store.keys, self.generation)
-
-    async def _establish(self, store: RedisSessionStore, found: list[str | None]) -> None:
-        """No generation recorded yet: adopt the one Redis carries everywhere, or create one."""
-        value = found[0] if found and found[0] and markers_match(found, found[0]) else secrets.token_hex(8)
-        try:
-            await write_markers(store.client, store.keys, value, only_missing=True)
-            recorded = await faults.establish_generation(self.engine, value)
-            if recorded is not None:
-                await write_markers(store.client, store.keys, recorded)
-                self.generation = recorded
-        except (RedisError, OSError) as exc:
-            log.debug("could not write the generation marker: %s", exc)
-
-    async def _maybe_fail_over(self, state: Control) -> None:
-        seconds = self.failover_seconds
-        if seconds <= 0 or time.monotonic() - self._redis_ok_mono < seconds:
-            return
-        votes = await faults.failover_votes(self.engine, window=control.live_window(self.poll_seconds),
-                                            unreachable_for=timedelta(seconds=seconds))
-        if not votes.majority:
-            log.info("Redis unreachable from here for %.0fs, but only %d of %d live instances agree: no failover",
-                     time.monotonic() - self._redis_ok_mono, votes.unreachable, votes.live)
-            return
-        after = await faults.auto_failover(self.engine, expect_epoch=state.epoch, rpo_estimate=self.last_backlog,
-                                           rpo_upper=self.backlog_peak, votes=votes, actor=self.instance_id)
-        if after is not None:
-            self.fault_events.failovers += 1
-            log.warning("Redis unreachable from %d of %d live instances for %.0fs: failed the fleet over to SQL "
-                        "(phase dual, epoch %d), estimated RPO %s writes", votes.unreachable, votes.live,
-                        seconds, after.epoch, self.last_backlog)
-        self._wake.set()
-
-    def _start_recovery(self) -> None:
-        if self._recovery is not None and not self._recovery.done():
-            return
-        self._recovery = asyncio.create_task(self._recover(), name="f2f-redis-recovery")
-
-    async def _recover(self) -> None:
-        store = self._recovery_store or self._marker_store()
-        if store is None:
-            return
-        try:
-            report = await recover(self.engine, self.sql, store, actor=self.instance_id,
-                                   settle_seconds=2 * self.poll_seconds, on_progress=self._progress)
-        except F2FError as exc:
-            log.info("Redis recovery postponed: %s", exc.message)
-            return
-        except Exception:
-            log.exception("Redis recovery failed; retrying at the next poll")
-            return
-        if report is not None and report.restored:
-            self.fault_events.restores += 1
-        self._wake.set()
-
-    def _progress(self, done: int, total: int) -> None:
-        self.restore_progress = (done, total)
-
     # -- writes --------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -584,21 +334,11 @@ class PhaseRuntime:
             if remaining <= 0:
                 raise WritesHeld("writes are held for a phase cut-over; retry shortly")
             self._wake.set()  # poll now rather than at the next tick
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
-        if session_id is not None and self.spec.fences_writes and session_id not in self._fenced:
-            await faults.fence(self.engine, session_id)
-            self._fenced.add(session_id)
-        generation = self._generation
-        self._inflight[generation] = self._inflight.get(generation, 0) + 1
-        try:
-            yield self._store
-        finally:
-            self._inflight[generation] -= 1
-            if self._inflight[generation] == 0:
-                del self._inflight[generation]
-                async with self._drained:
-                    self._drained.notify_all()
+            await self.switch.wait_changed(min(remaining, 0.05))
+        if session_id is not None:
+            await self.redis.fence(session_id)
+        async with self.switch.slot() as store:
+            yield store
 
 
 class PhaseStore:

@@ -31,6 +31,7 @@ from f2f_cli.backends import Backends
 from f2f_cli.clock import utcnow
 from f2f_cli.control import lease
 from f2f_cli.control import phase as control
+from f2f_cli.control.keepalive import KeepAlive
 from f2f_cli.control.phase import Phase
 from f2f_cli.control.repair import repair_pass
 from f2f_cli.control.runtime import HOLD_TIMEOUT_SECONDS
@@ -120,11 +121,8 @@ class Migrator:
         self.beat = min(1.0, settings.cutover_deadline_seconds / 4, settings.migrate_lease_seconds / 4)
         self.engine: AsyncEngine = backends.engine
         self.sql = backends.sql
-        self._lease: lease.Lease | None = None
-        self._lease_lost = False
         self._step = "start"
-        self._hold_epoch: int | None = None
-        self._hold_lapsed = False
+        self.keepalive = KeepAlive(self.engine, beat=self.beat, hold_for=self.hold_for, step=lambda: self._step)
         self._changed = False  # a phase was set by this run: a later failure is 'failed', not 'refused'
         self._verified: VerifyReport | None = None
         self._held_from = 0.0
@@ -413,8 +411,9 @@ class Migrator:
 
     async def _check(self, key: str) -> Check:
         if key == "lease":
-            if self._lease is not None:
-                return Check("no other migrator running", True, f"this run holds the lease ({self._lease.holder})")
+            held = self.keepalive.lease
+            if held is not None:
+                return Check("no other migrator running", True, f"this run holds the lease ({held.holder})")
             return await checks.no_other_migrator(self.engine, self.lease_stale)
         if key == "sql_schema":
             return await checks.sql_schema(self.settings)
@@ -476,40 +475,19 @@ class Migrator:
     async def _leased(self, out: Outcome) -> AsyncIterator[None]:
         """Hold the migrator lease (refusing at once when another run has it) and keep it alive."""
         try:
-            self._lease = await lease.acquire(self.engine, actor=self.actor, command=out.action,
-                                              stale_after=self.lease_stale, take_over=self.take_over)
+            await self.keepalive.acquire(actor=self.actor, command=out.action, stale_after=self.lease_stale,
+                                         take_over=self.take_over)
         except lease.LeaseHeld as exc:
             out.checks.append(Check("no other migrator running", False, exc.message))
             raise self._refuse(out, exc.message) from None
-        self._lease_lost = False
-        keepalive = asyncio.create_task(self._keepalive(), name="f2f-migrator-keepalive")
-        try:
+        async with self.keepalive.renewing():
             yield
-        finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, F2FError):
-                await keepalive
-            token, self._lease = self._lease.token, None
-            with contextlib.suppress(F2FError):
-                await asyncio.shield(lease.release(self.engine, token))
-
-    async def _keepalive(self) -> None:
-        while True:
-            await asyncio.sleep(self.beat)
-            with contextlib.suppress(F2FError):
-                if self._lease is not None and not await lease.renew(self.engine, self._lease.token, step=self._step):
-                    self._lease_lost = True
-                if self._hold_epoch is not None and not await control.renew_hold(
-                        self.engine, self._hold_epoch, self.hold_for):
-                    self._hold_lapsed = True
 
     def _guard(self, out: Outcome) -> None:
         """Before each phase change: this run must still own the lease (and its cut-over)."""
-        if self._lease_lost:
-            raise self._refuse(out, "this run lost the migrator lease (another run took it over); stopped")
-        if self._hold_epoch is not None and self._hold_lapsed:
-            raise self._refuse(out, "the cut-over deadline lapsed before this run could renew it; the fleet "
-                               "went back by itself")
+        reason = self.keepalive.refusal()
+        if reason is not None:
+            raise self._refuse(out, reason)
 
     @contextlib.asynccontextmanager
     async def _cutover(self, out: Outcome, t: Transition) -> AsyncIterator[None]:
@@ -531,7 +509,7 @@ class Migrator:
         state = await control.set_phase(self.engine, Phase.CUTOVER, actor=self.actor, action=f"{t.command}: hold",
                                         expect=source, toward=t.target, hold_for=self.hold_for)
         self._changed = True
-        self._hold_epoch, self._hold_lapsed = state.epoch, False
+        self.keepalive.hold(state.epoch)
         deadline = self.hold_for.total_seconds()
         self._did(out, t, "hold", f"set cutover (epoch {state.epoch}); requests wait at most "
                   f"{HOLD_TIMEOUT_SECONDS:.0f}s, deadline {deadline:.0f}s renewed every {self.beat:.1f}s")
@@ -544,7 +522,7 @@ class Migrator:
             await asyncio.shield(self._end_hold(out, t, source, state.epoch, reason, held_from))
             raise
         finally:
-            self._hold_epoch = None
+            self.keepalive.end_hold()
             out.writes_held_ms = round((time.monotonic() - held_from) * 1000, 1)
         out.steps.append(f"writes were held for at most {out.writes_held_ms:.0f} ms")
 

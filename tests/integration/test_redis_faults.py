@@ -59,8 +59,8 @@ async def fleet(sql_url: str, redis_mode_url: str, redis_prefix: str) -> AsyncIt
 async def _recovered(rt: PhaseRuntime) -> None:
     for _ in range(3):
         await rt.refresh()
-        if rt._recovery is not None:
-            await rt._recovery
+        if rt.redis.recovery is not None:
+            await rt.redis.recovery
         if rt.redis_state is RedisState.OK:
             await rt.refresh()
             return
