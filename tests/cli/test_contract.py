@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,10 +44,12 @@ def _f2f(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess
 
 
 @pytest.fixture
-def db(invoke: Invoke, tmp_path: Path) -> dict[str, str]:
-    """A migrated SQLite database for the commands that need one."""
-    env = {"F2F_DATABASE_URL": f"sqlite:///{tmp_path / 'contract.db'}"}
-    assert invoke("migrate", "db", "upgrade", env=env).exit_code == 0
+def db(invoke: Invoke, tmp_path: Path, sqlite_template: Path) -> dict[str, str]:
+    """A migrated SQLite database for the commands that need one: a copy of the run's file at schema head
+    (what `f2f migrate db upgrade` leaves, tests/cli/test_migrate_db.py runs that command itself)."""
+    path = tmp_path / "contract.db"
+    shutil.copyfile(sqlite_template, path)
+    env = {"F2F_DATABASE_URL": f"sqlite:///{path}"}
     return env
 
 

@@ -32,6 +32,7 @@ from tests.unit.helm_support import (
     find,
     helm_lint_python,
     helm_lint_sdkpy,
+    kube_validate,
     load_values,
     manifests,
     notes,
@@ -235,7 +236,7 @@ def test_rendered_manifests_are_valid_kubernetes(name: str, values: dict[str, An
             assert doc["spec"]["groups"][0]["rules"]
             continue
         for version in KUBE_VERSIONS:
-            kubernetes_validate.validate(doc, version, strict=True)
+            kube_validate(doc, version)
         assert doc["metadata"]["namespace"] == NAMESPACE
         assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
 
@@ -547,6 +548,9 @@ def test_kubernetes_validation_catches_a_wrong_field() -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBE_VERSIONS[0], strict=True)
+    for version in KUBE_VERSIONS:  # and so do the cached validators the render tests use
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kube_validate(deployment, version)
 
 
 def test_readme_values_table_is_current() -> None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import helm_python
 import jsonschema
-import kubernetes_validate
 import pytest
 
 from f2f_cli.settings import Settings
@@ -26,6 +25,7 @@ from tests.unit.helm_support import (
     deep_merge,
     find,
     helm_lint_python,
+    kube_validate,
     load_values,
     manifests,
     render,
@@ -174,7 +174,7 @@ def test_renders_with_a_metrics_port_are_valid_kubernetes(
         if doc["kind"] == "PrometheusRule":
             continue
         for version in KUBE_VERSIONS:
-            kubernetes_validate.validate(doc, version, strict=True)
+            kube_validate(doc, version)
         assert doc["metadata"]["namespace"] == NAMESPACE
 
 
