@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from redis._parsers.helpers import parse_cluster_nodes
 from redis.asyncio.cluster import RedisCluster
 
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient
@@ -65,12 +66,25 @@ async def shard_states(client: RedisClient) -> list[Shard] | None:
     Raises the last error when no node answered (Redis as a whole is unreachable)."""
     if not isinstance(client, RedisCluster):
         return None
-    if not client.nodes_manager.slots_cache:
-        await client.initialize()
     last: BaseException | None = None
-    for node in client.get_nodes():
+    try:
+        if not client.nodes_manager.slots_cache:
+            await client.initialize()
+        nodes = client.get_nodes()
+    except REDIS_FAILURES as exc:
+        # redis-py's first start asks its default node (the primary of the first slots) for COMMAND and gives up
+        # when that node is down: exactly when a shard is lost. Ask the addresses the client was given instead.
+        last, nodes = exc, list(client.nodes_manager.startup_nodes.values())
+    for node in nodes:
         try:
-            reply = await client.execute_command("CLUSTER NODES", target_nodes=node)
+            if last is None:
+                reply = await client.execute_command("CLUSTER NODES", target_nodes=node)
+            else:  # the client did not start: straight to the node, parsed as the client would
+                try:
+                    raw = await node.execute_command("CLUSTER NODES")
+                finally:
+                    await node.disconnect()  # the client closed its own before giving up
+                reply = raw if isinstance(raw, dict) else parse_cluster_nodes(raw)  # type: ignore[no-untyped-call]
         except REDIS_FAILURES as exc:
             last = exc
             continue

@@ -19,3 +19,18 @@ def test_shards_are_classified_from_cluster_nodes() -> None:
         Shard("127.0.0.3:7000", 16284, ShardState.OK),
         Shard("127.0.0.4:7000", 1, ShardState.LOST),
     ]
+
+
+def test_a_raw_cluster_nodes_reply_parses_into_what_the_classifier_reads() -> None:
+    # The fallback of shard_states (a client that could not start) parses the reply with redis-py's own helper,
+    # an internal: an upgrade that changes its output fails here.
+    from redis._parsers.helpers import parse_cluster_nodes
+
+    raw = (b"a1 127.0.0.1:7000@17000 master,fail - 0 0 1 connected 0-99\n"
+           b"b1 127.0.0.2:7000@17000 slave a1 0 0 1 connected\n"
+           b"c1 127.0.0.3:7000@17000 myself,master - 0 0 2 connected 100-16383\n")
+    nodes = parse_cluster_nodes(raw)
+    assert shards_from_nodes(nodes) == [
+        Shard("127.0.0.1:7000", 100, ShardState.FAILING_OVER),
+        Shard("127.0.0.3:7000", 16284, ShardState.OK),
+    ]
