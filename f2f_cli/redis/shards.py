@@ -67,6 +67,7 @@ async def shard_states(client: RedisClient) -> list[Shard] | None:
     if not isinstance(client, RedisCluster):
         return None
     last: BaseException | None = None
+    started = True
     try:
         if not client.nodes_manager.slots_cache:
             await client.initialize()
@@ -74,10 +75,10 @@ async def shard_states(client: RedisClient) -> list[Shard] | None:
     except REDIS_FAILURES as exc:
         # redis-py's first start asks its default node (the primary of the first slots) for COMMAND and gives up
         # when that node is down: exactly when a shard is lost. Ask the addresses the client was given instead.
-        last, nodes = exc, list(client.nodes_manager.startup_nodes.values())
+        last, started, nodes = exc, False, list(client.nodes_manager.startup_nodes.values())
     for node in nodes:
         try:
-            if last is None:
+            if started:
                 reply = await client.execute_command("CLUSTER NODES", target_nodes=node)
             else:  # the client did not start: straight to the node, parsed as the client would
                 try:
