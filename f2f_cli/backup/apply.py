@@ -155,13 +155,15 @@ RETURNING f.session_id
 
 # The ingredient rows SQL holds for some sessions, packed like a stream entry but with absolute ms.
 _FETCH_ROWS = """
-SELECT session_id, string_agg(name || chr(31) || (extract(epoch FROM added_at) * 1000)::bigint, chr(31))
-FROM fridge_session_ingredients WHERE session_id = ANY(%s::text[]) GROUP BY session_id
+SELECT i.session_id, string_agg(i.name || chr(31) || (extract(epoch FROM i.added_at) * 1000)::bigint, chr(31))
+FROM fridge_session_ingredients AS i JOIN unnest(%s::text[]) AS k(sid) ON i.session_id = k.sid
+GROUP BY i.session_id
 """
 
 
 _LOCK_VERSIONS = """
-SELECT session_id, version FROM fridge_sessions WHERE session_id = ANY(%s::text[]) ORDER BY session_id FOR UPDATE
+SELECT f.session_id, f.version FROM fridge_sessions AS f JOIN unnest(%s::text[]) AS k(sid) ON f.session_id = k.sid
+ORDER BY f.session_id FOR UPDATE OF f
 """
 
 # The difference computed by the worker against a copy it knows SQL holds: only changed rows travel.
