@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from f2f_cli.api.routes import health, recipes, sessions
 from f2f_cli.api.routes.sessions import SESSION_HEADER
 from f2f_cli.api.routing import resource
 from f2f_cli.api.services import Services
+from f2f_cli.heap import freeze_long_lived
 from f2f_cli.logs import AccessLog
 from f2f_cli.settings import Settings, get_settings
 
@@ -134,10 +134,8 @@ def create_app(settings: Settings) -> F2FApp:
         if settings.redis_url is not None:
             metrics.set_backup_lag_source(services.backup_lag)
         await services.start()
-        # Everything allocated so far (modules, the recipe index) lives as long as the process:
-        # move it out of the collector's reach so full collections stay short on the request path.
-        gc.collect()
-        gc.freeze()
+        # Everything allocated so far (modules, the recipe index) lives as long as the process.
+        freeze_long_lived()
         sampler = asyncio.create_task(tracing.untraced(metrics.run_sampler(services)), name="f2f-metrics-sampler")
         try:
             yield {}

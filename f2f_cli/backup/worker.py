@@ -54,6 +54,7 @@ from f2f_cli.backup.apply import KnownCopies, PackedCopy, apply_packed
 from f2f_cli.clock import utcnow
 from f2f_cli.control import phase as control
 from f2f_cli.errors import StoreUnavailable
+from f2f_cli.heap import freeze_long_lived
 from f2f_cli.redis.client import REDIS_FAILURES, RedisClient, is_cluster
 from f2f_cli.redis.keys import BACKUP_GROUP, RedisKeys
 from f2f_cli.redis.node_streams import NodeStreams
@@ -757,6 +758,9 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerStats:
     async with Backends.open(settings) as backends:
         worker = BackupWorker.on(backends, options)
         try:
-            return await worker.run(stop)
+            await worker.prepare()
+            # A full collection over everything the start-up allocated stalled every batch for 40-165 ms.
+            freeze_long_lived()
+            return await worker.run(stop, prepared=True)
         finally:
             await worker.close()

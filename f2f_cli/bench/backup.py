@@ -151,6 +151,7 @@ async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, 
                         out: Any) -> None:  # fmt: skip
     from f2f_cli.backends import Backends
     from f2f_cli.backup.worker import BackupWorker, WorkerOptions, WorkerStats
+    from f2f_cli.heap import freeze_long_lived
 
     backends = Backends.open(Settings.from_env(env, env_file=None))
     worker = BackupWorker.on(backends, WorkerOptions(batch_size=batch_size, block_ms=200, heartbeat_seconds=60,
@@ -158,6 +159,7 @@ async def _worker_async(env: dict[str, str], batch_size: int, record_lag: bool, 
     try:
         await worker.prepare()
         await worker._heartbeat(force=True)  # opens the SQL pool before any clock starts
+        freeze_long_lived()  # where `f2f worker` does it (run_worker): after the set-up, before the loop
         out.put(("ready", os.getpid()))
         # Warm-up: back up the sessions the bench creates, as a long-running worker would have.
         await asyncio.to_thread(events["warm"].wait)
