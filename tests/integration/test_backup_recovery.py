@@ -213,3 +213,67 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
         await worker.close()
         await backends.close()
         await store.close()
+
+
+async def _pending(store: RedisSessionStore) -> int:
+    summary = await store.client.xpending(store.keys.backup_streams()[0], BACKUP_GROUP)
+    return int(summary["pending"])
+
+
+async def test_the_loop_goes_on_while_an_acknowledgement_waits_and_a_stop_settles_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A committed batch's XACK/XDEL runs beside the next batch, not before it: with Redis refusing writes for
+    a while (CLIENT PAUSE WRITE), a batch already read is committed and ``run_once`` returns while its
+    acknowledgement still waits; once Redis takes writes again the entries go, and a stopping worker waits
+    for its acknowledgements instead of leaving committed entries pending for another worker to claim."""
+    node = data_node(free_port(), tmp_path / "redis").start()  # our own: the test pauses its writes
+    settings = make_settings(
+        F2F_REDIS_URL=node.url, F2F_DATABASE_URL=pg_url, F2F_REDIS_COMMAND_TIMEOUT="5", F2F_REDIS_CONNECT_TIMEOUT="2"
+    )
+    store = RedisSessionStore.from_settings(settings, backup_stream=True)
+    backends = Backends.open(settings)
+    # A long BLOCK: the read in flight must still be waiting when the second batch is written.
+    worker = BackupWorker.on(backends, WorkerOptions(batch_size=50, block_ms=20_000))
+    stream = store.keys.backup_streams()[0]
+    try:
+        await worker.prepare()
+        first = [(await store.create()).session_id for _ in range(3)]
+        assert await worker.run_once() == 3  # commits, starts the next read and the acknowledgement
+        await _eventually(lambda: _drained(store), "the first batch's acknowledgement")
+
+        # One write: a blocked read returns with the first entry that arrives.
+        second = [(await store.create()).session_id]
+
+        async def delivered() -> bool:  # the read in flight took it: pending on this worker
+            return await _pending(store) == 1
+
+        await _eventually(delivered, "the read in flight to deliver the second batch")
+        await store.client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+        try:
+            assert await asyncio.wait_for(worker.run_once(), 10) == 1
+            assert set(first + second) <= set(sql_state(pg_url))  # committed ...
+            assert await _pending(store) == 1  # ... and not yet acknowledged: Redis still takes no write
+        finally:
+            await store.client.execute_command("CLIENT", "UNPAUSE")
+        await _eventually(lambda: _drained(store), "the acknowledgement once Redis takes writes again")
+
+        await worker.close()  # (its read in flight blocks for 20 s) a worker with a short BLOCK stops quickly
+        worker = BackupWorker.on(backends, WorkerOptions(batch_size=50, block_ms=100))
+        third = [(await store.create()).session_id for _ in range(4)]
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+
+        async def in_sql() -> bool:
+            return set(third) <= set(sql_state(pg_url))
+
+        await _eventually(in_sql, "the third batch in SQL")
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        assert await store.client.xlen(stream) == 0  # nothing committed was left pending at the stop
+        assert await _pending(store) == 0
+    finally:
+        await worker.close()
+        await backends.close()
+        await store.close()
+        node.stop()
