@@ -4,30 +4,32 @@ A batch of backup-stream entries is first **coalesced**: only the newest copy of
 each session is applied (the older ones are full states of the same session that
 the newest supersedes; the worker acknowledges them together after the commit).
 
-On PostgreSQL the whole batch then takes a few statements, whatever its size:
+On PostgreSQL the whole batch then takes one to three round trips, whatever its size, and writes
+only the ingredient rows that differ (a one-name add to a 90-ingredient session writes and sends one
+row, not 90):
 
-1. (when the worker remembers earlier copies) ``SELECT … FOR UPDATE`` of the
-   batch's session rows in id order: their current versions, locked until commit;
-2. the session rows, sent as ``unnest`` arrays, upserted ``WHERE version <
-   excluded.version`` in session-id order (concurrent workers lock rows in the
-   same order), ``RETURNING`` the ids that changed;
-3. the ingredient sets **by difference**, computed in the worker: against the
-   copy it remembers (:class:`KnownCopies`) when SQL still holds exactly that
-   version (a version names one full state), else against the rows SQL holds,
-   read in one aggregated query after step 2 locked them; then one statement
-   deletes, inserts or re-dates only the rows that differ. A one-name add to a
-   90-ingredient session writes one row, not 90, and sends one row, not 90.
+1. **Remembered sessions** (the steady state of a running worker): the worker keeps the last copy it
+   committed of each session (:class:`KnownCopies`). A version names exactly one full state, so where SQL
+   still holds that version, SQL's ingredient rows are exactly that copy's: the worker diffs the new copy
+   against it in Python and sends one statement that moves each session row ``WHERE version = <the
+   remembered one>`` and changes only the rows of the sessions it moved, with COMMIT in the same pipeline:
+   **one round trip for the batch**.
+2. **The rest** (new sessions; rows another worker or a purge changed since; replays): the session rows,
+   sent as ``unnest`` arrays, are upserted ``WHERE version < excluded.version`` in session-id order,
+   ``RETURNING`` the ids that changed (locked until commit); their ingredient rows are read in one
+   aggregated query, diffed in the worker, and the differing rows written with COMMIT. When step 1
+   committed, this is a transaction of its own: each session's row and ingredients are still one commit,
+   and a failure here replays step 1's sessions as no-ops.
 
 Arrays travel as PostgreSQL array literals (``{"a","b"}``, one text parameter that the server
 parses) rather than Python lists: psycopg adapts a list element by element in Python, which was
-more than a third of the worker's CPU in a drain. With ``commit=True`` (the worker), COMMIT goes in
-the same pipeline as the last statement, saving the batch a round trip.
+more than a third of the worker's CPU in a drain. Ids are matched by joining ``unnest`` of them, not
+``= ANY(...)``: once psycopg prepares a statement, PostgreSQL's generic plan cannot hash a parameter
+array and compares every row with every id. ``commit=True`` (the worker) sends COMMIT in the pipeline
+of the last statement; without it everything runs in the caller's transaction.
 
-Everything after step 2 sees the rows as the last committed writer left them,
-and the session rows stay locked by this transaction until commit, so no other
-worker changes them meanwhile. Times travel as epoch milliseconds and become
-``timestamptz`` in SQL. Should two workers ever lock each other's rows in a
-different order (possible only around brand-new sessions), PostgreSQL aborts one
+Times travel as epoch milliseconds and become ``timestamptz`` in SQL. Should two workers ever lock
+each other's rows in a different order (same sessions in two batches at once), PostgreSQL aborts one
 transaction; that worker retries its batch, nothing is lost.
 
 SQLite (the embedded default) keeps the row-at-a-time SQLAlchemy path through the
@@ -161,24 +163,41 @@ GROUP BY i.session_id
 """
 
 
-_LOCK_VERSIONS = """
-SELECT f.session_id, f.version FROM fridge_sessions AS f JOIN unnest(%s::text[]) AS k(sid) ON f.session_id = k.sid
-ORDER BY f.session_id FOR UPDATE OF f
-"""
-
-# The difference computed by the worker against a copy it knows SQL holds: only changed rows travel.
-_APPLY_DIFF = f"""
-WITH gone AS (
+# The ingredient rows a batch deletes and upserts (the difference the worker computed).
+_DIFF_CTES = f"""
+gone AS (
   DELETE FROM fridge_session_ingredients AS i USING unnest(%s::text[], %s::text[]) AS d(sid, name)
-  WHERE i.session_id = d.sid AND i.name = d.name
+  WHERE i.session_id = d.sid AND i.name = d.name {{gone_only}}
   RETURNING 1
 ), put AS (
   INSERT INTO fridge_session_ingredients AS i (session_id, name, added_at)
   SELECT p.sid, p.name, {_MS.format("p.ms")} FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS p(sid, name, ms)
+  {{put_only}}
   ON CONFLICT (session_id, name) DO UPDATE SET added_at = excluded.added_at
   RETURNING 1
-)
+)"""
+
+_APPLY_DIFF = "WITH " + _DIFF_CTES.format(gone_only="", put_only="") + """
 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM put)
+"""
+
+# Sessions whose SQL row the worker knows: one statement moves each row from the version it remembers to the
+# new copy, and changes only the ingredient rows of the sessions it moved (the difference against the
+# remembered copy, computed in Python). A row at any other version (another worker wrote since, a purge
+# removed it) is left alone and goes the general way. The UPDATE locks what it changes until commit.
+_APPLY_KNOWN = f"""
+WITH moved AS (
+  UPDATE fridge_sessions AS f
+  SET updated_at = {_MS.format("s.u")}, expires_at = {_MS.format("s.e")}, version = s.v,
+      deleted_at = CASE WHEN s.d THEN {_MS.format("s.u")} END
+  FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::boolean[])
+       AS s(sid, held, v, u, e, d)
+  WHERE f.session_id = s.sid AND f.version = s.held
+  RETURNING f.session_id
+), {_DIFF_CTES.format(gone_only="AND d.sid IN (SELECT session_id FROM moved)",
+                      put_only="WHERE p.sid IN (SELECT session_id FROM moved)")}
+SELECT (SELECT coalesce(array_agg(session_id), '{{}}') FROM moved), (SELECT count(*) FROM gone),
+       (SELECT count(*) FROM put)
 """
 
 
@@ -274,6 +293,14 @@ class _RowDiff:
                 self.put_name.append(name)
                 self.put_ms.append(added_ms(value))
 
+    def __bool__(self) -> bool:
+        return bool(self.gone_sid or self.put_sid)
+
+    def params(self) -> tuple[str, str, str, str, str]:
+        """The five array literals the ``gone``/``put`` statements take, in order."""
+        return (text_array(self.gone_sid), text_array(self.gone_name), text_array(self.put_sid),
+                text_array(self.put_name), int_array(self.put_ms))  # fmt: skip
+
 
 def _quote(value: str) -> str:
     if "\\" in value or '"' in value:
@@ -312,62 +339,93 @@ async def _apply_postgresql(
 ) -> tuple[set[str], int, int]:
     raw = await conn.get_raw_connection()
     pg: Any = raw.driver_connection  # psycopg.AsyncConnection, inside the caller's transaction
-    all_ids = text_array(c.session_id for c in chosen)
-    lock_cur: Any = None
-    # One round trip for both statements (pipeline mode): on a busy host every wake-up of the
-    # PostgreSQL backend costs, and the batch cycle is what the backup lag is made of.
-    async with pg.pipeline():
-        if known is not None and len(known):
-            # Lock first (in id order, as the upsert would) so the versions read stay true until commit.
-            lock_cur = await pg.execute(_LOCK_VERSIONS, (all_ids,))
-        up_cur = await pg.execute(
-            _UPSERT_SESSIONS,
-            (
-                all_ids,
-                int_array(c.version for c in chosen),
-                int_array(c.created_ms for c in chosen),
-                int_array(c.updated_ms for c in chosen),
-                int_array(c.expires_ms for c in chosen),
-                bool_array(c.deleted for c in chosen),
-            ),
-        )
-    prev: dict[str, int] = {}
-    if lock_cur is not None:
-        prev = {sid: int(version) for sid, version in await lock_cur.fetchall()}
-    changed = {row[0] for row in await up_cur.fetchall()}
-    if not changed:
-        return changed, 0, 0
-    diff = _RowDiff()
-    fast = 0
-    todo = [c for c in chosen if c.session_id in changed]
-    misses: list[PackedCopy] = []
-    for c in todo:
-        held = known.get(c.session_id) if known is not None else None
-        if held is None or prev.get(c.session_id) != held.version or held.created_ms != c.created_ms:
-            misses.append(c)
-            continue
-        fast += 1
-        # Same created_at, so offsets compare as the strings Redis wrote.
-        diff.add(c.session_id, _pairs(held.packed), _pairs(c.packed), functools.partial(_after, c.created_ms))
-    if misses:
-        # Not known: read what SQL holds for them (locked by the upsert above, so it is current).
-        cur = await pg.execute(_FETCH_ROWS, (text_array(c.session_id for c in misses),))
-        stored = {sid: packed for sid, packed in await cur.fetchall()}
-        for c in misses:
-            old_ms = {name: int(ms) for name, ms in _pairs(stored.get(c.session_id) or "").items()}
-            new_ms = {name: c.created_ms + int(offset) for name, offset in _pairs(c.packed).items()}
-            diff.add(c.session_id, old_ms, new_ms, int)
+    changed: set[str] = set()
     rows = 0
-    if diff.gone_sid or diff.put_sid:
-        params = (text_array(diff.gone_sid), text_array(diff.gone_name), text_array(diff.put_sid),
-                  text_array(diff.put_name), int_array(diff.put_ms))  # fmt: skip
+    rest = list(chosen)
+    remembered = _remembered(chosen, known)
+    if remembered:
+        # The steady state of a running worker: every session of the batch known, one round trip in all.
+        diff = _RowDiff()
+        for c, held in remembered:
+            # Same created_at, so offsets compare as the strings Redis wrote.
+            diff.add(c.session_id, _pairs(held.packed), _pairs(c.packed), functools.partial(_after, c.created_ms))
+        copies = [c for c, _ in remembered]
+        params = (
+            text_array(c.session_id for c in copies), int_array(held.version for _, held in remembered),
+            int_array(c.version for c in copies), int_array(c.updated_ms for c in copies),
+            int_array(c.expires_ms for c in copies), bool_array(c.deleted for c in copies), *diff.params(),
+        )  # fmt: skip
         async with pg.pipeline():
-            cur = await pg.execute(_APPLY_DIFF, params)
+            cur = await pg.execute(_APPLY_KNOWN, params)
+            if commit:  # queued behind the statement: one round trip for both
+                # (with copies left for the general way, they follow in a transaction of their own: each
+                # session's row and ingredients stay one commit, and a failure there replays this part as no-ops)
+                await pg.commit()
+        moved, gone, put = await cur.fetchone()
+        changed.update(_pg_text_array(moved))
+        rows += int(gone) + int(put)
+        rest = [c for c in chosen if c.session_id not in changed]
+        if not rest:
+            return changed, rows, len(changed)
+    fast = len(changed)
+    general, general_rows = await _apply_general(pg, rest, commit=commit)
+    return changed | general, rows + general_rows, fast
+
+
+def _pg_text_array(value: Any) -> list[str]:
+    return list(value or ())
+
+
+def _remembered(chosen: Sequence[PackedCopy], known: KnownCopies | None) -> list[tuple[PackedCopy, PackedCopy]]:
+    """The copies newer than one the worker remembers of the same session (same created_at)."""
+    if not known:
+        return []
+    pairs = []
+    for c in chosen:
+        held = known.get(c.session_id)
+        if held is not None and held.created_ms == c.created_ms and held.version < c.version:
+            pairs.append((c, held))
+    return pairs
+
+
+async def _apply_general(pg: Any, chosen: Sequence[PackedCopy], *, commit: bool) -> tuple[set[str], int]:
+    """Any copies: the session rows upserted in id order, version-guarded; the changed ones diffed against
+    the ingredient rows SQL holds (locked by the upsert, so current), then only differing rows written."""
+    if not chosen:
+        return set(), 0
+    cur = await pg.execute(
+        _UPSERT_SESSIONS,
+        (
+            text_array(c.session_id for c in chosen),
+            int_array(c.version for c in chosen),
+            int_array(c.created_ms for c in chosen),
+            int_array(c.updated_ms for c in chosen),
+            int_array(c.expires_ms for c in chosen),
+            bool_array(c.deleted for c in chosen),
+        ),
+    )
+    changed = {row[0] for row in await cur.fetchall()}
+    if not changed:
+        return changed, 0
+    todo = [c for c in chosen if c.session_id in changed]
+    cur = await pg.execute(_FETCH_ROWS, (text_array(c.session_id for c in todo),))
+    stored = {sid: packed for sid, packed in await cur.fetchall()}
+    diff = _RowDiff()
+    for c in todo:
+        old_ms = {name: int(ms) for name, ms in _pairs(stored.get(c.session_id) or "").items()}
+        new_ms = {name: c.created_ms + int(offset) for name, offset in _pairs(c.packed).items()}
+        diff.add(c.session_id, old_ms, new_ms, int)
+    rows = 0
+    if diff:
+        async with pg.pipeline():
+            cur = await pg.execute(_APPLY_DIFF, diff.params())
             if commit:
                 await pg.commit()  # queued behind the statement: one round trip for both
         row = await cur.fetchone()
         rows = int(row[0]) + int(row[1]) if row else 0
-    return changed, rows, fast
+    elif commit:
+        await pg.commit()
+    return changed, rows
 
 
 async def _apply_rows(conn: AsyncConnection, chosen: Sequence[Session]) -> tuple[set[str], int]:

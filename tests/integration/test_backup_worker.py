@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from f2f_cli.backends import Backends
 from f2f_cli.backup.apply import KnownCopies, PackedCopy, apply_copies, apply_packed
@@ -363,6 +365,50 @@ async def test_worker_side_diff_is_used_only_while_sql_holds_the_remembered_vers
         assert sql_state(pg_url)[sid] == (5, True, frozenset())
     finally:
         await engine.dispose()
+
+
+async def test_two_workers_applying_copies_of_the_same_sessions_at_once_end_on_the_newest(pg_url: str) -> None:
+    """PostgreSQL, the worker's own way (KnownCopies, COMMIT in the pipeline): two workers take turns on the
+    versions of the same sessions (odd / even, as a consumer group may hand them out) and apply them at the same
+    time; whatever interleaving and whichever path (remembered copy or SQL's rows) each batch took, SQL ends
+    on the newest copy of every session, ingredients included. A batch that PostgreSQL aborts (two workers
+    locking rows in opposite orders) is applied again, as the worker does."""
+    rng = random.Random(27)
+    names = [f"재료{i}" for i in range(12)]
+    t0 = utcnow().replace(microsecond=0)
+    sids = [f"W{i:031d}" for i in range(40)]
+
+    def copy(sid: str, v: int) -> PackedCopy:
+        chosen = rng.sample(names, rng.randint(0, 8))
+        items = tuple(Ingredient(n, t0 + timedelta(milliseconds=v * 10 + i)) for i, n in enumerate(chosen))
+        return PackedCopy.from_session(Session(sid, t0, t0 + timedelta(seconds=v), t0 + timedelta(hours=1), v, items))
+
+    versions = {sid: [copy(sid, v) for v in range(1, 31)] for sid in sids}
+    newest = {sid: (30, False, frozenset(versions[sid][-1].to_session().names)) for sid in sids}
+
+    async def worker(parity: int) -> None:
+        engine = create_engine_for(make_settings(F2F_DATABASE_URL=pg_url))
+        known = KnownCopies()
+        try:
+            for v in range(1 + parity, 31, 2):
+                batch = [versions[sid][v - 1] for sid in rng.sample(sids, len(sids))]
+                for _ in range(20):
+                    try:
+                        async with engine.begin() as conn:
+                            result = await apply_packed(conn, batch, known, commit=True)
+                        break
+                    except DBAPIError:  # deadlock: PostgreSQL aborted this batch, the worker retries it
+                        await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("a batch never committed")
+                known.remember(result.chosen)
+                await asyncio.sleep(0)
+        finally:
+            await engine.dispose()
+
+    await asyncio.gather(worker(0), worker(1))
+    state = sql_state(pg_url)
+    assert {sid: state[sid] for sid in sids} == newest
 
 
 def _info_worker(pg_url: str, redis_url: str, redis_prefix: str) -> subprocess.Popen[bytes]:
