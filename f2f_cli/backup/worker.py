@@ -231,6 +231,7 @@ class BackupWorker:
         self._jobs: dict[tuple[str, str], asyncio.Task[list[Entry]]] = {}
         self._paused: dict[str, tuple[float, float]] = {}
         self._index_slots: list[int] = []
+        self._slice: asyncio.Task[None] | None = None  # Cluster: the index-repair step in flight
         # How long a poll waits for one primary (a read, an acknowledgement, the index) before going on without it.
         self._bound = max(self.options.block_ms / 1000, 1.0)
         self._unacked: dict[str, list[str]] = defaultdict(list)  # committed, acknowledgement failed: retried
@@ -393,11 +394,9 @@ class BackupWorker:
     async def _indexed_streams(self) -> list[str]:
         """Cluster: every primary's node stream, then the slot streams the index says may hold entries
         (writes that fell back to their slot's stream, see ``redis.node_streams``; at most ``batch_size``, rotating)."""
-        if time.monotonic() >= self._next_slice_at:
-            try:  # reads every primary: bounded, so that a slow one does not stall the poll
-                await asyncio.wait_for(self._sweep_slice(), self._bound)
-            except REDIS_FAILURES as exc:  # the next round of the pass looks again
-                log.debug("worker %s: index repair step failed: %s", self.consumer, exc)
+        if time.monotonic() >= self._next_slice_at and (self._slice is None or self._slice.done()):
+            # It reads every primary: in the background, so that a slow or hung one never stalls a poll.
+            self._slice = asyncio.create_task(self._sweep_slice_quietly())
         if self._node_streams.moved(self.redis):
             await self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
         self._former_nodes.update(dict.fromkeys(self._node_streams.streams(self.redis).values()))
@@ -519,6 +518,9 @@ class BackupWorker:
     async def _cancel_jobs(self, *, acks: bool = True) -> None:
         jobs: list[asyncio.Task[Any]] = list(self._jobs.values())
         self._jobs = {}
+        if self._slice is not None:
+            jobs.append(self._slice)
+            self._slice = None
         if acks:
             jobs += self._acking
             self._acking = set()
@@ -542,6 +544,12 @@ class BackupWorker:
         back = [slot for slot, n in zip(slots, lengths, strict=True) if int(n)]
         if back:
             await self.redis.sadd(self.keys.backup_index, *back)
+
+    async def _sweep_slice_quietly(self) -> None:
+        try:
+            await self._sweep_slice()
+        except REDIS_FAILURES as exc:  # the next round of the pass looks again
+            log.debug("worker %s: index repair step failed: %s", self.consumer, exc)
 
     async def _sweep_slice(self) -> None:
         """Cluster: repair the index a slice at a time, so that every stream is looked at once per

@@ -140,6 +140,8 @@ async def test_cluster_writes_go_to_one_stream_per_primary_and_stale_maps_fall_b
         for _ in range(len(keys.backup_streams()) // SWEEP_SLICE):
             worker._next_slice_at = -math.inf
             await worker._indexed_streams()
+            assert worker._slice is not None  # a step runs beside the poll, not inside it
+            await worker._slice
         assert keys.backup_slot(stale) in {int(m) for m in await store.client.smembers(keys.backup_index)}
         while await worker.run_once():
             pass
@@ -178,6 +180,7 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
             pass
         assert set(ids) <= set(sql_state(pg_url))
 
+        hung_first_slot = min(cluster.slots_of(hung.port))
         hung.pause()
         for sid in healthy:
             await store.add_ingredients(sid, ["두부"])
@@ -198,6 +201,11 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
             return sum(lengths) == 0
 
         await _eventually(acknowledged, "the healthy primaries' entries to be acknowledged")
+        # The index repair reads every primary: a step aimed at the hung one's slots stays out (it cannot
+        # finish while the primary is stopped) and the poll that started it returned without it.
+        worker._sweep_cursor, worker._next_slice_at = hung_first_slot, -math.inf
+        await worker._indexed_streams()
+        assert worker._slice is not None and not worker._slice.done()
         hung.resume()
         for sid in on_hung:
             await store.add_ingredients(sid, ["대파"])
