@@ -232,6 +232,7 @@ class BackupWorker:
         self._paused: dict[str, tuple[float, float]] = {}
         self._index_slots: list[int] = []
         self._slice: asyncio.Task[None] | None = None  # Cluster: the index-repair step in flight
+        self._index_read: asyncio.Task[Any] | None = None  # Cluster: an index read that outlasted a poll
         # How long a poll waits for one primary (a read, an acknowledgement, the index) before going on without it.
         self._bound = max(self.options.block_ms / 1000, 1.0)
         self._unacked: dict[str, list[str]] = defaultdict(list)  # committed, acknowledgement failed: retried
@@ -401,20 +402,35 @@ class BackupWorker:
             await self.redis.nodes_manager.initialize()  # type: ignore[union-attr]
         self._former_nodes.update(dict.fromkeys(self._node_streams.streams(self.redis).values()))
         nodes = list(self._former_nodes)
-        try:
-            # Bounded: the index lives on one primary, which must not stall the others' reads.
-            members = await asyncio.wait_for(self.redis.smembers(self.keys.backup_index), self._bound)
-            self._index_slots = sorted(int(m) for m in members)
-        except REDIS_FAILURES as exc:  # (OSError: TimeoutError too)
-            if not self._index_slots and not nodes:
-                raise
-            log.debug("worker %s: backup index unreadable (%s); using the last one read", self.consumer, exc)
+        await self._read_index(bool(nodes))
         slots = self._index_slots
         if len(slots) > self.options.batch_size:
             self._rotate = (self._rotate + self.options.batch_size) % len(slots)
             slots = (slots[self._rotate :] + slots[: self._rotate])[: self.options.batch_size]
         known = set(nodes)
         return nodes + [s for s in (self.keys.slot_stream(slot) for slot in slots) if s not in known]
+
+    async def _read_index(self, have_nodes: bool) -> None:
+        """Cluster: refresh ``_index_slots`` from the backup index, which lives on one primary. Read every poll
+        (bounded); once a read outlasts the bound, it is left in flight and polls go on with the last slots read,
+        without waiting again, until it answers: a hung index primary must not stall the others' reads."""
+        task = self._index_read
+        if task is None:
+            task = asyncio.ensure_future(self.redis.smembers(self.keys.backup_index))
+            await asyncio.wait({task}, timeout=self._bound)
+            if not task.done():
+                self._index_read = task
+                log.debug("worker %s: backup index unanswered; using the last one read", self.consumer)
+                return
+        elif not task.done():
+            return
+        self._index_read = None
+        try:
+            self._index_slots = sorted(int(m) for m in task.result())
+        except REDIS_FAILURES as exc:  # (OSError: TimeoutError too)
+            if not self._index_slots and not have_nodes:
+                raise
+            log.debug("worker %s: backup index unreadable (%s); using the last one read", self.consumer, exc)
 
     async def _read_cluster(self, *, claim: bool = False) -> list[Entry]:
         """Cluster: read (``claim``: XAUTOCLAIM) each stream in a task of its own, on its primary's connection.
@@ -518,9 +534,10 @@ class BackupWorker:
     async def _cancel_jobs(self, *, acks: bool = True) -> None:
         jobs: list[asyncio.Task[Any]] = list(self._jobs.values())
         self._jobs = {}
-        if self._slice is not None:
-            jobs.append(self._slice)
-            self._slice = None
+        for extra in (self._slice, self._index_read):
+            if extra is not None:
+                jobs.append(extra)
+        self._slice = self._index_read = None
         if acks:
             jobs += self._acking
             self._acking = set()

@@ -20,7 +20,7 @@ from f2f_cli.redis.node_streams import NodeStreams
 from f2f_cli.stores.redis import RedisSessionStore
 from tests.conftest import make_settings
 from tests.integration.test_backup_worker import redis_state, sql_state
-from tests.redis_servers import RedisClusterServers, data_node, free_port
+from tests.redis_servers import RedisClusterServers, RedisProcess, data_node, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -157,7 +157,8 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
     pg_url: str, redis_prefix: str, redis_cluster_factory: Callable[..., RedisClusterServers]
 ) -> None:
     """Each primary's stream is read in a task of its own: while one primary answers nothing (SIGSTOP), the
-    entries of the others are committed and acknowledged; once it answers again, its own follow."""
+    entries of the others are committed and acknowledged; once it answers again, its own follow. The hung one
+    is the primary that holds the backup index, which every poll reads."""
     cluster = redis_cluster_factory()  # our own: one of its primaries is paused
     settings = make_settings(
         F2F_REDIS_URL=cluster.url, F2F_REDIS_KEY_PREFIX=redis_prefix, F2F_DATABASE_URL=pg_url,
@@ -167,11 +168,12 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
     backends = Backends.open(settings)
     worker = BackupWorker.on(backends, WorkerOptions(batch_size=100, block_ms=100, claim_idle_ms=500,
                                                      claim_interval=0.5))  # fmt: skip
-    hung = cluster.node(cluster.primary_ports()[0])
+    hung: RedisProcess | None = None
     try:
         await worker.prepare()
         ids = [(await store.create()).session_id for _ in range(30)]
         client: Any = store.client
+        hung = cluster.node(client.nodes_manager.get_node_from_slot(client.keyslot(store.keys.backup_index)).port)
         port_of = {sid: client.nodes_manager.get_node_from_slot(store.keys.backup_slot(sid)).port for sid in ids}
         healthy = [sid for sid in ids if port_of[sid] != hung.port]
         on_hung = [sid for sid in ids if port_of[sid] == hung.port]
@@ -206,6 +208,11 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
         worker._sweep_cursor, worker._next_slice_at = hung_first_slot, -math.inf
         await worker._indexed_streams()
         assert worker._slice is not None and not worker._slice.done()
+        # The index read that outlasted a poll stays out; the next polls go on with the last slots read.
+        index_read = worker._index_read
+        assert index_read is not None and not index_read.done()
+        await worker._indexed_streams()
+        assert worker._index_read is index_read
         hung.resume()
         for sid in on_hung:
             await store.add_ingredients(sid, ["대파"])
@@ -217,7 +224,8 @@ async def test_a_hung_cluster_primary_holds_back_no_other_primary_s_backup(
         await _eventually(drained, "every entry to be backed up once the primary answers", limit=60)
         assert sql_state(pg_url) == await redis_state(store)
     finally:
-        hung.resume()
+        if hung is not None:
+            hung.resume()
         await worker.close()
         await backends.close()
         await store.close()
