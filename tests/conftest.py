@@ -65,10 +65,25 @@ def _needs_services(item: pytest.Item) -> bool:
     return item.nodeid.startswith(SERVER_PROCESS_MODULES)
 
 
+# The suite runs on two processes (pytest-xdist, `-n 2 --dist loadgroup` in pyproject.toml). Each keeps a test
+# module's tests together, so a module-scoped server starts once; the fault and image tests, which start and kill
+# servers of their own under load (or build an image), run one after another in one process, beside at most one
+# other test, as they did before the suite ran on two processes.
+SERIAL_MARKERS = ("chaos", "container")
+
+
+def _xdist_group(item: pytest.Item) -> str:
+    if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
+        return "serial-faults-and-image"
+    return item.nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _needs_services(item):
             item.add_marker(pytest.mark.services)
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
 
 
 def _pg_url_for(dbname: str) -> str:
