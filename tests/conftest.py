@@ -65,6 +65,33 @@ def _needs_services(item: pytest.Item) -> bool:
     return item.nodeid.startswith(SERVER_PROCESS_MODULES)
 
 
+# The suite runs on two processes (pytest-xdist, `-n 2 --dist loadfile` in pyproject.toml): a test file's tests stay
+# in one process (a module-scoped server starts once), and the fault and image tests (tests/chaos/, tests/container/),
+# which start and kill servers of their own under load or build an image, count as one file: they run one after
+# another in one process, beside at most one other test. (Not `loadgroup` marks: xdist 3.8 sets them on the old
+# `_nodeid` attribute, which pytest 9 no longer reads, so they group nothing.)
+SERIAL_DIRS = ("tests/chaos/", "tests/container/")
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit the scheduler hands to one process: the test's file, or one scope for every serial test."""
+    if nodeid.startswith(SERIAL_DIRS):
+        return "serial: " + " ".join(SERIAL_DIRS)
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist given on the command line: xdist's own scheduler
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return FileScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _needs_services(item):

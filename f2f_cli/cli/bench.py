@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from f2f_cli.bench.recommend import RecommendBenchResult, redis_snapshot_store, run_recommend_bench
 from f2f_cli.cli.common import JsonOpt, cli_errors, load_settings, plural, print_json, stderr, stdout, styled
 from f2f_cli.errors import RedisNotConfigured
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from f2f_cli.bench.backup import BackupBenchResult
     from f2f_cli.bench.host import Machine
     from f2f_cli.bench.http import HttpBenchResult
+    from f2f_cli.bench.recommend import RecommendBenchResult
     from f2f_cli.bench.session_stores import SessionsBenchResult
     from f2f_cli.bench.stats import LatencyStats
 
@@ -57,6 +57,8 @@ def recommend(
 
       f2f bench recommend --recipes 20000 --redis --json
     """
+    from f2f_cli.bench.recommend import redis_snapshot_store, run_recommend_bench
+
     store = None
     if redis:
         settings = load_settings(database=False)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from f2f_cli.backup.shard_lag import ShardedLag
-from f2f_cli.backup.worker import BackupLag
+if TYPE_CHECKING:  # annotations only: no store client loads for "f2f --help" (tests/cli/test_lazy_imports.py)
+    from f2f_cli.backup.shard_lag import ShardedLag
+    from f2f_cli.backup.worker import BackupLag
 
 
 def lag_json(lag: BackupLag) -> dict[str, Any]:

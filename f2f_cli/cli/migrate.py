@@ -19,7 +19,6 @@ from f2f_cli.cli.common import (
     stdout,
     styled,
 )
-from f2f_cli.db import migrate as schema
 from f2f_cli.errors import EXIT_FAILURE
 from f2f_cli.settings import mask_url
 
@@ -58,6 +57,8 @@ def db_upgrade(
 
       F2F_DATABASE_URL=postgresql://app@db/f2f f2f migrate db upgrade --json
     """
+    from f2f_cli.db import migrate as schema
+
     settings = load_settings(database=False)
     before = schema.state(settings.database_url)
     schema.upgrade(settings.database_url, revision)
@@ -91,6 +92,8 @@ def db_downgrade(
 
       f2f migrate db downgrade 0001 --yes
     """
+    from f2f_cli.db import migrate as schema
+
     settings = load_settings()
     before = schema.state(settings.database_url)
     undo = schema.downgrade_steps(before.current, revision)
@@ -115,6 +118,8 @@ def db_downgrade(
 
 
 def _describe(revision: str) -> str:
+    from f2f_cli.db import migrate as schema
+
     return next((r.message.rstrip(".") for r in schema.history() if r.revision == revision), "")
 
 
@@ -127,6 +132,8 @@ def db_current(json: JsonOpt = False) -> None:
 
       f2f migrate db current --json
     """
+    from f2f_cli.db import migrate as schema
+
     settings = load_settings()
     st = schema.state(settings.database_url)
     if json:
@@ -148,6 +155,8 @@ def db_history(json: JsonOpt = False) -> None:
 
       f2f migrate db history
     """
+    from f2f_cli.db import migrate as schema
+
     revisions = schema.history()
     if json:
         print_json([{"revision": r.revision, "down_revision": r.down_revision, "message": r.message,

@@ -10,14 +10,13 @@ import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
 from f2f_cli import tracing
-from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
     DryRunOpt,
     JsonOpt,
@@ -35,14 +34,14 @@ from f2f_cli.cli.common import (
 )
 from f2f_cli.cli.lag_view import lag_json, shard_table
 from f2f_cli.cli.progress import CliProgress
-from f2f_cli.control.phase import Phase
-from f2f_cli.control.repair import repair_pass, repair_preview
 from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, RedisNotConfigured
-from f2f_cli.migration.convergence import live_window
-from f2f_cli.migration.machine import Migrator, Outcome
-from f2f_cli.migration.status import Status, collect
-from f2f_cli.migration.verify import VerifyReport
 from f2f_cli.settings import Settings, mask_url
+
+if TYPE_CHECKING:  # the stores and the migrator load when a command runs, not for 'f2f --help'
+    from f2f_cli.backends import Backends
+    from f2f_cli.migration.machine import Migrator, Outcome
+    from f2f_cli.migration.status import Status
+    from f2f_cli.migration.verify import VerifyReport
 
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Sessions per batch.")]
 RateOpt = Annotated[
@@ -108,6 +107,8 @@ def _migrator(
         return typer.confirm(question, default=False, err=True)
 
     def make(backends: Backends, progress: CliProgress) -> Migrator:
+        from f2f_cli.migration.machine import Migrator
+
         return Migrator(backends, actor=_actor(command), progress=progress, confirm=confirm, **kwargs)
 
     return make
@@ -115,6 +116,8 @@ def _migrator(
 
 async def _with(settings: Settings, make: Callable[[Backends, CliProgress], Migrator], progress: CliProgress,
                 action: Callable[[Migrator], Coroutine[Any, Any, Outcome]]) -> Outcome:
+    from f2f_cli.backends import Backends
+
     async with Backends.open(settings) as backends:
         return await action(make(backends, progress))
 
@@ -279,6 +282,10 @@ def register(app: typer.Typer) -> None:
 
           f2f migrate status --json
         """
+        from f2f_cli.backends import Backends
+        from f2f_cli.migration.convergence import live_window
+        from f2f_cli.migration.status import collect
+
         settings = load_settings()
 
         async def gather() -> Status:
@@ -324,6 +331,8 @@ def register(app: typer.Typer) -> None:
             words = words[1:]
         if len(words) != 1 or words[0] not in ("dual", "redis", "postgres"):
             raise fail("usage: f2f migrate plan [to] dual|redis|postgres", EXIT_USAGE)
+        from f2f_cli.control.phase import Phase
+
         settings = load_settings()
         target = Phase(words[0])
         make = _migrator(settings, f"plan {target}", json=json, yes=True)
@@ -452,6 +461,9 @@ def register(app: typer.Typer) -> None:
 
           f2f migrate repair --yes
         """
+        from f2f_cli.control.repair import repair_pass, repair_preview
+        from f2f_cli.migration.machine import Outcome
+
         settings = load_settings()
         if not settings.redis_url:
             raise RedisNotConfigured("repair copies queued sessions into Redis")

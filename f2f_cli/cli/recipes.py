@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from f2f_cli.backends import Backends
 from f2f_cli.cli.common import (
     DryRunOpt,
     JsonOpt,
@@ -28,12 +26,16 @@ from f2f_cli.cli.common import (
     stdout,
 )
 from f2f_cli.errors import EXIT_FAILURE, InvalidInput
-from f2f_cli.recipes.builtin import builtin_catalog
-from f2f_cli.recipes.catalog import DedupeReport, ImportReport, dedupe, import_parsed
-from f2f_cli.recipes.formats import FORMATS, SOURCE_LENGTH, SOURCE_SIMPLE, Format, ParsedFile, parse_file
-from f2f_cli.recipes.queries import get_recipe, list_recipes
-from f2f_cli.recipes.recommender import Recommender
-from f2f_cli.recipes.unfolded import unfolded
+
+if TYPE_CHECKING:  # the catalog, its index (numpy, scipy) and SQLAlchemy load when a command runs, not for --help
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from f2f_cli.recipes.catalog import DedupeReport, ImportReport
+    from f2f_cli.recipes.formats import Format, ParsedFile
+
+# f2f_cli.recipes.formats.SOURCE_SIMPLE, written out so the option's default needs no import
+# (tests/cli/test_lazy_imports.py checks they agree).
+SOURCE_SIMPLE = "simple"
 
 T = TypeVar("T")
 
@@ -65,6 +67,8 @@ def _confirm(yes: bool, question: str) -> None:
 
 
 def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    from f2f_cli.backends import Backends
+
     settings = load_settings()
 
     async def main() -> T:
@@ -75,6 +79,8 @@ def _run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
 
 def _import(parsed: ParsedFile, dry_run: bool, quiet: bool) -> ImportReport:
+    from f2f_cli.recipes.catalog import import_parsed
+
     total = len(parsed.records)
     with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr(), transient=True, disable=quiet or total < 500) as bar:
@@ -131,6 +137,8 @@ def seed(dry_run: DryRunOpt = False, json: JsonOpt = False) -> None:
 
       f2f recipes seed --dry-run --json
     """
+    from f2f_cli.recipes.builtin import builtin_catalog
+
     _render_report(_import(builtin_catalog(), dry_run, json), "built-in catalog", json)
 
 
@@ -161,6 +169,8 @@ def import_(
 
       f2f recipes import COOKRCP01.json --format cookrcp01 --source family --json
     """
+    from f2f_cli.recipes.formats import FORMATS, SOURCE_LENGTH, parse_file
+
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
     if not source.strip() or len(source.strip()) > SOURCE_LENGTH:
@@ -190,6 +200,8 @@ def list_(
 
       f2f recipes list --category 반찬 --page 2 --json
     """
+    from f2f_cli.recipes.queries import list_recipes
+
     result = _run(lambda engine: list_recipes(engine, search=search, category=category, page=page, size=size))
     if json:
         print_json(result)
@@ -212,6 +224,8 @@ def show(recipe_id: Annotated[int, typer.Argument(help="Recipe id (from 'f2f rec
 
       f2f recipes show 17
     """
+    from f2f_cli.recipes.queries import get_recipe
+
     recipe = _run(lambda engine: get_recipe(engine, recipe_id))
     if json:
         print_json(recipe)
@@ -259,6 +273,8 @@ def recommend(
 
       f2f recipes recommend -i 김치 -i 돼지고기 --category 국&찌개 --json
     """
+    from f2f_cli.recipes.recommender import Recommender
+
     fridge = _split(ingredients)
     if not fridge:
         raise InvalidInput("give at least one ingredient with -i")
@@ -306,6 +322,10 @@ def vocab_(
 
       f2f recipes vocab COOKRCP01.json --min-recipes 2 --json
     """
+    from f2f_cli.recipes.builtin import builtin_catalog
+    from f2f_cli.recipes.formats import parse_file
+    from f2f_cli.recipes.unfolded import unfolded
+
     parsed = builtin_catalog() if file is None else parse_file(file)
     found = [u for u in unfolded(parsed.records) if u.recipes >= min_recipes]
     if json:
@@ -336,6 +356,8 @@ def ingredients_(
 
       f2f recipes ingredients --limit 100 --json
     """
+    from f2f_cli.recipes.recommender import Recommender
+
     found = _run(lambda engine: Recommender(engine).suggest(search or "", limit=limit))
     if json:
         print_json(found)
@@ -356,6 +378,8 @@ def dedupe_(dry_run: DryRunOpt = False, yes: YesOpt = False, json: JsonOpt = Fal
 
     Shows the groups and asks first (--yes to skip). Example: f2f recipes dedupe --dry-run
     """
+    from f2f_cli.recipes.catalog import dedupe
+
     preview = _run(lambda engine: dedupe(engine, dry_run=True))
     if dry_run or not preview.removed:
         if json:

@@ -16,10 +16,8 @@ import typer
 
 from f2f_cli import tracing
 from f2f_cli.cli.common import cli_errors, load_settings, stdout
-from f2f_cli.db import migrate as schema
 from f2f_cli.errors import ConfigError, SchemaNotReady
 from f2f_cli.logs import logging_config
-from f2f_cli.redis.seeds import check_cluster_seeds
 
 if TYPE_CHECKING:
     from uvicorn import Config
@@ -81,6 +79,8 @@ def serve(
     import uvicorn
 
     from f2f_cli.api.protocol import F2FHttpProtocol, HttpLimits
+    from f2f_cli.db import migrate as schema
+    from f2f_cli.redis.seeds import check_cluster_seeds
 
     settings = load_settings(database=False)  # creates and migrates the embedded SQLite file
     # Each worker process starts tracing in the app's lifespan; a bad OTEL_* or a missing extra stops here.

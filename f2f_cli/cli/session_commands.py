@@ -7,7 +7,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, BinaryIO, TypeVar
 
 import msgspec
 import typer
@@ -31,20 +31,18 @@ from f2f_cli.cli.common import (
 )
 from f2f_cli.cli.progress import progress
 from f2f_cli.clock import utcnow
-from f2f_cli.control.specs import spec_of
 from f2f_cli.domain.ids import check_session_id
 from f2f_cli.domain.model import normalize_ingredient
 from f2f_cli.errors import EXIT_FAILURE, EXIT_USAGE, InvalidInput
-from f2f_cli.ops.context import OpsContext, open_context
 from f2f_cli.ops.durations import format_duration, parse_duration
-from f2f_cli.ops.end import Action, EndResult, end_session
-from f2f_cli.ops.inspect import Inspection, inspect_session
-from f2f_cli.ops.listing import ListFilter, SessionRow, list_sql, list_store
-from f2f_cli.ops.purge import DEFAULT_BATCH, purge_expired
-from f2f_cli.ops.redis_stats import RedisStats, redis_stats
-from f2f_cli.ops.restore import restore_redis
-from f2f_cli.ops.stats import SqlStats, sql_stats
-from f2f_cli.ops.transfer import export_sessions, import_sessions
+
+if TYPE_CHECKING:  # the stores (SQLAlchemy, redis-py) load when a command runs, not for 'f2f --help'
+    from f2f_cli.ops.context import OpsContext
+    from f2f_cli.ops.end import Action
+    from f2f_cli.ops.inspect import Inspection
+    from f2f_cli.ops.listing import SessionRow
+    from f2f_cli.ops.redis_stats import RedisStats
+    from f2f_cli.ops.stats import SqlStats
 
 T = TypeVar("T")
 
@@ -68,10 +66,15 @@ IdArg = Annotated[
 ]
 
 TABLE_CHUNK = 1000
+# f2f_cli.ops.purge.DEFAULT_BATCH, written out so the option's default needs no import
+# (tests/cli/test_lazy_imports.py checks they agree).
+DEFAULT_BATCH = 5_000
 SHOWN_ERRORS = 20
 
 
 def _run(work: Callable[[OpsContext], Awaitable[T]]) -> T:
+    from f2f_cli.ops.context import open_context
+
     settings = load_settings()
 
     async def go() -> T:
@@ -109,6 +112,8 @@ def list_(
 
       f2f sessions list --store redis --ingredient 두부 --json
     """
+    from f2f_cli.ops.listing import ListFilter, list_sql, list_store
+
     settings = load_settings()
     flt = ListFilter(
         expiring_within=None if expiring_within is None else parse_duration(expiring_within, what="--expiring-within"),
@@ -180,6 +185,8 @@ def inspect(session_id: IdArg, json: JsonOpt = False) -> None:
 
       f2f sessions inspect -- -8FTRx2m7yXcRZl9dW4tPfHsA8eN1uGq --json
     """
+    from f2f_cli.ops.inspect import inspect_session
+
     check_session_id(session_id)  # a usage error comes before any database is opened
     result = _run(lambda ctx: inspect_session(ctx, session_id))
     if json:
@@ -231,6 +238,8 @@ def _render_inspection(result: Inspection) -> None:
 
 
 def _end(session_id: str, action: Action, dry_run: bool, yes: bool, json: bool) -> None:
+    from f2f_cli.ops.end import EndResult, end_session
+
     check_session_id(session_id)
     if not dry_run:
         confirm(yes, f"{action.capitalize()} session {session_id} in every store of the current phase?")
@@ -295,6 +304,8 @@ def purge(
 
       f2f sessions purge --older-than 1h --yes
     """
+    from f2f_cli.ops.purge import purge_expired
+
     age = parse_duration(older_than, what="--older-than")
     if not dry_run:
         confirm(yes, f"Delete SQL sessions that expired more than {older_than} ago?")
@@ -340,6 +351,9 @@ def stats(
 
       f2f sessions stats --sample 100000 --json
     """
+    from f2f_cli.control.specs import spec_of
+    from f2f_cli.ops.redis_stats import redis_stats
+    from f2f_cli.ops.stats import sql_stats
 
     async def work(ctx: OpsContext) -> tuple[str, SqlStats, RedisStats | None]:
         phase = await ctx.phase()
@@ -406,6 +420,8 @@ def restore(
 
       f2f sessions restore --since 2h
     """
+    from f2f_cli.ops.restore import restore_redis
+
     window = None if since is None else parse_duration(since, what="--since", allow_zero=False)
     with progress("restoring sessions into Redis", enabled=not json and not dry_run) as report:
         result = _run(lambda ctx: restore_redis(ctx, since=window, dry_run=dry_run, progress=report))
@@ -436,6 +452,7 @@ def export(
 
       f2f sessions export --store redis -o sessions.jsonl
     """
+    from f2f_cli.ops.transfer import export_sessions
 
     def work(out: BinaryIO) -> Callable[[OpsContext], Awaitable[int]]:
         async def go(ctx: OpsContext) -> int:
@@ -475,6 +492,8 @@ def import_(
 
       f2f sessions import sessions.jsonl --strict
     """
+    from f2f_cli.ops.transfer import import_sessions
+
     with progress("importing sessions", enabled=not json and not dry_run) as report:
         result = _run(lambda ctx: import_sessions(ctx, file, strict=strict, dry_run=dry_run, progress=report))
     if result.aborted:

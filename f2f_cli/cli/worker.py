@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from f2f_cli import tracing
-from f2f_cli.backup.shard_lag import ONE_REDIS, read_sharded_lag
-from f2f_cli.backup.worker import WorkerOptions, run_worker
 from f2f_cli.cli.common import JSON_HELP, cli_errors, load_settings, plural, print_json, stdout
 from f2f_cli.cli.lag_view import shard_table, sharded_json, summary
 from f2f_cli.errors import RedisNotConfigured
@@ -41,6 +39,9 @@ def worker(
 
       f2f worker --lag --json
     """
+    from f2f_cli.backup.shard_lag import ONE_REDIS, read_sharded_lag
+    from f2f_cli.backup.worker import WorkerOptions, run_worker
+
     settings = load_settings()
     if not settings.redis_url:
         raise RedisNotConfigured("f2f worker drains the Redis backup stream")

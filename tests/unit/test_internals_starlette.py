@@ -24,10 +24,10 @@ from f2f_cli.api.fastlane import _current
 from f2f_cli.api.middleware import UNMATCHED, route_template
 from f2f_cli.api.routes.sessions import CURRENT, SESSION_COOKIE
 from f2f_cli.api.routing import resource
-from f2f_cli.domain.ids import new_session_id
 
-SID = new_session_id()
-OTHER = new_session_id()
+# Fixed ids: they appear in the parametrised test names, which every xdist worker must collect alike.
+SID = "Vq3k0bJ2m7yXcRZl9dW4tPfHsA8eN1uG"
+OTHER = "oibqdq5rSeH5ckyQZTwva0BotX5OVMdg"
 
 # The Cookie headers browsers and clients send, as one header or several.
 COOKIE_FORMS: list[tuple[list[str], str | None]] = [
