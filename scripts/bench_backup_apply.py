@@ -5,7 +5,8 @@ The SQL half of ``f2f worker`` in isolation (``f2f_cli.backup.apply.apply_packed
 it: its remembered copies, COMMIT in the pipeline): ``--sessions`` sessions of 10 ingredients are
 backed up once, then ``--rounds`` batches of ``--batch`` copies are applied, each copy one name added to
 (or re-dated in) a distinct session, the shape of the lag run of ``f2f bench backup``. Prints the mean
-ms a batch and µs an entry as JSON. Run it with ``PYTHONPATH=<another checkout>`` to compare two codes.
+ms a batch and µs an entry as JSON, with the name of the database it used.
+Run it with ``PYTHONPATH=<another checkout>`` to compare two codes.
 
     .venv/bin/python scripts/bench_backup_apply.py --database-url postgresql://root@127.0.0.1:5432/test \\
         [--batch 400] [--rounds 60] [--sessions 2000] [--seed 27]
@@ -93,7 +94,8 @@ def main() -> None:
         sys.exit("--database-url must be PostgreSQL (the worker's set-based apply)")
     with tempfile.TemporaryDirectory() as tmp, dedicated_database(settings, Path(tmp)) as db_url:
         _prepare_database(db_url, "redis")
-        print(msgspec.json.format(msgspec.json.encode(asyncio.run(_run(db_url, args)))).decode())
+        report: dict[str, object] = {"database": db_url.rpartition("/")[2], **asyncio.run(_run(db_url, args))}
+    print(msgspec.json.format(msgspec.json.encode(report)).decode())
 
 
 if __name__ == "__main__":
