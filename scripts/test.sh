@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# Bytecode caches on: pytest keeps its rewritten test modules, and every `f2f` process a test starts reuses
+# compiled modules, instead of each pytest process and each spawn compiling them again.
+unset PYTHONDONTWRITEBYTECODE
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
