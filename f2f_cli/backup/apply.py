@@ -362,7 +362,7 @@ async def _apply_postgresql(
                 # session's row and ingredients stay one commit, and a failure there replays this part as no-ops)
                 await pg.commit()
         moved, gone, put = await cur.fetchone()
-        changed.update(_pg_text_array(moved))
+        changed.update(moved)  # (never NULL: coalesced to an empty array)
         rows += int(gone) + int(put)
         rest = [c for c in chosen if c.session_id not in changed]
         if not rest:
@@ -370,10 +370,6 @@ async def _apply_postgresql(
     fast = len(changed)
     general, general_rows = await _apply_general(pg, rest, commit=commit)
     return changed | general, rows + general_rows, fast
-
-
-def _pg_text_array(value: Any) -> list[str]:
-    return list(value or ())
 
 
 def _remembered(chosen: Sequence[PackedCopy], known: KnownCopies | None) -> list[tuple[PackedCopy, PackedCopy]]:
@@ -423,8 +419,6 @@ async def _apply_general(pg: Any, chosen: Sequence[PackedCopy], *, commit: bool)
                 await pg.commit()  # queued behind the statement: one round trip for both
         row = await cur.fetchone()
         rows = int(row[0]) + int(row[1]) if row else 0
-    elif commit:
-        await pg.commit()
     return changed, rows
 
 

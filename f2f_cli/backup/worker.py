@@ -652,7 +652,7 @@ class BackupWorker:
         self._report_entries += len(entries)
         self._report_lags.append(max(lags))
 
-    def _acknowledge(self, entries: Sequence[Entry]) -> list[asyncio.Task[None]]:
+    def _acknowledge(self, entries: Sequence[Entry]) -> None:
         """Acknowledge and delete committed entries: a task per stream (so per primary on a Cluster), not
         waited for, so the next batch's SQL runs meanwhile (an acknowledgement was 1-7 ms of every batch
         cycle, and the cycle is what the backup lag is made of). Ids whose acknowledgement failed go again
@@ -667,7 +667,6 @@ class BackupWorker:
         self._acking.update(jobs)
         for job in jobs:
             job.add_done_callback(self._acking.discard)
-        return jobs
 
     async def _settle_acks(self) -> None:
         """Wait (at most ``block_ms``, at least 1 s) for the acknowledgements in flight, retrying failed ones once."""
