@@ -120,9 +120,11 @@ class _Collector:
             deadline = time.monotonic() + SETTLE_SECONDS
             while pending:
                 fresh: dict[str, tuple[Session | None, Session | None]] = {}
-                ids = list(pending)
-                for sid, redis_copy in zip(ids, await self.redis.read_copies(ids), strict=True):
+                for sid in pending:
+                    # Each pair read back to back, SQL first as every write lands there first: reading all of
+                    # Redis before SQL let every write to a hot session in between show as SQL being ahead.
                     sql_copy = await self.sql.read_copy(sid)
+                    (redis_copy,) = await self.redis.read_copies([sid])
                     if compare(sql_copy, redis_copy, self.ttl_tolerance) is not None:
                         fresh[sid] = (sql_copy, redis_copy)
                 pending = fresh
